@@ -1,0 +1,102 @@
+"""The `fieldhub` command: serve | worker | demo | db upgrade | token create | check | ..."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fieldhub.settings import VAR, get_settings
+
+app = typer.Typer(help="fieldhub: the Integrations Hub of a field-service business.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="Personal API tokens for /api/v1.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+console = Console()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database (FIELDHUB_DATABASE_URL) to the newest schema."""
+    from fieldhub.migrate import upgrade
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        VAR.mkdir(exist_ok=True)
+    upgrade(settings.database_url, revision)
+    console.print(f"[green]Database at {revision}.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default FIELDHUB_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default FIELDHUB_PORT)")] = None,
+) -> None:
+    """Serve the hub (pages, API, webhooks; embedded workers on SQLite)."""
+    import uvicorn
+
+    from fieldhub.main import create_app
+
+    settings = get_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def demo(serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True) -> None:
+    """Migrate, load the demo business (idempotent) and serve it with every provider's emulator."""
+    from fieldhub.demo import load_demo
+    from fieldhub.migrate import upgrade
+
+    settings = get_settings()
+    VAR.mkdir(exist_ok=True)
+    upgrade(settings.database_url)
+    created = asyncio.run(load_demo(settings))
+    console.print("[green]Demo business ready.[/green]" + (" (already loaded)" if not created else ""))
+    console.print(f"\n  Open [bold]{settings.base_url}/login[/bold]\n")
+    console.print("  owner@example.com / admin@example.com / tech@example.com — password [bold]fieldhub-demo[/bold]")
+    console.print("  (demo data only; the server listens on 127.0.0.1)\n")
+    if serve_after:
+        serve(None, None)
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="The user the token acts as")],
+    name: Annotated[str, typer.Option(help="A label for the token")] = "cli",
+) -> None:
+    """Create a personal API token and print it once (only its hash is stored)."""
+    from sqlalchemy import select
+
+    from fieldhub.core.accounts import service as accounts
+    from fieldhub.core.accounts.models import User
+    from fieldhub.db import make_engine, make_sessionmaker
+
+    async def run() -> str | None:
+        engine = make_engine(get_settings().database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+                if user is None:
+                    return None
+                token = await accounts.create_api_token(session, user, name)
+                await session.commit()
+                return token
+        finally:
+            await engine.dispose()
+
+    token = asyncio.run(run())
+    if token is None:
+        console.print(f"[red]No user with email {email}.[/red]")
+        raise typer.Exit(1)
+    print(token)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The business's own records. Knows nothing of providers."""

@@ -1,0 +1,79 @@
+"""Tenants (businesses), users and their roles, login sessions and personal API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fieldhub.db import Base, IdMixin, TimestampMixin, UTCDateTime
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    DISPATCHER = "dispatcher"
+    TECHNICIAN = "technician"
+
+    @property
+    def manages_integrations(self) -> bool:
+        return self in (Role.OWNER, Role.ADMIN)
+
+
+class Tenant(IdMixin, TimestampMixin, Base):
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="America/Chicago")
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    country: Mapped[str] = mapped_column(String(2), default="US")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+
+
+class User(IdMixin, TimestampMixin, Base):
+    __tablename__ = "users"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    # Technicians get a colour on the schedule.
+    color: Mapped[str] = mapped_column(String(7), default="#3b82f6")
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class LoginSession(IdMixin, Base):
+    """Server-side session: the cookie holds a random value, the table its SHA-256."""
+
+    __tablename__ = "login_sessions"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class ApiToken(IdMixin, Base):
+    """Personal API token for /api/v1, stored as its SHA-256; the value is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    user: Mapped[User] = relationship(lazy="joined")

@@ -1,0 +1,1 @@
+"""customers: models, schemas and the service functions that are its only writers."""

@@ -1,0 +1,1 @@
+"""estimates: models, schemas and the service functions that are its only writers."""

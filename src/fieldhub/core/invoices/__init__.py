@@ -1,0 +1,1 @@
+"""invoices: models, schemas and the service functions that are its only writers."""

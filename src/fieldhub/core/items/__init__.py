@@ -1,0 +1,1 @@
+"""items: models, schemas and the service functions that are its only writers."""

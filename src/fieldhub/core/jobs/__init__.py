@@ -1,0 +1,1 @@
+"""jobs: models, schemas and the service functions that are its only writers."""

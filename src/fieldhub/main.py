@@ -1,0 +1,85 @@
+"""create_app(settings): the one app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from fieldhub import log
+from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.settings import Settings, get_settings
+from fieldhub.web.deps import LoginRequired
+from fieldhub.web.routes import auth, home
+from fieldhub.web.templating import STATIC, render
+
+MAX_BODY_BYTES = 12 * 1024 * 1024  # a form field up to ~10 MB reaches validation; past this: 413
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": "Request body too large"}, status_code=413)
+        return await call_next(request)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/webhooks/")) or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    log.configure(settings.log_level, settings.log_json)
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="fieldhub",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.add_middleware(BodyLimit)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "Not signed in"}, status_code=401)
+        return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return render(request, "errors/error.html", {"status": exc.status_code, "detail": exc.detail}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # Pydantic echoes the input back; a rejected field may be 10 MB or hold a secret, so drop it.
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+        if _wants_json(request):
+            return JSONResponse({"detail": errors}, status_code=422)
+        return render(request, "errors/error.html", {"status": 422, "detail": "Some fields were not valid."}, 422)
+
+    for module in (auth, home):
+        app.include_router(module.router)
+    return app

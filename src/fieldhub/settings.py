@@ -1,0 +1,66 @@
+"""The one settings class: every knob is an environment variable FIELDHUB_*."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = ROOT / "var"
+
+
+class ProviderCredentials(BaseModel):
+    """An app's credentials at one provider: FIELDHUB_PROVIDERS__<KEY>__CLIENT_ID and friends."""
+
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    webhook_secret: SecretStr = SecretStr("")
+    api_key: SecretStr = SecretStr("")
+    # Where the provider's real API lives is in its provider.toml; this overrides it (an emulator on a port).
+    base_url: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FIELDHUB_", env_nested_delimiter="__", env_file=None, extra="ignore"
+    )
+
+    # production: real provider URLs; demo and test: every provider points at its in-process emulator.
+    mode: Literal["production", "demo", "test"] = "production"
+    database_url: str = f"sqlite+aiosqlite:///{VAR / 'fieldhub.db'}"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # The address users reach the hub at: OAuth redirect URIs and pay links are built from it.
+    public_url: str = ""
+    log_level: str = "INFO"
+    log_json: bool = False
+    # Cookies are Secure unless the hub is served over plain http on loopback.
+    session_days: int = 14
+    # Key ring for secrets at rest: "kid1:base64key,kid2:base64key"; the first key encrypts.
+    encryption_keys: SecretStr = SecretStr("")
+    # Embedded workers inside `fieldhub serve` (SQLite); 0 turns them off (scale-out with `fieldhub worker`).
+    embedded_workers: int = 1
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "fieldhub@localhost"
+    providers: dict[str, ProviderCredentials] = Field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def provider(self, key: str) -> ProviderCredentials:
+        return self.providers.get(key, ProviderCredentials())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,113 @@
+"""FastAPI dependencies: the database session, who is asking, their tenant, CSRF, role checks."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fieldhub.core.accounts import service as accounts
+from fieldhub.core.accounts.models import LoginSession, Role, Tenant, User
+from fieldhub.settings import Settings
+
+SESSION_COOKIE = "fh_session"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; committed when the route returns without error."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DB = Annotated[AsyncSession, Depends(get_db)]
+
+
+class LoginRequired(Exception):
+    """Raised for a browser request without a session: the app redirects to /login."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+@dataclass
+class Ctx:
+    """Who is asking and for which business: every service call is scoped by ctx.tenant_id."""
+
+    db: AsyncSession
+    user: User
+    login: LoginSession | None  # None for API-token requests
+
+    @property
+    def tenant_id(self) -> int:
+        return self.user.tenant_id
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.user.tenant
+
+    @property
+    def csrf_token(self) -> str:
+        return self.login.csrf_token if self.login else ""
+
+    @property
+    def can_manage_integrations(self) -> bool:
+        return Role(self.user.role).manages_integrations
+
+
+async def _check_csrf(request: Request, login: LoginSession) -> None:
+    if request.method not in UNSAFE_METHODS:
+        return
+    sent = request.headers.get("x-csrf-token", "")
+    if not sent:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            sent = str(form.get("csrf_token", ""))
+    if not secrets.compare_digest(sent, login.csrf_token):
+        raise HTTPException(403, "The form expired or came from another site. Reload the page and try again.")
+
+
+async def web_ctx(request: Request, db: DB) -> Ctx:
+    """A signed-in browser user; unsafe methods must carry the session's CSRF token."""
+    login = await accounts.resolve_session(db, request.cookies.get(SESSION_COOKIE, ""))
+    if login is None:
+        raise LoginRequired(str(request.url.path))
+    await _check_csrf(request, login)
+    request.state.ctx = Ctx(db=db, user=login.user, login=login)
+    return request.state.ctx
+
+
+async def api_ctx(request: Request, db: DB) -> Ctx:
+    """An API caller with `Authorization: Bearer fhp_…`."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    user = await accounts.resolve_api_token(db, token.strip()) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise HTTPException(401, "A valid API token is required", headers={"WWW-Authenticate": "Bearer"})
+    return Ctx(db=db, user=user, login=None)
+
+
+WebCtx = Annotated[Ctx, Depends(web_ctx)]
+ApiCtx = Annotated[Ctx, Depends(api_ctx)]
+
+
+def require_integrations_admin(ctx: WebCtx) -> Ctx:
+    if not ctx.can_manage_integrations:
+        raise HTTPException(403, "Integrations are managed by the business's Owner or Admin.")
+    return ctx
+
+
+AdminCtx = Annotated[Ctx, Depends(require_integrations_admin)]

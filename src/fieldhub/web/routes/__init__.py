@@ -1,0 +1,1 @@
+"""Route modules. Each exposes `router`; main.create_app includes them."""

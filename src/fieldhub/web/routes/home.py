@@ -1,0 +1,16 @@
+"""The dashboard: the first page after login."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from fieldhub.web.deps import WebCtx
+from fieldhub.web.templating import render
+
+router = APIRouter()
+
+
+@router.get("/")
+async def dashboard(request: Request, ctx: WebCtx) -> Response:
+    return render(request, "home/dashboard.html")

@@ -1,0 +1,63 @@
+"""Jinja2 environment shared by every page: filters for money and times, and render()."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from fieldhub.core.money import format_money
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+templates = Jinja2Templates(directory=str(TEMPLATES))
+
+
+def _money(value: Decimal | None, currency: str = "USD") -> str:
+    return "" if value is None else format_money(value, currency)
+
+
+def _local(value: datetime | None, tz: str = "UTC", fmt: str = "%b %-d, %Y %-I:%M %p") -> str:
+    """Times are stored in UTC and shown in the business's time zone."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+templates.env.filters["money"] = _money
+templates.env.filters["local"] = _local
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+    ctx = getattr(request.state, "ctx", None)
+    data = {"ctx": ctx, "user": ctx.user if ctx else None, "tenant": ctx.tenant if ctx else None}
+    data.update(context or {})
+    return templates.TemplateResponse(request, name, data, status_code=status_code)
+
+
+ICONS = STATIC / "vendor" / "lucide"
+_icon_cache: dict[str, str] = {}
+
+
+def icon(name: str, size: int = 20, cls: str = "") -> Any:
+    """Inline a vendored Lucide SVG so it takes the text colour (stroke="currentColor")."""
+    from markupsafe import Markup
+
+    if name not in _icon_cache:
+        path = ICONS / f"{name}.svg"
+        if not path.is_file() or "/" in name:
+            raise ValueError(f"icon {name!r} is not vendored under {ICONS}")
+        svg = path.read_text()
+        _icon_cache[name] = svg[svg.index("<svg") :]
+    svg = _icon_cache[name].replace('width="24"', f'width="{size}"').replace('height="24"', f'height="{size}"')
+    svg = svg.replace('class="lucide', f'aria-hidden="true" class="{cls} lucide', 1)
+    return Markup(svg)
+
+
+templates.env.globals["icon"] = icon

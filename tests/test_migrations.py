@@ -1,0 +1,33 @@
+"""Migrations upgrade an empty database to head on SQLite and PostgreSQL, and match the models."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from fieldhub.migrate import check, upgrade
+from tests.conftest import BACKENDS, PG_URL, _pg_conninfo
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_from_empty_then_no_drift(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        upgrade(url)
+        check(url)
+        return
+    name = f"fh_mig_{uuid.uuid4().hex[:10]}"
+    admin = _pg_conninfo(PG_URL)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = re.sub(r"/[^/]+$", f"/{name}", PG_URL)
+        upgrade(url)
+        check(url)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
