@@ -134,7 +134,12 @@ async def make_business(session: AsyncSession, slug: str) -> Business:
     users = {}
     for role in Role:
         users[role] = await accounts.create_user(
-            session, tenant=tenant, email=f"{role}@{slug}.test", name=f"{role.title()} {slug}", role=role, password=PASSWORD
+            session,
+            tenant=tenant,
+            email=f"{role}@{slug}.test",
+            name=f"{role.title()} {slug}",
+            role=role,
+            password=PASSWORD,
         )
     await session.commit()
     return Business(tenant, users[Role.OWNER], users[Role.ADMIN], users[Role.DISPATCHER], users[Role.TECHNICIAN])

@@ -33,7 +33,13 @@ async def load_demo(settings: Settings) -> bool:
             )
             for email, name, role, color in DEMO_USERS:
                 await accounts.create_user(
-                    session, tenant=tenant, email=email, name=name, role=role, password=DEMO_PASSWORD, color=color
+                    session,
+                    tenant=tenant,
+                    email=email,
+                    name=name,
+                    role=role,
+                    password=DEMO_PASSWORD,
+                    color=color,
                 )
             await session.commit()
             return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -15,8 +17,8 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from fieldhub import log
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.settings import Settings, get_settings
+from fieldhub.web import routes
 from fieldhub.web.deps import LoginRequired
-from fieldhub.web.routes import auth, home
 from fieldhub.web.templating import STATIC, render
 
 MAX_BODY_BYTES = 12 * 1024 * 1024  # a form field up to ~10 MB reaches validation; past this: 413
@@ -80,6 +82,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": errors}, status_code=422)
         return render(request, "errors/error.html", {"status": 422, "detail": "Some fields were not valid."}, 422)
 
-    for module in (auth, home):
+    for module in route_modules():
         app.include_router(module.router)
     return app
+
+
+def route_modules() -> list:
+    """Every module in fieldhub.web.routes that defines `router`, in name order (no central list)."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(routes.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{routes.__name__}.{info.name}")
+        if hasattr(module, "router"):
+            found.append(module)
+    return found

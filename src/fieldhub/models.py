@@ -1,13 +1,25 @@
-"""Imports every table so that Base.metadata is complete (Alembic and tests read it from here)."""
+"""Imports every table so that Base.metadata is complete (Alembic and tests read it from here).
 
-from fieldhub.core.accounts.models import ApiToken, LoginSession, Tenant, User  # noqa: F401
-from fieldhub.core.customers.models import Customer  # noqa: F401
-from fieldhub.core.estimates.models import Estimate, EstimateLine  # noqa: F401
-from fieldhub.core.events import DomainEventRow  # noqa: F401
-from fieldhub.core.invoices.models import Invoice, InvoiceLine  # noqa: F401
-from fieldhub.core.items.models import Item, TaxRate  # noqa: F401
-from fieldhub.core.jobs.models import Job, TimeBlock  # noqa: F401
-from fieldhub.core.payments.models import Payment, Refund  # noqa: F401
+Every `models.py` under fieldhub.core and fieldhub.hub is imported: a new table needs no entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import fieldhub.core
+import fieldhub.hub
+from fieldhub.core import events  # noqa: F401 - domain_events lives outside a models.py
 from fieldhub.db import Base
 
+
+def _import_models() -> None:
+    for package in (fieldhub.core, fieldhub.hub):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if info.name.endswith(".models"):
+                importlib.import_module(info.name)
+
+
+_import_models()
 metadata = Base.metadata

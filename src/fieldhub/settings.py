@@ -25,9 +25,7 @@ class ProviderCredentials(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FIELDHUB_", env_nested_delimiter="__", env_file=None, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="FIELDHUB_", env_nested_delimiter="__", env_file=None, extra="ignore")
 
     # production: real provider URLs; demo and test: every provider points at its in-process emulator.
     mode: Literal["production", "demo", "test"] = "production"

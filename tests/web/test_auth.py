@@ -41,6 +41,7 @@ async def test_post_without_csrf_is_refused(client: Browser, biz: Business) -> N
 
 async def test_open_redirect_refused(client: Browser, biz: Business) -> None:
     r = await client.post(
-        "/login", data={"email": biz.owner.email, "password": "correct-horse-battery", "next": "//evil.example"}
+        "/login",
+        data={"email": biz.owner.email, "password": "correct-horse-battery", "next": "//evil.example"},
     )
     assert r.headers["location"] == "/"

@@ -36,7 +36,14 @@ async def create_tenant(session: AsyncSession, *, name: str, slug: str, **fields
 
 
 async def create_user(
-    session: AsyncSession, *, tenant: Tenant, email: str, name: str, role: Role, password: str, color: str = ""
+    session: AsyncSession,
+    *,
+    tenant: Tenant,
+    email: str,
+    name: str,
+    role: Role,
+    password: str,
+    color: str = "",
 ) -> User:
     user = User(
         tenant_id=tenant.id,
@@ -92,11 +99,7 @@ async def end_session(session: AsyncSession, token: str) -> None:
 async def create_api_token(session: AsyncSession, user: User, name: str = "") -> str:
     """Returns the token value; only its hash is stored."""
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(
-            user_id=user.id, name=name, prefix=token[:10], token_hash=sha256(token), created_at=utcnow()
-        )
-    )
+    session.add(ApiToken(user_id=user.id, name=name, prefix=token[:10], token_hash=sha256(token), created_at=utcnow()))
     await session.flush()
     return token
 

@@ -1,0 +1,1 @@
+"""Provider-agnostic machinery: the hard parts, written once."""

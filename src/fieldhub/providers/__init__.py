@@ -1,0 +1,1 @@
+"""Provider folders: one per provider, found by the registry through provider.toml."""
