@@ -1,0 +1,317 @@
+"""Emulator core: clock, request log, fault injection, rate limits and the /_emulator control surface."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+
+CONTROL_PREFIX = "/_emulator"
+REDACT_HEADERS = {"authorization", "cookie", "stripe-signature", "intuit-signature"}
+
+
+class Clock:
+    """Emulated time. `scale` 60 makes a minute pass in a real second (benchmarks); `advance` jumps (tests)."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+        self._origin_real = time.monotonic()
+        self._origin = time.time()
+        self._offset = 0.0
+
+    def now(self) -> float:
+        return self._origin + (time.monotonic() - self._origin_real) * self.scale + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+    async def sleep(self, emulated_seconds: float) -> None:
+        await asyncio.sleep(max(0.0, emulated_seconds / self.scale))
+
+
+@dataclass
+class FaultRule:
+    """Inject a fault into matching requests.
+
+    kind: "status" (answer `status` with the provider's error body), "rate_limit" (429 with Retry-After),
+    "timeout" (hold the request `delay` seconds, longer than the client waits), "latency" (add `delay`
+    then answer normally), "drop_after_commit" (do the work, then cut the connection: the client never
+    sees the reply). `probability` per request, or `count` times then the rule is spent.
+    """
+
+    kind: str
+    path: str = ".*"  # regex on the request path
+    method: str = ""  # empty = any
+    probability: float = 1.0
+    count: int | None = None
+    status: int = 500
+    delay: float = 0.0
+    retry_after: float = 1.0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.method and self.method.upper() != method:
+            return False
+        return re.search(self.path, path) is not None
+
+
+@dataclass
+class RateRule:
+    """A published limit: `limit` requests per `window` emulated seconds and at most `concurrency` at once
+    per bucket. `bucket` maps a request to its bucket (a realm, an account) or None to exempt it."""
+
+    name: str
+    limit: int | None = None
+    window: float = 60.0
+    concurrency: int | None = None
+    applies: Callable[[Request], str | None] = lambda request: "all"
+
+
+@dataclass
+class LoggedRequest:
+    seq: int
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: str
+    status: int = 0
+    response: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    fault: str = ""
+    bucket: str = ""
+
+
+class EmulatedDrop(Exception):
+    """Raised after the emulator committed a request: the connection is cut and the reply is lost."""
+
+
+class _Replay:
+    """Keeps the body of a request readable by both the log and the route."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent = False
+
+    async def __call__(self) -> Message:
+        if self.sent:
+            return {"type": "http.disconnect"}
+        self.sent = True
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+
+class Emulator:
+    """Base of every provider emulator: subclass, add routes to `self.app`, call `super().__init__`."""
+
+    key = "emulator"
+    log_limit = 20_000
+
+    def __init__(self, *, clock: Clock | None = None, seed: int | None = None) -> None:
+        self.clock = clock or Clock()
+        self.random = random.Random(seed)
+        self.app = FastAPI(title=f"{self.key} emulator", docs_url=None, redoc_url=None, openapi_url=None)
+        self.requests: deque[LoggedRequest] = deque(maxlen=self.log_limit)
+        self.faults: list[FaultRule] = []
+        self.rate_rules: list[RateRule] = []
+        self._seq = 0
+        self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._inflight: dict[tuple[str, str], int] = defaultdict(int)
+        self.max_inflight: dict[str, int] = defaultdict(int)  # per bucket, for tests of "never two at once"
+        self._add_control_routes()
+
+    # --- provider hooks -------------------------------------------------------------------------
+    def error_response(self, status: int, message: str, request: Request | None = None) -> Response:
+        """The provider's own error body; providers override with their real shape."""
+        return JSONResponse({"error": message}, status_code=status)
+
+    def rate_limited_response(self, retry_after: float, request: Request | None = None) -> Response:
+        response = self.error_response(429, "Too many requests", request)
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+        return response
+
+    def state(self) -> dict[str, Any]:
+        """What the emulator holds, for tests and the demo's inspection page."""
+        return {}
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.faults.clear()
+        self.max_inflight.clear()
+
+    # --- ASGI -----------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        await self._handle(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self._seq += 1
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        entry = LoggedRequest(
+            seq=self._seq,
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode(),
+            headers={k: ("[redacted]" if k in REDACT_HEADERS else v) for k, v in headers.items()},
+            body=body.decode("utf-8", "replace"),
+            started=self.clock.now(),
+        )
+        self.requests.append(entry)
+        request = Request(scope, _Replay(body))
+
+        fault = self._pick_fault(entry.method, entry.path)
+        if fault and fault.kind in ("latency", "timeout"):
+            entry.fault = fault.kind
+            await asyncio.sleep(fault.delay)
+        if fault and fault.kind in ("status", "rate_limit"):
+            entry.fault = fault.kind
+            response = (
+                self.rate_limited_response(fault.retry_after, request)
+                if fault.kind == "rate_limit"
+                else self.error_response(fault.status, "Injected fault", request)
+            )
+            await self._send(response, entry, scope, receive, send)
+            return
+
+        limited = self._check_rate(request, entry)
+        if limited is not None:
+            await self._send(self.rate_limited_response(limited, request), entry, scope, receive, send)
+            return
+        buckets = [(rule.name, b) for rule in self.rate_rules if rule.concurrency and (b := rule.applies(request))]
+        concurrency_hit = next(
+            (
+                rule
+                for rule in self.rate_rules
+                if rule.concurrency
+                and (b := rule.applies(request))
+                and self._inflight[(rule.name, b)] >= rule.concurrency
+            ),
+            None,
+        )
+        if concurrency_hit is not None:
+            await self._send(self.rate_limited_response(1.0, request), entry, scope, receive, send)
+            return
+        for key in buckets:
+            self._inflight[key] += 1
+            self.max_inflight[key[1]] = max(self.max_inflight[key[1]], self._inflight[key])
+        try:
+            captured = _Capture()
+            await self.app(scope, _Replay(body), captured)
+        finally:
+            for key in buckets:
+                self._inflight[key] -= 1
+        entry.status = captured.status
+        entry.response = captured.body.decode("utf-8", "replace")
+        entry.finished = self.clock.now()
+        if fault and fault.kind == "drop_after_commit":
+            entry.fault = fault.kind
+            raise EmulatedDrop(f"{entry.method} {entry.path}: reply dropped after commit")
+        await captured.replay(send)
+
+    async def _send(self, response: Response, entry: LoggedRequest, scope: Scope, receive: Receive, send: Send) -> None:
+        entry.status = response.status_code
+        entry.response = bytes(response.body).decode("utf-8", "replace")
+        entry.finished = self.clock.now()
+        await response(scope, receive, send)
+
+    def _pick_fault(self, method: str, path: str) -> FaultRule | None:
+        for rule in self.faults:
+            if rule.matches(method, path) and self.random.random() < rule.probability:
+                if rule.count is not None:
+                    rule.count -= 1
+                return rule
+        return None
+
+    def _check_rate(self, request: Request, entry: LoggedRequest) -> float | None:
+        """Returns seconds to wait (emulated) when a per-window limit is exceeded, else records the request."""
+        now = self.clock.now()
+        hits: list[deque[float]] = []
+        for rule in self.rate_rules:
+            if rule.limit is None:
+                continue
+            bucket = rule.applies(request)
+            if bucket is None:
+                continue
+            entry.bucket = bucket
+            window = self._windows[(rule.name, bucket)]
+            while window and window[0] <= now - rule.window:
+                window.popleft()
+            if len(window) >= rule.limit:
+                return window[0] + rule.window - now
+            hits.append(window)
+        for window in hits:
+            window.append(now)
+        return None
+
+    # --- control surface ------------------------------------------------------------------------
+    def _add_control_routes(self) -> None:
+        app = self.app
+
+        @app.get(f"{CONTROL_PREFIX}/requests")
+        async def requests_log(since: int = 0) -> list[dict[str, Any]]:
+            return [asdict(r) for r in self.requests if r.seq > since]
+
+        @app.post(f"{CONTROL_PREFIX}/faults")
+        async def add_fault(request: Request) -> dict[str, Any]:
+            rule = FaultRule(**json.loads(await request.body()))
+            self.faults.append(rule)
+            return asdict(rule)
+
+        @app.delete(f"{CONTROL_PREFIX}/faults")
+        async def clear_faults() -> dict[str, int]:
+            count = len(self.faults)
+            self.faults.clear()
+            return {"cleared": count}
+
+        @app.get(f"{CONTROL_PREFIX}/state")
+        async def get_state() -> dict[str, Any]:
+            return self.state()
+
+        @app.post(f"{CONTROL_PREFIX}/reset")
+        async def do_reset() -> dict[str, bool]:
+            self.reset()
+            return {"reset": True}
+
+        @app.post(f"{CONTROL_PREFIX}/clock/advance")
+        async def advance(seconds: float) -> dict[str, float]:
+            self.clock.advance(seconds)
+            return {"now": self.clock.now()}
+
+
+class _Capture:
+    """Collects a route's response so the emulator can log it, and then send it or drop it."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.status = 0
+        self.body = b""
+
+    async def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+    async def replay(self, send: Send) -> None:
+        for message in self.messages:
+            await send(message)
