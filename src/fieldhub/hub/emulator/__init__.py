@@ -7,7 +7,7 @@ OAuth 2.0 authorization server whose quirks (rotation, grace, PKCE, callback par
 bodies) each provider sets to its own real rules.
 """
 
-from fieldhub.hub.emulator.core import Clock, Emulator, FaultRule, RateRule
+from fieldhub.hub.emulator.core import Clock, Emulator, EmulatorConfig, FaultRule, RateRule
 from fieldhub.hub.emulator.oauth import Account, OAuthRules, OAuthServer
 
-__all__ = ["Account", "Clock", "Emulator", "FaultRule", "OAuthRules", "OAuthServer", "RateRule"]
+__all__ = ["Account", "Clock", "Emulator", "EmulatorConfig", "FaultRule", "OAuthRules", "OAuthServer", "RateRule"]

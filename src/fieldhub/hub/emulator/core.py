@@ -20,6 +20,30 @@ CONTROL_PREFIX = "/_emulator"
 REDACT_HEADERS = {"authorization", "cookie", "stripe-signature", "intuit-signature"}
 
 
+@dataclass
+class EmulatorConfig:
+    """What every provider's `create_emulator(config)` receives (providers/<key>/emulator/__init__.py).
+
+    hub_url: where the hub is reached (its OAuth callback is hub_url + "/oauth/callback"; webhooks are
+    delivered to hub_url + "/webhooks/<key>"). The client id/secret and webhook secret are the values
+    the hub is configured with in demo and test mode. access_lifetime overrides the provider's token
+    lifetime (seconds) for demos of expiry; None keeps the provider's real one.
+    """
+
+    hub_url: str = "http://127.0.0.1:8000"
+    client_id: str = "emulator-client-id"
+    client_secret: str = "emulator-client-secret"
+    webhook_secret: str = "emulator-webhook-secret"
+    time_scale: float = 1.0
+    seed: int | None = None
+    access_lifetime: int | None = None
+    deliver_webhooks: bool = True
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.hub_url.rstrip("/") + "/oauth/callback"
+
+
 class Clock:
     """Emulated time. `scale` 60 makes a minute pass in a real second (benchmarks); `advance` jumps (tests)."""
 
