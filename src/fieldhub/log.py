@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import MutableMapping
+import threading
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -14,26 +15,63 @@ SECRET_KEYS = re.compile(
     r"(pass(word)?|secret|token|authorization|api[_-]?key|cookie|signature|code_verifier|refresh|access)",
     re.I,
 )
-_registered: set[str] = set()
 REDACTED = "[redacted]"
+# Credentials written inline in free text ("Authorization: Bearer abc…" in an exception message).
+_INLINE_CREDENTIAL = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
+# Every decrypted token is registered, and access tokens rotate hourly: keep the newest ones only, so
+# scrubbing stays one regex pass instead of a scan that grows for as long as the process lives.
+MAX_REGISTERED = 5000
+_registered: dict[str, None] = {}
+_lock = threading.Lock()
+_pattern: re.Pattern[str] | None = None
 
 
 def register_secret(value: str | None) -> None:
     """Any log field that contains this exact value is redacted from then on (token values, keys)."""
-    if value and len(value) >= 8:
-        _registered.add(value)
+    global _pattern
+    if not value or len(value) < 8:
+        return
+    with _lock:
+        if value in _registered:
+            return
+        _registered[value] = None
+        while len(_registered) > MAX_REGISTERED:
+            del _registered[next(iter(_registered))]
+        _pattern = None
+
+
+def _secret_pattern() -> re.Pattern[str] | None:
+    global _pattern
+    with _lock:
+        if _pattern is None and _registered:
+            # Longest first, so a secret that contains another is removed whole.
+            alternatives = sorted(_registered, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(a) for a in alternatives))
+        return _pattern
+
+
+def scrub_text(text: str) -> str:
+    """`text` with every registered secret and inline bearer/basic credential replaced by [redacted]."""
+    pattern = _secret_pattern()
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    return _INLINE_CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _registered:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
+        return scrub_text(value)
+    if isinstance(value, bytes):
+        return _scrub(value.decode("utf-8", "replace"))
+    # Any mapping, not only dict: httpx.Headers and friends carry Authorization too.
+    if isinstance(value, Mapping):
         return {k: (REDACTED if SECRET_KEYS.search(str(k)) else _scrub(v)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_scrub(v) for v in value)
+    if type(value) is tuple:
+        return tuple(_scrub(v) for v in value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    if isinstance(value, BaseException):
+        return scrub_text(f"{type(value).__name__}: {value}")
     return value
 
 
