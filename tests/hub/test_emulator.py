@@ -176,6 +176,7 @@ async def test_faults_log_and_drop_after_commit() -> None:
 async def test_rate_and_concurrency_limits() -> None:
     rules = OAuthRules()
     emu = Sample(rules)
+
     def api_only(request: Request) -> str | None:
         return "all" if request.url.path.startswith("/v1/") else None
 
