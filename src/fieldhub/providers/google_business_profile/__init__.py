@@ -1,0 +1,1 @@
+"""Google Business Profile: a provider folder (provider.toml says what and where; README.md how to set it up)."""

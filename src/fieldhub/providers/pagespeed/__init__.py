@@ -1,0 +1,1 @@
+"""Core Web Vitals: a provider folder (provider.toml says what and where; README.md how to set it up)."""
