@@ -1,0 +1,35 @@
+"""What item and tax-rate writes accept."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from fieldhub.core.items.models import ItemKind
+from fieldhub.core.validation import Money, Percent, Text
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Text(100, min_length=1)
+    sku: Text(100) = ""
+    description: Text(4000) = ""
+    unit_price: Money = Decimal("0.00")
+    kind: ItemKind = ItemKind.SERVICE
+    taxable: bool = False
+    active: bool = True
+
+
+class TaxRateIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Text(100, min_length=1)
+    rate: Percent
+    agency: Text(100) = ""
+    active: bool = True
+
+
+ITEM_FIELDS = tuple(ItemIn.model_fields)
+TAX_RATE_FIELDS = tuple(TaxRateIn.model_fields)

@@ -1,0 +1,120 @@
+"""Input parsing for core services: pydantic field types for money and text, errors as ValidationFailed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+
+from fieldhub.core.errors import ValidationFailed
+from fieldhub.core.money import parse_money
+
+M = TypeVar("M", bound=BaseModel)
+
+# Largest amount a ScaledDecimal column can hold comfortably, far beyond any invoice.
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _money_text(value: Any) -> Any:
+    # What a person types ("$1,234.5") is parsed here; floats are refused: money is never binary.
+    if isinstance(value, float):
+        raise ValueError('send amounts as strings, like "12.50"')
+    if isinstance(value, str):
+        return parse_money(value)
+    return value
+
+
+def _number_text(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('send numbers as strings, like "1.5"')
+    if isinstance(value, str):
+        cleaned = value.strip().replace(",", "")
+        if not cleaned:
+            raise ValueError("enter a number")
+        return cleaned
+    return value
+
+
+def _email(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError("enter a valid email address, like name@example.com") from exc
+
+
+def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as a type in schemas
+    """A stripped string with the column's limit, so an oversize value is refused, never truncated."""
+    return Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length, min_length=min_length)]
+
+
+Money = Annotated[Decimal, BeforeValidator(_money_text), Field(ge=0, le=MAX_AMOUNT, max_digits=14, decimal_places=2)]
+Quantity = Annotated[Decimal, BeforeValidator(_number_text), Field(ge=0, le=Decimal("99999999"), decimal_places=4)]
+Percent = Annotated[Decimal, BeforeValidator(_number_text), Field(ge=0, le=100, decimal_places=4)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
+OptionalId = Annotated[int | None, BeforeValidator(_blank_to_none)]
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "Required."
+    if kind == "string_too_long":
+        return f"Too long: at most {ctx.get('max_length')} characters."
+    if kind == "string_too_short":
+        return "Required." if ctx.get("min_length") == 1 else f"At least {ctx.get('min_length')} characters."
+    if kind in ("greater_than_equal", "greater_than"):
+        limit = ctx.get("ge", ctx.get("gt"))
+        return (
+            "Can't be negative."
+            if str(limit) in ("0", "0.00") and kind == "greater_than_equal"
+            else (f"Must be more than {limit}." if kind == "greater_than" else f"Must be at least {limit}.")
+        )
+    if kind in ("less_than_equal", "less_than"):
+        return f"Must be at most {ctx.get('le', ctx.get('lt'))}."
+    if kind == "decimal_max_places":
+        return f"At most {ctx.get('decimal_places')} decimal places."
+    if kind in ("decimal_parsing", "decimal_type", "decimal_max_digits"):
+        return "Enter a number, like 12.50."
+    if kind in ("int_parsing", "int_type"):
+        return "Choose one from the list."
+    if kind.startswith("date"):
+        return "Enter a date as YYYY-MM-DD."
+    if kind in ("enum", "literal_error"):
+        return f"Choose one of: {ctx.get('expected', 'the listed values')}."
+    if kind in ("too_short",) and ctx.get("min_length") == 1:
+        return "Add at least one."
+    if kind == "too_long":
+        return f"At most {ctx.get('max_length')} entries."
+    message = str(error.get("msg", "Not valid."))
+    message = message.removeprefix("Value error, ")
+    return message[:1].upper() + message[1:].rstrip(".") + "."
+
+
+def field_errors(exc: PydanticValidationError) -> dict[str, str]:
+    """Pydantic errors as {dotted field: plain message}; the offending input is never echoed back."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"]) or "__all__"
+        errors.setdefault(loc, _message(error))
+    return errors
+
+
+def parse(schema: type[M], data: M | Mapping[str, Any]) -> M:
+    """Validate `data` (a schema instance, a dict from JSON, or a form) or raise ValidationFailed."""
+    if isinstance(data, schema):
+        return data
+    try:
+        return schema.model_validate(dict(data) if not isinstance(data, BaseModel) else data.model_dump())
+    except PydanticValidationError as exc:
+        raise ValidationFailed(field_errors(exc)) from None
