@@ -1,0 +1,1 @@
+"""Tests of the QuickBooks provider and its emulator."""
