@@ -16,6 +16,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from fieldhub import log
 from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.hub.emulator.mount import mount_emulators
 from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
 from fieldhub.web.deps import LoginRequired
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in route_modules():
         app.include_router(module.router)
+    # Demo and test mode: every provider's emulator at /emulators/<key> (production mounts none).
+    mount_emulators(app, settings)
     return app
 
 

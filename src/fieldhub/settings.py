@@ -56,7 +56,31 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def provider(self, key: str) -> ProviderCredentials:
-        return self.providers.get(key, ProviderCredentials())
+        configured = self.providers.get(key, ProviderCredentials())
+        if self.mode == "production":
+            return configured
+        # Demo and test: what isn't configured comes from the demo credentials the mounted emulators accept.
+        demo = demo_credentials(key)
+        filled = {
+            name: getattr(configured, name) if _is_set(getattr(configured, name)) else getattr(demo, name)
+            for name in ProviderCredentials.model_fields
+        }
+        return ProviderCredentials(**filled)
+
+
+def demo_credentials(key: str) -> ProviderCredentials:
+    """The app credentials each provider's emulator is built with in demo and test mode (never in production)."""
+    return ProviderCredentials(
+        client_id=f"demo-{key}-client",
+        client_secret=SecretStr(f"demo-{key}-client-secret"),
+        webhook_secret=SecretStr(f"demo-{key}-webhook-secret"),
+        api_key=SecretStr(f"demo-{key}-api-key"),
+    )
+
+
+def _is_set(value: object) -> bool:
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return bool(str(raw).strip())
 
 
 @lru_cache

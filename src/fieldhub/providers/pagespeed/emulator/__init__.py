@@ -1,0 +1,55 @@
+"""PageSpeed Insights' stand-in: `runPagespeed` with the API key in the `key` query parameter, as Google takes it.
+
+Scores and Core Web Vitals are fixed, plausible numbers derived from the URL, so a page shows the same
+figures every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig
+
+
+class PageSpeedEmulator(Emulator):
+    key = "pagespeed"
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__(clock=Clock(config.time_scale), seed=config.seed)
+        self.api_keys: set[str] = set()
+        self.app.add_api_route("/pagespeedonline/v5/runPagespeed", self.run, methods=["GET"])
+
+    def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
+        reason = "API_KEY_INVALID" if status in (400, 401, 403) else "backendError"
+        body = {"error": {"code": status, "message": message, "errors": [{"reason": reason}], "status": reason}}
+        return JSONResponse(body, status_code=status)
+
+    async def run(self, request: Request) -> JSONResponse:
+        key = request.query_params.get("key", "")
+        if not any(secrets.compare_digest(key, k) for k in self.api_keys):
+            return self.error_response(400, "API key not valid. Please pass a valid API key.")
+        url = request.query_params.get("url", "")
+        if not url:
+            return self.error_response(400, "Invalid value for field 'url'")
+        seed = int(hashlib.sha256(url.encode()).hexdigest()[:6], 16)
+        lcp = 1500 + seed % 2000
+        metrics = {
+            "LARGEST_CONTENTFUL_PAINT_MS": {"percentile": lcp, "category": "FAST" if lcp <= 2500 else "AVERAGE"},
+            "INTERACTION_TO_NEXT_PAINT": {"percentile": 120 + seed % 200, "category": "FAST"},
+            "CUMULATIVE_LAYOUT_SHIFT_SCORE": {"percentile": seed % 20, "category": "FAST"},
+        }
+        return JSONResponse(
+            {
+                "id": url,
+                "loadingExperience": {"id": url, "metrics": metrics, "overall_category": "FAST"},
+                "lighthouseResult": {"categories": {"performance": {"score": round(0.6 + (seed % 40) / 100, 2)}}},
+            }
+        )
+
+
+def create_emulator(config: EmulatorConfig) -> PageSpeedEmulator:
+    return PageSpeedEmulator(config)

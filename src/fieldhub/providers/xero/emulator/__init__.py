@@ -1,0 +1,71 @@
+"""Xero's stand-in: Xero Identity OAuth (PKCE, rotating refresh tokens with a 30-minute grace) and /connections.
+
+Paths are Xero's own: authorize /identity/connect/authorize (login.xero.com), token /connect/token and
+revocation /connect/revocation (identity.xero.com), connections /connections (api.xero.com).
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+
+ORGANISATIONS = [
+    Account("a3b4c5d6-0000-4000-8000-00000000c001", "Demo Company (US)", "owner@demo-company.example"),
+    Account("a3b4c5d6-0000-4000-8000-00000000c002", "Bayside Plumbing Ltd", "accounts@bayside.example"),
+]
+
+
+class XeroEmulator(Emulator):
+    key = "xero"
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        super().__init__(clock=Clock(config.time_scale), seed=config.seed)
+        rules = OAuthRules(
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            redirect_uris=[config.redirect_uri],
+            access_lifetime=config.access_lifetime or 1800,
+            refresh_lifetime=5_184_000,
+            rotation="rotate",
+            reuse_grace=1800,
+            pkce=True,
+        )
+        self.oauth = OAuthServer(
+            self,
+            rules,
+            list(ORGANISATIONS),
+            title="Xero",
+            brand_color="#13B5EA",
+            authorize_path="/identity/connect/authorize",
+            token_path="/connect/token",
+            revoke_path="/connect/revocation",
+        )
+        self.app.add_api_route("/connections", self.connections, methods=["GET"])
+
+    def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
+        return JSONResponse({"Type": None, "Title": message, "Status": status, "Detail": message}, status_code=status)
+
+    async def connections(self, request: Request) -> JSONResponse:
+        """The organisations this grant reaches; the consent page picks one, as Xero's does."""
+        account = self.oauth.authenticate(request)
+        if account is None:
+            return self.error_response(401, "Unauthorized")
+        return JSONResponse(
+            [
+                {
+                    "id": f"c0{account.id[2:]}",
+                    "authEventId": "d99ecdfe-0000-4000-8000-000000000001",
+                    "tenantId": account.id,
+                    "tenantType": "ORGANISATION",
+                    "tenantName": account.name,
+                    "createdDateUtc": "2024-01-01T00:00:00.0000000",
+                    "updatedDateUtc": "2024-01-01T00:00:00.0000000",
+                }
+            ]
+        )
+
+
+def create_emulator(config: EmulatorConfig) -> XeroEmulator:
+    return XeroEmulator(config)
