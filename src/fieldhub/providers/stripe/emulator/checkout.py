@@ -1,0 +1,5 @@
+"""Checkout (placeholder)."""
+
+
+def install(emu):
+    pass

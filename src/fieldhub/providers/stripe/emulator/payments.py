@@ -1,0 +1,5 @@
+"""Payments (placeholder)."""
+
+
+def install(emu):
+    pass
