@@ -98,5 +98,20 @@ def token_create(
     print(token)
 
 
+@app.command()
+def check(
+    require_emulators: Annotated[
+        bool, typer.Option("--require-emulators", help="A provider without emulator/ is an error, not a warning")
+    ] = False,
+) -> None:
+    """Check every provider folder and toml, and that shared code names no provider (hassfest-style)."""
+    from fieldhub.hub.check import print_report, run
+
+    report = run(require_emulators=require_emulators)
+    print_report(report, console)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

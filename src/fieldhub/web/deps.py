@@ -28,6 +28,10 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
+        except HTTPException:
+            # A refusal (403, 404) is answered with a page that still shows who is signed in: closing
+            # the session undoes the transaction without expiring the loaded user, as rollback() would.
+            raise
         except BaseException:
             await session.rollback()
             raise

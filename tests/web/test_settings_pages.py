@@ -1,0 +1,120 @@
+"""Settings, the Integrations hub and its card pages: order, content and who may see them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fieldhub.hub import registry
+from tests.conftest import Browser, Business
+
+SEED_ORDER = [
+    "Thumbtack",
+    "QuickBooks",
+    "Voice AI",
+    "Calendar",
+    "E-Signatures",
+    "Google Business Profile",
+    "SEO Integrations",
+    "Accounting",
+]
+
+
+def card_names(html: str) -> list[str]:
+    return re.findall(r'<div class="name">([^<]+)</div>', html)
+
+
+async def test_owner_sees_the_hub_cards_in_the_seed_order(owner: Browser) -> None:
+    r = await owner.get("/settings/integrations")
+    assert r.status_code == 200
+    assert card_names(r.text) == SEED_ORDER
+    assert "Receive and manage leads from Thumbtack.com." in r.text
+    assert "Sync invoices and customers with QuickBooks." in r.text
+    assert "Sync with Google Calendar, Outlook." in r.text
+    # Each card is a link to its page, with a status line.
+    for card in registry.cards():
+        assert f'href="/settings/integrations/{card.key}"' in r.text
+    assert r.text.count("Not connected") == len(SEED_ORDER)
+    # The icon box carries the brand colour on a translucent background.
+    assert "background: rgba(0, 159, 217, 0.15); color: #009FD9" in r.text
+
+
+async def test_admin_may_open_the_hub(client: Browser, biz: Business) -> None:
+    await client.login(biz.admin.email)
+    assert (await client.get("/settings/integrations")).status_code == 200
+
+
+async def test_settings_lists_integrations_and_billing_for_the_owner(owner: Browser) -> None:
+    r = await owner.get("/settings")
+    assert r.status_code == 200
+    assert 'href="/settings/integrations"' in r.text
+    assert 'href="/settings/billing/stripe"' in r.text
+    assert r.text.index("Operations") < r.text.index("Billing &amp; Taxes")
+    assert 'href="/settings/company"' in r.text
+
+
+@pytest.mark.parametrize("role", ["tech", "dispatcher"])
+async def test_staff_get_403_and_no_integrations_link(client: Browser, biz: Business, role: str) -> None:
+    await client.login(getattr(biz, role).email)
+    for url in (
+        "/settings/integrations",
+        "/settings/integrations/calendar",
+        "/settings/billing",
+        "/settings/billing/stripe",
+    ):
+        assert (await client.get(url)).status_code == 403, url
+    page = await client.get("/settings")
+    assert page.status_code == 200
+    assert "/settings/integrations" not in page.text
+    assert "/settings/billing" not in page.text
+    assert 'href="/settings/company"' in page.text  # the read-only profile stays
+    assert 'href="/settings"' in page.text  # the sidebar link stays
+
+
+async def test_card_page_shows_each_provider_and_says_connecting_is_coming(owner: Browser) -> None:
+    r = await owner.get("/settings/integrations/calendar")
+    assert r.status_code == 200
+    assert r.text.index('data-provider="google_calendar"') < r.text.index('data-provider="outlook"')
+    assert "Connecting Google Calendar is coming" in r.text
+    assert "Connecting Outlook is coming" in r.text
+    assert "<button" not in r.text.split("</nav>", 1)[1]  # no fake Connect button
+
+
+@pytest.mark.parametrize("card", [c.key for c in registry.cards()])
+async def test_every_card_page_renders(owner: Browser, card: str) -> None:
+    r = await owner.get(f"/settings/integrations/{card}")
+    assert r.status_code == 200
+    for spec in registry.registry().card(card).providers:
+        assert f'data-provider="{spec.key}"' in r.text
+        assert spec.description.replace("'", "&#39;") in r.text
+
+
+async def test_accounting_card_shows_what_syncs(owner: Browser) -> None:
+    r = await owner.get("/settings/integrations/accounting")
+    assert [m for m in re.findall(r'data-provider="(\w+)"', r.text)] == ["xero", "freshbooks", "wave"]
+    assert "Both ways (newest edit wins)" in r.text
+    assert "<code>Contacts</code>" in r.text
+
+
+async def test_unknown_card_is_404(owner: Browser) -> None:
+    assert (await owner.get("/settings/integrations/nope")).status_code == 404
+    assert (await owner.get("/settings/billing/quickbooks")).status_code == 404  # on the hub, not billing
+
+
+async def test_stripe_lives_under_billing_not_the_hub(owner: Browser) -> None:
+    hub = await owner.get("/settings/integrations")
+    assert "Stripe" not in card_names(hub.text)
+    r = await owner.get("/settings/billing/stripe")
+    assert r.status_code == 200
+    assert "Connecting Stripe is coming" in r.text
+    billing = await owner.get("/settings/billing")
+    assert card_names(billing.text) == ["Stripe"]
+
+
+async def test_company_profile_is_read_only_for_everyone(client: Browser, biz: Business) -> None:
+    await client.login(biz.tech.email)
+    r = await client.get("/settings/company")
+    assert r.status_code == 200
+    assert biz.tenant.name in r.text
+    assert "<form" not in r.text.split("</nav>", 1)[1]
