@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -11,20 +13,27 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer, RateRule
+from fieldhub.providers.quickbooks.emulator import query
+from fieldhub.providers.quickbooks.emulator.control import add_control_routes
 from fieldhub.providers.quickbooks.emulator.errors import (
     QBOFault,
     auth_failed_body,
     dumps,
+    loads,
+    parse_time,
     qbo_time,
+    required,
     system_fault,
     throttle_fault,
 )
 from fieldhub.providers.quickbooks.emulator.seed import companies
-from fieldhub.providers.quickbooks.emulator.store import Company
+from fieldhub.providers.quickbooks.emulator.store import ENTITIES, Company
+from fieldhub.providers.quickbooks.emulator.webhooks import Webhooks
 
 API_PREFIX = "/v3/company/"
 SCOPES = ["com.intuit.quickbooks.accounting", "openid", "profile", "email"]
 REFRESH_LIFETIME = 8726400  # x_refresh_token_expires_in in Intuit's token responses
+BATCH_MAX = 30
 
 
 class IntuitOAuth(OAuthServer):
@@ -42,7 +51,14 @@ class QuickBooksEmulator(Emulator):
     def __init__(self, config: EmulatorConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
         self.config = config
-        self.webhook_transport = webhook_transport
+        self.replays: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self.webhooks = Webhooks(
+            url=config.hub_url.rstrip("/") + "/webhooks/quickbooks",
+            verifier_token=config.webhook_secret,
+            clock=self.clock,
+            deliver=config.deliver_webhooks,
+            transport=webhook_transport,
+        )
         self.companies: dict[str, Company] = {}
         self._load_companies()
         rules = OAuthRules(
@@ -77,9 +93,12 @@ class QuickBooksEmulator(Emulator):
         ]
         self.app.add_api_route("/v1/openid_connect/userinfo", self.userinfo, methods=["GET"])
         self.app.add_api_route(API_PREFIX + "{realm_id}/{rest:path}", self.api, methods=["GET", "POST"])
+        add_control_routes(self)
 
     def _load_companies(self) -> None:
         self.companies = {seed.realm_id: Company(seed, self.clock.now) for seed in companies()}
+        for company in self.companies.values():
+            self.webhooks.watch(company)
 
     # --- framework hooks ------------------------------------------------------------------------
     def error_response(self, status: int, message: str, request: Request | None = None) -> Response:
@@ -97,6 +116,9 @@ class QuickBooksEmulator(Emulator):
 
     def reset(self) -> None:
         super().reset()
+        self.replays.clear()
+        self.webhooks.pending.clear()
+        self.webhooks.deliveries.clear()
         self._load_companies()
 
     def state(self) -> dict[str, Any]:
@@ -105,7 +127,8 @@ class QuickBooksEmulator(Emulator):
                 "name": company.seed.name,
                 "country": company.seed.country,
                 "counts": {entity: len(rows) for entity, rows in company.objects.items()},
-                "objects": company.objects,
+                "objects": _plain(company.objects),
+                "settings": asdict(company.settings),
             }
             for realm, company in self.companies.items()
         }
@@ -149,20 +172,149 @@ class QuickBooksEmulator(Emulator):
         if account.id != realm_id or realm_id not in self.companies:
             return self._auth_failed(f"Token is not valid for realm {realm_id}")
         company = self.companies[realm_id]
+        request_id = request.query_params.get("requestid", "")
+        if request_id:
+            if len(request_id) > 50:
+                return self.fault_response(
+                    QBOFault("2130", "Invalid Request Id Format", "requestid must be at most 50 characters")
+                )
+            replay = self.replays.get((realm_id, request_id))
+            if replay is not None:
+                # The same requestid answers with the original reply and does nothing again.
+                return Response(replay[1], status_code=replay[0], media_type="application/json")
         try:
-            return await self.dispatch(company, rest.strip("/"), request)
+            response = await self.dispatch(company, rest.strip("/"), request)
         except QBOFault as fault:
-            return self.fault_response(fault)
+            response = self.fault_response(fault)
+        if request_id and 200 <= response.status_code < 300:
+            self.replays[(realm_id, request_id)] = (response.status_code, bytes(response.body))
+        return response
 
     async def dispatch(self, company: Company, path: str, request: Request) -> Response:
         parts = path.split("/")
         resource = parts[0].lower()
-        if resource == "companyinfo" and request.method == "GET":
-            info = company.get("CompanyInfo", parts[1] if len(parts) > 1 else "")
-            if info is None:
-                raise QBOFault("610", "Object Not Found", "Object Not Found : CompanyInfo")
-            return self.json({"CompanyInfo": info})
-        raise QBOFault("500", "Unsupported Operation", f"Operation {request.method} {path} is not supported.")
+        params = request.query_params
+        method = request.method
+        if resource == "query":
+            text = params.get("query", "")
+            if method == "POST" and not text:
+                text = (await request.body()).decode("utf-8", "replace")
+            return self.json({"QueryResponse": query.run(company, text)})
+        if resource == "batch" and method == "POST":
+            return self.json(self.batch(company, await _json_body(request)))
+        if resource == "cdc" and method == "GET":
+            return self.json({"CDCResponse": [{"QueryResponse": self.cdc(company, params)}]})
+        entity = ENTITIES.get(resource)
+        if entity is None:
+            raise QBOFault("500", "Unsupported Operation", f"Operation {method} {parts[0]} is not supported.")
+        if method == "GET":
+            if len(parts) != 2:
+                raise QBOFault("500", "Unsupported Operation", f"Use GET {parts[0]}/<Id> or a query.")
+            return self.json({entity: company.read(entity, parts[1])})
+        if len(parts) != 1:
+            raise QBOFault("500", "Unsupported Operation", f"Operation POST {path} is not supported.")
+        body = await _json_body(request)
+        operation = params.get("operation", "").lower()
+        if params.get("include", "").lower() == "void" and operation in ("", "update"):
+            operation = "void"
+        return self.json({entity: self.write(company, entity, operation, body)})
+
+    def write(
+        self, company: Company, entity: str, operation: str, body: dict[str, Any], *, bookkeeper: bool = False
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise QBOFault("2010", "Request has invalid or unsupported property", f"{entity} must be an object")
+        if operation == "delete":
+            return company.delete(entity, body, bookkeeper=bookkeeper)
+        if operation == "void":
+            return company.void(entity, body, bookkeeper=bookkeeper)
+        if operation not in ("", "create", "update"):
+            raise QBOFault("500", "Unsupported Operation", f"Operation {operation} is not supported.")
+        if operation == "update" or (operation == "" and body.get("Id")):
+            return company.update(entity, body, bookkeeper=bookkeeper)
+        return company.create(entity, body)
+
+    def batch(self, company: Company, body: dict[str, Any]) -> dict[str, Any]:
+        items = body.get("BatchItemRequest")
+        if not isinstance(items, list) or not items:
+            raise required("BatchItemRequest")
+        if len(items) > BATCH_MAX:
+            raise QBOFault(
+                "1040",
+                "Batch size exceeds allowed limit",
+                f"Batch size {len(items)} exceeds the maximum of {BATCH_MAX} items in one request.",
+            )
+        out = []
+        for item in items:
+            bid = str(item.get("bId", ""))
+            try:
+                if "Query" in item:
+                    out.append({"bId": bid, "QueryResponse": query.run(company, str(item["Query"]))})
+                    continue
+                entity = next((ENTITIES[k.lower()] for k in item if k.lower() in ENTITIES), None)
+                if entity is None:
+                    raise required("entity")
+                operation = str(item.get("operation", "")).lower()
+                if str(item.get("optionsData", "")).lower() == "void":
+                    operation = "void"
+                if operation not in ("create", "update", "delete", "void"):
+                    raise QBOFault("500", "Unsupported Operation", f"Batch operation {operation!r} is not supported.")
+                key = next(k for k in item if k.lower() == entity.lower())
+                out.append({"bId": bid, entity: self.write(company, entity, operation, item[key])})
+            except QBOFault as fault:
+                out.append({"bId": bid, "Fault": fault.fault()})
+        return {"BatchItemResponse": out}
+
+    def cdc(self, company: Company, params: Any) -> list[dict[str, Any]]:
+        names = [n.strip() for n in params.get("entities", "").split(",") if n.strip()]
+        if not names:
+            raise required("entities")
+        entities = []
+        for name in names:
+            entity = ENTITIES.get(name.lower())
+            if entity is None:
+                raise QBOFault("2010", "Request has invalid or unsupported property", f"Invalid entity {name}")
+            entities.append(entity)
+        raw = params.get("changedSince", "")
+        if not raw:
+            raise required("changedSince")
+        since = parse_time(raw)
+        if since is None:
+            raise QBOFault("2010", "Request has invalid or unsupported property", f"Invalid changedSince {raw}")
+        if since < self.clock.now() - query.CDC_LOOKBACK:
+            raise QBOFault(
+                "2010",
+                "Request has invalid or unsupported property",
+                "Invalid ChangedSince value: changedSince cannot be more than 30 days in the past.",
+                element="changedSince",
+            )
+        return query.changes_since(company, entities, since)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = loads(raw)
+    except ValueError:
+        raise QBOFault(
+            "2010", "Request has invalid or unsupported property", "Could not parse the request body as JSON"
+        ) from None
+    if not isinstance(body, dict):
+        raise QBOFault("2010", "Request has invalid or unsupported property", "The request body must be an object")
+    return body
+
+
+def _plain(value: Any) -> Any:
+    """Amounts as exact strings: the control surface is JSON through FastAPI, which would make them floats."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
 
 
 def _tid() -> str:
