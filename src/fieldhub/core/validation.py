@@ -64,7 +64,7 @@ Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254),
 OptionalId = Annotated[int | None, BeforeValidator(_blank_to_none)]
 
 
-def _message(error: Mapping[str, Any]) -> str:
+def message_for(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == "missing":
@@ -106,7 +106,7 @@ def field_errors(exc: PydanticValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"]) or "__all__"
-        errors.setdefault(loc, _message(error))
+        errors.setdefault(loc, message_for(error))
     return errors
 
 

@@ -16,12 +16,17 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _blank_to_one(value: Any) -> Any:
+    return "1" if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
 def _blank_to_zero(value: Any) -> Any:
     return "0" if value is None or (isinstance(value, str) and not value.strip()) else value
 
 
 OptionalMoney = Annotated[Money | None, BeforeValidator(_blank_to_none)]
 Discount = Annotated[Money, BeforeValidator(_blank_to_zero)]
+LineQuantity = Annotated[Quantity, BeforeValidator(_blank_to_one)]
 OptionalDate = Annotated[date | None, BeforeValidator(_blank_to_none)]
 OptionalBool = Annotated[bool | None, BeforeValidator(_blank_to_none)]
 MAX_LINES = 200
@@ -32,7 +37,7 @@ class InvoiceLineIn(BaseModel):
 
     item_id: OptionalId = None
     description: Text(4000) = ""
-    quantity: Quantity = Decimal("1")
+    quantity: LineQuantity = Decimal("1")
     # None: the item's price (required when there is no item).
     unit_price: OptionalMoney = None
     discount_amount: Discount = Decimal("0.00")
