@@ -14,16 +14,17 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-def _checkbox(value: Any) -> Any:
-    # A form sends "on" for a ticked box and nothing at all for an unticked one.
+def _yes_no(value: Any) -> Any:
+    # A form sends "true"/"false", "on" for a ticked box, or "" for "as the item is set up".
     if isinstance(value, str):
-        return value.strip().lower() in ("on", "true", "1", "yes")
+        text = value.strip().lower()
+        return None if not text else text in ("on", "true", "1", "yes")
     return value
 
 
 OptionalDate = Annotated[date | None, BeforeValidator(_blank_to_none)]
 OptionalMoney = Annotated[Money | None, BeforeValidator(_blank_to_none)]
-OptionalBool = Annotated[bool | None, BeforeValidator(_checkbox)]
+OptionalBool = Annotated[bool | None, BeforeValidator(_yes_no)]
 
 
 class EstimateLineIn(BaseModel):
