@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from tests.conftest import Browser, Business
 
 from fieldhub.hub import registry
-from tests.conftest import Browser, Business
 
 SEED_ORDER = [
     "Thumbtack",
@@ -72,13 +72,20 @@ async def test_staff_get_403_and_no_integrations_link(client: Browser, biz: Busi
     assert 'href="/settings"' in page.text  # the sidebar link stays
 
 
-async def test_card_page_shows_each_provider_and_says_connecting_is_coming(owner: Browser) -> None:
+async def test_card_page_shows_each_provider_with_its_connect_button(owner: Browser) -> None:
     r = await owner.get("/settings/integrations/calendar")
     assert r.status_code == 200
     assert r.text.index('data-provider="google_calendar"') < r.text.index('data-provider="outlook"')
-    assert "Connecting Google Calendar is coming" in r.text
-    assert "Connecting Outlook is coming" in r.text
-    assert "<button" not in r.text.split("</nav>", 1)[1]  # no fake Connect button
+    assert 'href="/integrations/google_calendar/connect?mode=page"' in r.text
+    assert 'href="/integrations/outlook/connect?mode=page"' in r.text
+    assert "Connect to Google Calendar" in r.text
+    assert '<script src="/static/connect.js"' in r.text
+
+
+async def test_api_key_providers_ask_for_a_key(owner: Browser) -> None:
+    r = await owner.get("/settings/integrations/seo")
+    assert 'action="/integrations/ahrefs/api-key"' in r.text
+    assert 'action="/integrations/pagespeed/api-key"' in r.text
 
 
 @pytest.mark.parametrize("card", [c.key for c in registry.cards()])
@@ -107,7 +114,7 @@ async def test_stripe_lives_under_billing_not_the_hub(owner: Browser) -> None:
     assert "Stripe" not in card_names(hub.text)
     r = await owner.get("/settings/billing/stripe")
     assert r.status_code == 200
-    assert "Connecting Stripe is coming" in r.text
+    assert 'href="/integrations/stripe/connect?mode=page"' in r.text
     billing = await owner.get("/settings/billing")
     assert card_names(billing.text) == ["Stripe"]
 

@@ -1,8 +1,7 @@
 """The connection status the pages show for a provider or a hub card: the one place they ask.
 
-Connections (hub/connections/) don't exist yet, so every provider reads "Not connected". When they do,
-`connection_status` answers from the tenant's connection rows and nothing else changes: the pages and
-`card_status` already go through it.
+`connection_status` answers from the tenant's connection rows (hub/connections); `card_status` folds a
+card's providers into one line for the hub grid.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.hub import registry
+from fieldhub.hub.connections.status import summary
 
 Tone = Literal["grey", "green", "blue", "yellow", "red"]
 
@@ -29,9 +29,13 @@ NOT_CONNECTED = ConnectionStatus(connected=False, label="Not connected", tone="g
 
 
 async def connection_status(db: AsyncSession, tenant_id: int, provider_key: str) -> ConnectionStatus:
-    """How one business's link to one provider stands."""
-    registry.get(provider_key)  # an unknown key is a bug in the caller, not "not connected"
-    return NOT_CONNECTED
+    """How one business's link to one provider stands (unknown keys raise registry.UnknownProvider)."""
+    found = await summary(db, tenant_id, provider_key)
+    return ConnectionStatus(connected=found.connected, label=found.label, tone=_tone(found.tone))
+
+
+def _tone(tone: str) -> Tone:
+    return tone if tone in ("grey", "green", "blue", "yellow", "red") else "grey"  # type: ignore[return-value]
 
 
 def combine(statuses: Iterable[ConnectionStatus]) -> ConnectionStatus:

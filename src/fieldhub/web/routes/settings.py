@@ -11,6 +11,7 @@ from fieldhub.hub import registry
 from fieldhub.hub.connection_status import card_status, connection_status
 from fieldhub.hub.spec import AuthMode, ConflictPolicy, Direction, ProviderSpec, SettingsCategory, tint
 from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
+from fieldhub.web.routes.connections import panel_context
 from fieldhub.web.templating import render
 
 router = APIRouter(prefix="/settings")
@@ -125,18 +126,21 @@ def limit_words(spec: ProviderSpec) -> str:
     return ", ".join(parts).capitalize() + "." if parts else f"{spec.name} publishes no limit; the hub paces itself."
 
 
-async def provider_panels(ctx: Ctx, specs: tuple[ProviderSpec, ...]) -> list[dict]:
-    return [
-        {
-            "spec": p,
-            "background": tint(p.brand_color, registry.ICON_TINT),
-            "status": await connection_status(ctx.db, ctx.tenant_id, p.key),
-            "rows": sync_rows(p),
-            "auth": auth_words(p),
-            "limits": limit_words(p),
-        }
-        for p in specs
-    ]
+async def provider_panels(request: Request, ctx: Ctx, specs: tuple[ProviderSpec, ...]) -> list[dict]:
+    """Each provider on a card's page: its facts from provider.toml and its connection panel."""
+    panels = []
+    for p in specs:
+        panels.append(
+            {
+                "spec": p,
+                "background": tint(p.brand_color, registry.ICON_TINT),
+                "rows": sync_rows(p),
+                "auth": auth_words(p),
+                "limits": limit_words(p),
+                **await panel_context(request, ctx, p.key),
+            }
+        )
+    return panels
 
 
 @router.get("")
@@ -161,7 +165,7 @@ async def integration_card(request: Request, ctx: AdminCtx, card_key: str) -> Re
         card = registry.registry().card(card_key)
     except registry.UnknownProvider:
         raise HTTPException(404, "There is no such integration.") from None
-    panels = await provider_panels(ctx, card.providers)
+    panels = await provider_panels(request, ctx, card.providers)
     return render(request, "settings/card.html", {"card": card, "panels": panels})
 
 
@@ -179,5 +183,5 @@ async def billing_provider(request: Request, ctx: AdminCtx, key: str) -> Respons
     chosen = tuple(p for p in specs if p.key == key)
     if not chosen:
         raise HTTPException(404, "There is no such billing integration.")
-    panels = await provider_panels(ctx, chosen)
+    panels = await provider_panels(request, ctx, chosen)
     return render(request, "settings/billing_provider.html", {"spec": chosen[0], "panels": panels})
