@@ -149,10 +149,8 @@ async def test_bookkeeper_controls_change_quickbooks_and_notify() -> None:
         state = (await http.get("/_emulator/state")).json()
         company = state[US_REALM]
         assert company["counts"]["Payment"] == 1 and company["counts"]["Invoice"] == 1
-        assert (
-            company["objects"]["Payment"][r.json() and next(iter(company["objects"]["Payment"]))]["TotalAmt"]
-            == "100.00"
-        )
+        (payment,) = company["objects"]["Payment"].values()
+        assert payment["TotalAmt"] == "100.00"  # exact, not a float
 
         await http.post("/_emulator/webhooks/flush")
     entities = json.loads(hub.received[0][1])["eventNotifications"][0]["dataChangeEvent"]["entities"]
