@@ -8,13 +8,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from fieldhub.settings import VAR, get_settings
+from fieldhub.settings import VAR, Settings, get_settings
 
 app = typer.Typer(help="fieldhub: the Integrations Hub of a field-service business.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="Personal API tokens for /api/v1.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+keys_app = typer.Typer(help="Encryption keys for secrets at rest (FIELDHUB_ENCRYPTION_KEYS).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 
 
@@ -30,6 +32,25 @@ def db_upgrade(revision: str = "head") -> None:
     console.print(f"[green]Database at {revision}.[/green]")
 
 
+def _check_keys(settings: Settings) -> None:
+    """Refuse to start with a missing or placeholder key ring; demo and test modes get a key file in var/."""
+    from fieldhub.hub.vault import CredentialError, ensure_demo_key
+
+    try:
+        ensure_demo_key(settings)
+    except CredentialError as exc:
+        console.print(f"[red]{exc}[/red]  Generate one with: fieldhub keys generate")
+        raise typer.Exit(2) from None
+
+
+@keys_app.command("generate")
+def keys_generate(kid: Annotated[str | None, typer.Option(help="Key id (default: k<date><random>)")] = None) -> None:
+    """Print a new random AES-256 key as "kid:base64". Put it FIRST in FIELDHUB_ENCRYPTION_KEYS to rotate."""
+    from fieldhub.hub.vault import generate_key
+
+    print(generate_key(kid))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default FIELDHUB_HOST)")] = None,
@@ -41,6 +62,7 @@ def serve(
     from fieldhub.main import create_app
 
     settings = get_settings()
+    _check_keys(settings)
     if host:
         settings.host = host
     if port:
@@ -56,6 +78,7 @@ def demo(serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True
 
     settings = get_settings()
     VAR.mkdir(exist_ok=True)
+    _check_keys(settings)
     upgrade(settings.database_url)
     created = asyncio.run(load_demo(settings))
     console.print("[green]Demo business ready.[/green]" + (" (already loaded)" if not created else ""))
