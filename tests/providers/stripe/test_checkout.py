@@ -246,7 +246,7 @@ async def test_idempotent_replay(api: Api, emu: StripeEmulator, connected: str) 
     again = await api.post("/v1/checkout/sessions", session_params(), account=connected, idempotency_key="k-1")
     assert again.status_code == 200 and again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
-    assert len(emu.list(connected, "checkout.session")) == 1
+    assert len(emu.find(connected, "checkout.session")) == 1
     other = await api.post("/v1/checkout/sessions", session_params(amount=1), account=connected, idempotency_key="k-1")
     assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
     # A request that failed validation saves nothing: the key can be used again.

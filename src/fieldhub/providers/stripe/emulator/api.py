@@ -198,7 +198,9 @@ def created_filter(ctx: Ctx, name: str = "created") -> Callable[[dict[str, Any]]
     for op, value in raw.items():
         if op not in ops:
             raise invalid(f"{name}[{op}]", f"Received unknown parameter: {name}[{op}]", code="parameter_unknown")
-        bounds.append((ops[op], ctx.int_param(f"{name}[{op}]", value)))
+        bound = ctx.int_param(f"{name}[{op}]", value, need=True)
+        assert bound is not None
+        bounds.append((ops[op], bound))
     return lambda obj: all(fn(obj.get(name) or 0, bound) for fn, bound in bounds)
 
 

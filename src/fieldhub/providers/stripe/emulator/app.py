@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import heapq
@@ -17,7 +18,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig, RateRule
+from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig, OAuthServer, RateRule
 from fieldhub.hub.emulator.core import CONTROL_PREFIX
 from fieldhub.providers.stripe.emulator import objects as build
 from fieldhub.providers.stripe.emulator.api import ApiRouter, Ctx, StripeError, expand, fingerprint
@@ -72,8 +73,11 @@ class StripeEmulator(Emulator):
         self.events: list[str] = []
         self.idempotency: dict[tuple[str, str], Saved] = {}
         self.connected: set[str] = set()
+        self.account_links: dict[str, Any] = {}  # token -> connect.AccountLink
+        self.payout_failures: list[str] = []  # failure codes for the next payouts, consumed in order
+        self.oauth: OAuthServer  # set by connect.install
         self._order = itertools.count(1)
-        self._scheduled: list[tuple[float, int, Callable[[], None]]] = []
+        self._scheduled: list[tuple[float, int, Callable[[], object]]] = []
         self.rate_rules.append(RateRule("sandbox", limit=self.rate_per_second, window=1.0, applies=_rate_bucket))
 
         from fieldhub.providers.stripe.emulator import checkout, connect, payments, webhooks
@@ -114,12 +118,12 @@ class StripeEmulator(Emulator):
     def owner(self, object_id: str) -> str:
         return self.objects[object_id].account
 
-    def list(self, account: str, kind: str, where: Callable[[dict[str, Any]], bool] = lambda o: True) -> list[dict]:
+    def find(self, account: str, kind: str, where: Callable[[dict[str, Any]], bool] = lambda o: True) -> list[dict]:
         found = [s for s in self.objects.values() if s.account == account and s.obj.get("object") == kind]
         found.sort(key=lambda s: (s.obj.get("created", 0), s.seq), reverse=True)
         return [s.obj for s in found if where(s.obj)]
 
-    def schedule(self, delay: float, action: Callable[[], None]) -> None:
+    def schedule(self, delay: float, action: Callable[[], object]) -> None:
         heapq.heappush(self._scheduled, (self.clock.now() + delay, next(self._order), action))
 
     def run_due(self) -> int:
@@ -131,6 +135,13 @@ class StripeEmulator(Emulator):
             ran += 1
         self.webhooks.kick()
         return ran
+
+    async def run(self, interval: float = 0.5) -> None:
+        """Keep emulated time moving without requests (ACH settlement, payouts, webhook retries): run as a task."""
+        while True:
+            self.run_due()
+            await self.webhooks.flush()
+            await asyncio.sleep(interval)
 
     # --- events ------------------------------------------------------------------------------------
     def emit(
@@ -278,7 +289,7 @@ class StripeEmulator(Emulator):
         except StripeError as exc:
             status, body, keep = exc.status, exc.body(), exc.saved
         raw = json.dumps(body, indent=2).encode()
-        if saved is not None:
+        if saved is not None and key is not None:
             if keep:
                 saved.status, saved.body, saved.done = status, raw, True
             else:
@@ -353,6 +364,8 @@ class StripeEmulator(Emulator):
         self.events.clear()
         self.idempotency.clear()
         self.connected.clear()
+        self.account_links.clear()
+        self.payout_failures.clear()
         self._scheduled.clear()
         self.webhooks.clear()
         self._seed_accounts()

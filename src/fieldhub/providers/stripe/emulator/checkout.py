@@ -132,7 +132,7 @@ def install(emu: StripeEmulator) -> None:
         intent = ctx.str_param("payment_intent")
         status = ctx.str_param("status")
         when = created_filter(ctx)
-        items = emu.list(
+        items = emu.find(
             ctx.account,
             "checkout.session",
             lambda s: (

@@ -37,8 +37,7 @@ class AccountLink:
 
 
 def install(emu: StripeEmulator) -> None:
-    links: dict[str, AccountLink] = {}
-    emu.account_links = links  # type: ignore[attr-defined]
+    links: dict[str, AccountLink] = emu.account_links
 
     async def oauth_token(request: Request) -> Response:
         """Stripe authenticates the exchange with the platform secret key (form `client_secret` or Bearer)."""
@@ -113,7 +112,7 @@ def install(emu: StripeEmulator) -> None:
             "stripe_publishable_key": emu.publishable_key(account.id),
         },
     )
-    emu.oauth = OAuthServer(  # type: ignore[attr-defined]
+    emu.oauth = OAuthServer(
         emu,
         rules,
         accounts,
@@ -165,7 +164,7 @@ def install(emu: StripeEmulator) -> None:
     def list_accounts(ctx: Ctx) -> dict[str, Any]:
         if ctx.connected:
             return paginate(ctx, [], "/v1/accounts")
-        items = [a for a in emu.list(emu.platform_id, "account") if a["id"] in emu.connected]
+        items = [a for a in emu.find(emu.platform_id, "account") if a["id"] in emu.connected]
         return paginate(ctx, items, "/v1/accounts")
 
     def update_account(ctx: Ctx, account: str) -> dict[str, Any]:

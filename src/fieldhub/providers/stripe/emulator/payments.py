@@ -20,7 +20,7 @@ REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 def refresh_balance(emu: StripeEmulator, account: str) -> list[dict[str, Any]]:
     """Pending funds become available once their available_on passes (on the emulated clock)."""
     now = emu.now()
-    txns = emu.list(account, "balance_transaction")
+    txns = emu.find(account, "balance_transaction")
     for txn in txns:
         if txn["status"] == "pending" and txn["available_on"] <= now:
             txn["status"] = "available"
@@ -40,7 +40,7 @@ def balance_of(emu: StripeEmulator, account: str) -> dict[str, Any]:
 
 
 def install(emu: StripeEmulator) -> None:
-    payout_failures: list[str] = []  # failure codes for the next payouts, consumed in order
+    payout_failures = emu.payout_failures
 
     # --- PaymentIntents and Charges -------------------------------------------------------------------
     def get_intent(ctx: Ctx, intent: str) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def install(emu: StripeEmulator) -> None:
 
     def list_intents(ctx: Ctx) -> dict[str, Any]:
         when = created_filter(ctx)
-        return paginate(ctx, emu.list(ctx.account, "payment_intent", when), "/v1/payment_intents")
+        return paginate(ctx, emu.find(ctx.account, "payment_intent", when), "/v1/payment_intents")
 
     def get_charge(ctx: Ctx, charge: str) -> dict[str, Any]:
         return emu.get(ctx.account, charge, "charge", "charge")
@@ -56,7 +56,7 @@ def install(emu: StripeEmulator) -> None:
     def list_charges(ctx: Ctx) -> dict[str, Any]:
         when = created_filter(ctx)
         intent = ctx.str_param("payment_intent")
-        items = emu.list(ctx.account, "charge", lambda c: when(c) and (not intent or c["payment_intent"] == intent))
+        items = emu.find(ctx.account, "charge", lambda c: when(c) and (not intent or c["payment_intent"] == intent))
         return paginate(ctx, items, "/v1/charges")
 
     # --- Refunds --------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def install(emu: StripeEmulator) -> None:
         charge = ctx.str_param("charge")
         intent = ctx.str_param("payment_intent")
         when = created_filter(ctx)
-        items = emu.list(
+        items = emu.find(
             ctx.account,
             "refund",
             lambda r: (
@@ -176,7 +176,7 @@ def install(emu: StripeEmulator) -> None:
         kind = ctx.str_param("type")
         source = ctx.str_param("source")
         when = created_filter(ctx)
-        items = emu.list(
+        items = emu.find(
             ctx.account,
             "balance_transaction",
             lambda t: (
@@ -200,7 +200,7 @@ def install(emu: StripeEmulator) -> None:
         status = ctx.str_param("status")
         when = created_filter(ctx)
         arrival = created_filter(ctx, "arrival_date")
-        items = emu.list(
+        items = emu.find(
             ctx.account, "payout", lambda p: when(p) and arrival(p) and (not status or p["status"] == status)
         )
         return paginate(ctx, items, "/v1/payouts")
@@ -333,7 +333,7 @@ def install(emu: StripeEmulator) -> None:
 
     def list_disputes(ctx: Ctx) -> dict[str, Any]:
         charge = ctx.str_param("charge")
-        items = emu.list(ctx.account, "dispute", lambda d: not charge or d["charge"] == charge)
+        items = emu.find(ctx.account, "dispute", lambda d: not charge or d["charge"] == charge)
         return paginate(ctx, items, "/v1/disputes")
 
     # --- Events -----------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def install(emu: StripeEmulator) -> None:
             raise invalid("types", "You may only specify one of these parameters: type, types.")
         patterns = [single] if single else list(several)
         when = created_filter(ctx)
-        items = emu.list(
+        items = emu.find(
             ctx.account,
             "event",
             lambda e: when(e) and (not patterns or any(fnmatch.fnmatchcase(e["type"], p) for p in patterns)),

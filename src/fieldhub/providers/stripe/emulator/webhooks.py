@@ -56,7 +56,7 @@ class WebhookSender:
         self.paused = False
         self.deliveries: list[Delivery] = []
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
