@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, WithJsonSchema
 from pydantic import ValidationError as PydanticValidationError
 
 from fieldhub.core.errors import ValidationFailed
@@ -43,6 +43,13 @@ def _number_text(value: Any) -> Any:
     return value
 
 
+def _places(places: int) -> Any:
+    # Exact (the constraint already refused extra places): only the scale changes, so a value reads the
+    # same before and after a round trip through the database ("7.5" is kept as 7.5000).
+    exponent = Decimal(1).scaleb(-places)
+    return lambda value: value.quantize(exponent)
+
+
 def _email(value: str) -> str:
     if not value:
         return ""
@@ -57,9 +64,27 @@ def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as 
     return Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length, min_length=min_length)]
 
 
-Money = Annotated[Decimal, BeforeValidator(_money_text), Field(ge=0, le=MAX_AMOUNT, max_digits=14, decimal_places=2)]
-Quantity = Annotated[Decimal, BeforeValidator(_number_text), Field(ge=0, le=Decimal("99999999"), decimal_places=4)]
-Percent = Annotated[Decimal, BeforeValidator(_number_text), Field(ge=0, le=100, decimal_places=4)]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_text),
+    Field(ge=0, le=MAX_AMOUNT, max_digits=14, decimal_places=2),
+    AfterValidator(_places(2)),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,2})?$", "examples": ["12.50"]}),
+]
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_number_text),
+    Field(ge=0, le=Decimal("99999999"), decimal_places=4),
+    AfterValidator(_places(4)),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "examples": ["1.5"]}),
+]
+Percent = Annotated[
+    Decimal,
+    BeforeValidator(_number_text),
+    Field(ge=0, le=100, decimal_places=4),
+    AfterValidator(_places(4)),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "examples": ["8.25"]}),
+]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
 OptionalId = Annotated[int | None, BeforeValidator(_blank_to_none)]
 
