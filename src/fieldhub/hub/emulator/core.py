@@ -16,8 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from fieldhub.hub import registry
+
 CONTROL_PREFIX = "/_emulator"
-REDACT_HEADERS = {"authorization", "cookie", "stripe-signature", "intuit-signature"}
+# Credentials and every provider's webhook signature header (from the providers' tomls, not a list here).
+REDACT_HEADERS = {"authorization", "cookie"} | {
+    s.webhooks.signature_header.lower() for s in registry.all() if s.webhooks and s.webhooks.signature_header
+}
 
 
 @dataclass

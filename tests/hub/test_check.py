@@ -1,0 +1,139 @@
+"""`fieldhub check`: passes on the repo; fails on a tree whose shared code names a provider."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fieldhub.cli import app
+from fieldhub.hub.check import SRC_ROOT, run
+
+TOML = """key = "{key}"
+name = "{name}"
+card = "{key}"
+category = "leads"
+icon = "star"
+brand_color = "#123456"
+description = "A test provider."
+hub_order = {order}
+
+[auth]
+mode = "api_key"
+api_key_in = "bearer"
+
+[api]
+base_url = "https://api.{key}.example.com"
+"""
+README = "# {name}\n\n## Register the app\n\nA key.\n\n## Limits\n\nNone.\n\n## Quirks\n\nNone.\n"
+
+
+def make_provider(src: Path, key: str, order: int, emulator: bool = True) -> Path:
+    folder = src / "providers" / key
+    folder.mkdir(parents=True)
+    (folder / "provider.toml").write_text(TOML.format(key=key, name=key.title(), order=order))
+    (folder / "__init__.py").write_text(f'"""{key}."""\n')
+    (folder / "README.md").write_text(README.format(name=key.title()))
+    if emulator:
+        (folder / "emulator").mkdir()
+        (folder / "emulator" / "__init__.py").write_text('"""Emulator."""\n')
+    return folder
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    """A small fieldhub source tree: two providers and some shared code that names none."""
+    root = tmp_path / "fieldhub"
+    (root / "providers").mkdir(parents=True)
+    (root / "providers" / "__init__.py").write_text('"""Providers."""\n')
+    make_provider(root, "acme_leads", 10)
+    make_provider(root, "zed_leads", 20)
+    icons = root / "web" / "static" / "vendor" / "lucide"
+    icons.mkdir(parents=True)
+    (icons / "star.svg").write_text("<svg></svg>")
+    (root / "hub").mkdir()
+    (root / "hub" / "engine.py").write_text(
+        '"""Runs any provider (acme_leads in the docstring is fine)."""\n\ndef run(spec):\n    return spec.key\n'
+    )
+    (root / "web" / "templates").mkdir(parents=True)
+    (root / "web" / "templates" / "page.html").write_text("<a href='/settings/integrations/{{ card.key }}'>x</a>\n")
+    return root
+
+
+def test_the_repository_passes() -> None:
+    report = run(SRC_ROOT)
+    assert report.ok, [f"{f.where}: {f.message}" for f in report.errors]
+    assert report.providers == 14 and report.cards == 8
+
+
+def test_the_cli_exits_zero_on_the_repository() -> None:
+    result = CliRunner().invoke(app, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "14 providers" in result.output
+
+
+def test_a_clean_tree_passes(src: Path) -> None:
+    report = run(src, require_emulators=True)
+    assert report.ok, report.findings
+    assert report.findings == []
+
+
+@pytest.mark.parametrize(
+    ("file", "code", "kind"),
+    [
+        ("hub/engine.py", 'def run(spec):\n    if spec.key == "acme_leads":\n        return 1\n', "string literal"),
+        ("hub/engine.py", "def run(spec):\n    acme_leads_client = spec\n", "identifier"),
+        ("core/thing.py", "from fieldhub.providers.zed_leads import hooks\n", "import"),
+        ("web/templates/page.html", '<a href="/settings/integrations/zed_leads">Zed</a>\n', "text"),
+        ("cli.py", 'URL = "/webhooks/acme_leads"\n', "string literal"),
+    ],
+)
+def test_shared_code_naming_a_provider_fails(src: Path, file: str, code: str, kind: str) -> None:
+    path = src / file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(code)
+    report = run(src)
+    assert not report.ok
+    assert any(file in f.where and f"({kind})" in f.message for f in report.errors), report.errors
+
+
+def test_lookalike_words_are_not_provider_names(src: Path) -> None:
+    (src / "hub" / "engine.py").write_text('NAMES = ["acme_leadsx", "Acme_Leads", "acme"]\nacme_lead = 1\n')
+    assert run(src).ok
+
+
+def test_a_provider_importing_another_fails(src: Path) -> None:
+    hooks = src / "providers" / "acme_leads" / "hooks.py"
+    hooks.write_text("from ..zed_leads import mapping\nfrom fieldhub.providers.acme_leads import emulator\n")
+    report = run(src)
+    errors = [f for f in report.errors if "imports provider" in f.message]
+    assert len(errors) == 1 and "'acme_leads' imports provider 'zed_leads'" in errors[0].message
+    hooks.write_text("import importlib\nmod = importlib.import_module('fieldhub.providers.zed_leads.client')\n")
+    assert any("imports provider 'zed_leads'" in f.message for f in run(src).errors)
+
+
+def test_missing_files_and_emulators(src: Path) -> None:
+    folder = src / "providers" / "zed_leads"
+    (folder / "README.md").unlink()
+    shutil.rmtree(folder / "emulator")
+    report = run(src)
+    assert [f.message for f in report.errors] == ["missing README.md"]
+    assert any("missing emulator/" in f.message for f in report.warnings)
+    strict = run(src, require_emulators=True)
+    assert any("missing emulator/" in f.message for f in strict.errors)
+
+
+def test_a_broken_toml_and_an_unvendored_icon_fail(src: Path) -> None:
+    toml = src / "providers" / "zed_leads" / "provider.toml"
+    toml.write_text(toml.read_text().replace('icon = "star"', 'icon = "rocket"'))
+    assert any("icon 'rocket' is not vendored" in f.message for f in run(src).errors)
+    toml.write_text(toml.read_text() + "surprise = 1\n")
+    assert any("surprise: unknown key" in f.message for f in run(src).errors)
+
+
+def test_readme_sections_and_callback(src: Path) -> None:
+    readme = src / "providers" / "acme_leads" / "README.md"
+    readme.write_text("# Acme\n\n## Register the app\n\n## Limits\n")
+    assert any("needs a '## Quirks…' section" in f.message for f in run(src).errors)
