@@ -177,19 +177,22 @@ def install(emu: StripeEmulator) -> None:
             return None
         return stored.account, stored.obj
 
-    def render(account: str, session: dict[str, Any], error: str = "", status: int = 200) -> HTMLResponse:
+    def render(
+        request: Request, account: str, session: dict[str, Any], error: str = "", status: int = 200
+    ) -> HTMLResponse:
         if session["status"] != "open":
             message = "Payment complete. Thank you!" if session["status"] == "complete" else "This link has expired."
             return HTMLResponse(pages.shell("Checkout", pages.notice(message)), status_code=200)
         merchant = emu.account_obj(account)["business_profile"]["name"] or "Stripe merchant"
-        page = pages.checkout(session, emu.meta(session["id"])["line_items"], merchant, error)
+        action = f"{emu.base_url(request)}/c/pay/{session['id']}"
+        page = pages.checkout(session, emu.meta(session["id"])["line_items"], merchant, action, error)
         return HTMLResponse(page, status_code=status)
 
-    async def page(session_id: str) -> Response:
+    async def page(session_id: str, request: Request) -> Response:
         found = lookup(session_id)
         if found is None:
             return HTMLResponse(pages.shell("Checkout", pages.notice("Something went wrong.")), status_code=404)
-        return render(*found)
+        return render(request, *found)
 
     async def pay(session_id: str, method: str, request: Request) -> Response:
         found = lookup(session_id)
@@ -206,7 +209,7 @@ def install(emu: StripeEmulator) -> None:
                 return HTMLResponse(pages.shell("Checkout", pages.notice("Unknown payment method.")), 404)
         except PageError as exc:
             emu.webhooks.kick()
-            return render(account, session, str(exc), status=402)
+            return render(request, account, session, str(exc), status=402)
         emu.webhooks.kick()
         return RedirectResponse(success_redirect(session), status_code=303)
 

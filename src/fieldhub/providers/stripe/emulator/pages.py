@@ -47,7 +47,9 @@ def money(amount: int, currency: str) -> str:
     return f"{symbol}{amount // 100:,}.{amount % 100:02d}"
 
 
-def checkout(session: dict[str, Any], items: list[dict[str, Any]], merchant: str, error: str = "") -> str:
+def checkout(session: dict[str, Any], items: list[dict[str, Any]], merchant: str, action: str, error: str = "") -> str:
+    """The payment page; `action` is the absolute URL the forms post to (…/c/pay/{id}), so a re-render after a
+    decline, served from …/card, still posts to the right place."""
     currency = session["currency"] or "usd"
     lines = "".join(
         f"<div class=line><span>{escape(item['description'])}"
@@ -55,13 +57,12 @@ def checkout(session: dict[str, Any], items: list[dict[str, Any]], merchant: str
         f"<span>{money(item['amount_total'], currency)}</span></div>"
         for item in items
     )
-    sid = escape(session["id"])
     email = escape(session.get("customer_email") or "")
     error_html = f"<div class=err role=alert id=error>{escape(error)}</div>" if error else ""
     card = ""
     if "card" in session["payment_method_types"]:
         card = f"""
-<form method=post action="{sid}/card" id=card-form>
+<form method=post action="{escape(action)}/card" id=card-form>
  <div class=field><label for=email>Email</label><input id=email name=email type=email value="{email}" required></div>
  <div class=field><label for=cardnumber>Card information</label>
   <input id=cardnumber name=number inputmode=numeric autocomplete=cc-number placeholder="1234 1234 1234 1234" required>
@@ -74,7 +75,7 @@ def checkout(session: dict[str, Any], items: list[dict[str, Any]], merchant: str
     if "us_bank_account" in session["payment_method_types"]:
         bank = f"""
 {"<div class=sep>or</div>" if card else ""}
-<form method=post action="{sid}/bank" id=bank-form>
+<form method=post action="{escape(action)}/bank" id=bank-form>
  <div class=bank>STRIPE TEST BANK •••• 6789 <span class=badge>TEST</span><br>
  <small>ACH Direct Debit. Funds take a few business days to arrive.</small></div>
  <input type=hidden name=email value="{email}">
