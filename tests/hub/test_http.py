@@ -320,7 +320,7 @@ async def test_an_asgi_app_behind_the_shared_limiter_never_sees_more_than_the_ca
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
         in_flight -= 1
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"ok": true}'})

@@ -244,3 +244,19 @@ def test_round_trip_property(plaintext: str, tenant_id: int, owner_id: object, f
     assert v.decrypt(sealed, **where) == plaintext
     with pytest.raises(DecryptError):
         v.decrypt(sealed, tenant_id=tenant_id + 1, owner_id=owner_id, field=field)
+
+
+def test_cli_keys_generate_and_start_check() -> None:
+    from typer.testing import CliRunner
+
+    from fieldhub.cli import _check_keys, app
+
+    result = CliRunner().invoke(app, ["keys", "generate", "--kid", "k9"])
+    assert result.exit_code == 0
+    [(kid, key)] = parse_key_ring(result.stdout.strip())
+    assert kid == "k9" and len(key) == 32
+    import typer
+
+    with pytest.raises(typer.Exit) as exc:
+        _check_keys(Settings(mode="production", encryption_keys="your-key"))
+    assert exc.value.exit_code == 2
