@@ -1,0 +1,181 @@
+"""The Integrations hub in a real browser: 2 columns on a desktop, 1 on a phone, cards in order, 403 for a tech.
+
+Serves the app with uvicorn on a free 127.0.0.1 port over a SQLite file and drives Debian's Chromium
+through Playwright (Playwright's own browser download is not used). Screenshots go to var/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from tests.conftest import PASSWORD, TEST_KEYS, make_business
+
+from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.main import create_app
+from fieldhub.models import metadata
+from fieldhub.settings import VAR, Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = VAR / "screenshots"
+SEED_ORDER = [
+    "Thumbtack",
+    "QuickBooks",
+    "Voice AI",
+    "Calendar",
+    "E-Signatures",
+    "Google Business Profile",
+    "SEO Integrations",
+    "Accounting",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _prepare(url: str) -> dict[str, str]:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    async with make_sessionmaker(engine)() as session:
+        biz = await make_business(session, "browser")
+        emails = {"owner": biz.owner.email, "tech": biz.tech.email, "dispatcher": biz.dispatcher.email}
+    await engine.dispose()
+    return emails
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (run `make chromium`)")
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'hub.db'}"
+    emails = asyncio.run(_prepare(url))
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = Settings(mode="test", database_url=url, encryption_keys=TEST_KEYS, public_url=base)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield base, emails
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def chromium(served):  # noqa: ANN001, ANN201 - playwright types
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _login(browser, base: str, email: str, width: int, next_url: str):  # noqa: ANN001, ANN202
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{base}/login?next={next_url}")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+@pytest.mark.parametrize(("width", "columns"), [(1280, 2), (390, 1)])
+def test_hub_grid_columns_and_order(served, chromium, width: int, columns: int) -> None:  # noqa: ANN001
+    base, emails = served
+    page = _login(chromium, base, emails["owner"], width, "/settings/integrations")
+    assert page.url.endswith("/settings/integrations")
+
+    grid = page.locator("[data-testid=hub-grid]")
+    tracks = grid.evaluate("e => getComputedStyle(e).gridTemplateColumns.split(' ').filter(Boolean).length")
+    assert tracks == columns
+
+    cards = page.locator(".hub-grid a.hub-card")
+    assert cards.count() == len(SEED_ORDER)
+    assert page.locator(".hub-card .name").all_inner_texts() == SEED_ORDER
+    boxes = [cards.nth(i).bounding_box() for i in range(cards.count())]
+    lefts = sorted({round(b["x"]) for b in boxes})
+    assert len(lefts) == columns
+    if columns == 2:
+        # Row by row: the first two cards share a row, side by side and equally wide.
+        assert round(boxes[0]["y"]) == round(boxes[1]["y"]) and boxes[0]["x"] < boxes[1]["x"]
+        assert abs(boxes[0]["width"] - boxes[1]["width"]) < 1
+    else:
+        assert all(boxes[i]["y"] < boxes[i + 1]["y"] for i in range(len(boxes) - 1))
+        assert all(b["x"] + b["width"] <= width for b in boxes)  # nothing overflows the phone screen
+
+    icon = cards.first.locator(".icon-box")
+    size = icon.bounding_box()
+    assert round(size["width"]) == 48 and round(size["height"]) == 48
+    assert icon.evaluate("e => getComputedStyle(e).backgroundColor") == "rgba(0, 159, 217, 0.15)"
+
+    name = cards.first.locator(".name")
+    assert name.evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
+    assert name.evaluate("e => getComputedStyle(e).fontWeight") == "700"
+    cards.first.hover()
+    page.wait_for_timeout(300)  # the colour transition
+    assert name.evaluate("e => getComputedStyle(e).color") == "rgb(59, 130, 246)"
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(300)
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"hub-{width}.png"), full_page=True)
+
+    cards.nth(SEED_ORDER.index("Calendar")).click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/settings/integrations/calendar")
+    assert page.locator("[data-provider]").evaluate_all("els => els.map(e => e.dataset.provider)") == [
+        "google_calendar",
+        "outlook",
+    ]
+    if width == 1280:
+        page.screenshot(path=str(SHOTS / "hub-calendar-1280.png"), full_page=True)
+    page.close()
+
+
+def test_settings_page_shows_the_integrations_card(served, chromium) -> None:  # noqa: ANN001
+    base, emails = served
+    page = _login(chromium, base, emails["owner"], 1280, "/settings")
+    link = page.locator('a.hub-card[href="/settings/integrations"]')
+    assert link.count() == 1
+    assert link.evaluate("e => getComputedStyle(e).borderLeftColor") == "rgb(16, 185, 129)"  # emerald
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "settings-1280.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("role", ["tech", "dispatcher"])
+def test_staff_get_403(served, chromium, role: str) -> None:  # noqa: ANN001
+    base, emails = served
+    page = _login(chromium, base, emails[role], 1280, "/")
+    response = page.goto(f"{base}/settings/integrations")
+    assert response is not None and response.status == 403
+    assert "Not allowed" in page.content()
+    page.goto(f"{base}/settings")
+    assert page.locator('a[href="/settings/integrations"]').count() == 0
+    page.close()
