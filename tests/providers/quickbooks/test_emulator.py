@@ -334,3 +334,33 @@ async def test_malformed_json_and_unknown_resources(qbo: QBO) -> None:
     assert r.status_code == 400 and error(r)["code"] == "2010"
     r = await qbo.get("widget/1")
     assert r.status_code == 400 and error(r)["code"] == "500"
+
+
+async def test_payment_void_uses_include_void_and_reopens_the_invoice(qbo: QBO) -> None:
+    inv = await qbo.create("Invoice", invoice_body())
+    payment = await qbo.create(
+        "Payment",
+        {
+            "CustomerRef": {"value": "1"},
+            "TotalAmt": inv["TotalAmt"],
+            "Line": [{"Amount": inv["TotalAmt"], "LinkedTxn": [{"TxnId": inv["Id"], "TxnType": "Invoice"}]}],
+        },
+    )
+    assert (await qbo.get(f"invoice/{inv['Id']}")).json()["Invoice"]["Balance"] == 0
+    r = await qbo.post(
+        "payment", {"Id": payment["Id"], "SyncToken": "0", "sparse": True}, operation="update", include="void"
+    )
+    assert r.status_code == 200 and r.json()["Payment"]["TotalAmt"] == 0
+    reopened = (await qbo.get(f"invoice/{inv['Id']}")).json()["Invoice"]
+    assert reopened["Balance"] == reopened["TotalAmt"] and reopened["LinkedTxn"] == []
+
+
+async def test_length_and_discount_faults_name_their_element(qbo: QBO) -> None:
+    r = await qbo.post("invoice", invoice_body(DocNumber="X" * 22))
+    assert error(r)["code"] == "2050" and error(r)["element"] == "DocNumber"
+    r = await qbo.post("customer", {"DisplayName": "n" * 501})
+    assert error(r)["code"] == "2050" and error(r)["element"] == "DisplayName"
+    body = invoice_body()
+    body["Line"].append({"DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": True}})
+    r = await qbo.post("invoice", body)
+    assert error(r)["code"] == "6090" and error(r)["element"] == "Line"

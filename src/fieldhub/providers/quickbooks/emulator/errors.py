@@ -22,8 +22,8 @@ class QBOFault(Exception):
         code: str,
         message: str,
         detail: str = "",
-        *,
         element: str = "",
+        *,
         status: int = 400,
         kind: str = "ValidationFault",
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -263,7 +264,7 @@ def select(company: Company, query: Query) -> list[dict[str, Any]]:
     rows = [row for row in rows if all(_matches(row, c) for c in conditions)]
     rows.sort(key=lambda row: int(row["Id"]) if str(row["Id"]).isdigit() else 0)
     for field_name, descending in reversed(query.order):
-        rows.sort(key=lambda row, f=field_name: _sort_key(row, f), reverse=descending)
+        rows.sort(key=functools.partial(_sort_key, field_name=field_name), reverse=descending)
     return rows
 
 

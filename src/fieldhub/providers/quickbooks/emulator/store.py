@@ -735,7 +735,7 @@ class Company:
             for code_id, net in net_by_code.items():
                 for rate in self._rates(code_id):
                     bases[rate["Id"]] = bases.get(rate["Id"], Decimal("0")) + cents(net * share)
-        lines = []
+        lines: list[dict[str, Any]] = []
         total = Decimal("0")
         for rate_id, base in bases.items():
             rate = self.objects["TaxRate"][rate_id]
@@ -928,7 +928,7 @@ class Company:
         for payment in self.objects["Payment"].values():
             for line in payment.get("Line", []):
                 for link in line.get("LinkedTxn", []):
-                    if link.get("TxnType") == "Invoice":
+                    if link.get("TxnType") == "Invoice" and line["Amount"]:  # a voided payment links nothing
                         links.setdefault(str(link.get("TxnId")), []).append(payment["Id"])
         open_by_customer: dict[str, Decimal] = {}
         for invoice in self.objects["Invoice"].values():

@@ -73,12 +73,13 @@ def validate(data: dict[str, Any], element: str, spec_dir: Path | None = None) -
     schema = load_schema(folder)
     if element not in schema.elements:
         return [f"{element} is not a global element of the QBO schema"]
-    _, errors = schema.elements[element].encode(
+    result = schema.elements[element].encode(
         to_xsd_data(data),
         converter=xmlschema.UnorderedConverter,
         namespaces={"": NAMESPACE},
         validation="lax",
     )
+    errors = result[1] if isinstance(result, tuple) else []
     return [f"{element}: {error.reason} (at {error.path or '/'})" for error in errors]
 
 
