@@ -136,5 +136,29 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def emulate(
+    key: Annotated[str, typer.Argument(help="Provider key, e.g. quickbooks")],
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1)")] = 9100,
+) -> None:
+    """Serve one provider's emulator on a port; point the hub at it with FIELDHUB_PROVIDERS__<KEY>__BASE_URL."""
+    import uvicorn
+
+    from fieldhub.hub import registry
+    from fieldhub.hub.emulator.mount import build_emulator
+
+    settings = get_settings()
+    try:
+        registry.get(key)
+    except registry.UnknownProvider as e:
+        raise typer.BadParameter(str(e)) from None
+    emulator = build_emulator(settings, key)
+    if emulator is None:
+        raise typer.BadParameter(f"{key} has no emulator (providers/{key}/emulator/ with create_emulator)")
+    console.print(f"[green]{key} emulator[/green] on http://127.0.0.1:{port}")
+    console.print(f"  set FIELDHUB_PROVIDERS__{key.upper()}__BASE_URL=http://127.0.0.1:{port} for the hub to use it")
+    uvicorn.run(emulator, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+
+
 if __name__ == "__main__":
     app()
