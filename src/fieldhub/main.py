@@ -15,8 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from fieldhub import log
+from fieldhub.core import events
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.hub.emulator.mount import mount_emulators
+from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
 from fieldhub.web.deps import LoginRequired
@@ -42,6 +44,8 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     log.configure(settings.log_level, settings.log_json)
+    # Every core write marks the sync ledger in its own transaction (hub/sync/ledger.py).
+    events.subscribe(on_domain_event)
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager

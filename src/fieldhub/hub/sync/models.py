@@ -1,0 +1,101 @@
+"""The sync ledger (one row per connection, entity and local record), run history and per-record history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fieldhub.db import Base, IdMixin, UTCDateTime, utcnow
+
+
+class LedgerState(StrEnum):
+    PENDING = "pending"  # work to do: local_version is ahead of synced_version, or an operation is due
+    SYNCED = "synced"
+    FAILED = "failed"  # Rejected: waits for a person to fix the cause and press Retry
+    SKIPPED = "skipped"  # nothing to send (a DRAFT invoice voided before it was ever synced)
+
+
+class Operation(StrEnum):
+    UPSERT = "upsert"  # create when remote_id is empty, else update
+    VOID = "void"
+    DELETE = "delete"
+
+
+class LedgerRow(IdMixin, Base):
+    __tablename__ = "sync_ledger"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "entity", "local_id"),
+        # The engine's one hot query: due work of one connection. Synced rows are the vast majority;
+        # (connection, state, due) lets it skip straight past them.
+        Index("ix_sync_ledger_due", "connection_id", "state", "next_attempt_at"),
+        Index("ix_sync_ledger_remote", "connection_id", "entity", "remote_id"),
+    )
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(30))
+    local_id: Mapped[int] = mapped_column(Integer)
+    remote_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    remote_version: Mapped[str | None] = mapped_column(String(100), nullable=True)  # QBO SyncToken, Xero date, ...
+    local_version: Mapped[int] = mapped_column(Integer, default=0)  # newest version of the local record seen
+    synced_version: Mapped[int] = mapped_column(Integer, default=0)  # version last confirmed at the provider
+    state: Mapped[LedgerState] = mapped_column(String(10), default=LedgerState.PENDING)
+    operation: Mapped[Operation] = mapped_column(String(10), default=Operation.UPSERT)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Written and committed BEFORE a create is sent; a crash after the provider committed is settled by
+    # replaying the same key (QBO requestid, Idempotency-Key) or finding the marker in the remote record.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error_code: Mapped[str] = mapped_column(String(40), default="")
+    error_reason: Mapped[str] = mapped_column(Text, default="")  # plain words, for the business owner
+    error_fix: Mapped[str] = mapped_column(Text, default="")
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class SyncRun(IdMixin, Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_connection_started", "connection_id", "started_at"),)
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(20))  # realtime | manual | retry | backfill | schedule | webhook
+    direction: Mapped[str] = mapped_column(String(10))  # export | import
+    entity: Mapped[str] = mapped_column(String(30), default="")  # empty: every entity
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[RunStatus] = mapped_column(String(10), default=RunStatus.RUNNING)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RecordEvent(IdMixin, Base):
+    """What was sent and received for one ledger row, so any record's sync can be explained."""
+
+    __tablename__ = "sync_record_events"
+    __table_args__ = (Index("ix_sync_record_events_ledger", "ledger_id", "created_at"),)
+
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("sync_ledger.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), nullable=True)
+    action: Mapped[str] = mapped_column(String(20))  # created | updated | voided | failed | conflict | imported
+    summary: Mapped[str] = mapped_column(Text, default="")
+    sent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # redacted of secrets
+    received: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
