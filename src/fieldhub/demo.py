@@ -323,7 +323,7 @@ async def _week_of_jobs(session: AsyncSession, tenant: Tenant, rng: random.Rando
     monday = jobs.week_start(now.astimezone(zone).date())
     customers = list(await session.scalars(select(Customer).where(Customer.tenant_id == tenant.id)))
     techs = await jobs.list_technicians(session, tenant.id)
-    slots = [(time(8, 0), 2), (time(10, 30), 2), (time(13, 0), 3), (time(15, 30), 1)]
+    slots = [(time(8, 0), 2), (time(10, 30), 2), (time(13, 0), 2), (time(15, 30), 1)]
     for offset in range(6):  # Monday to Saturday; Saturday is the on-call day
         day = monday + timedelta(days=offset)
         for tech_index, tech in enumerate(techs):
@@ -331,13 +331,14 @@ async def _week_of_jobs(session: AsyncSession, tenant: Tenant, rng: random.Rando
             for slot_index, (start_at, hours) in enumerate(day_slots):
                 if offset == 5 and tech_index:
                     break  # one technician on call
-                if (offset + tech_index + slot_index) % 4 == 3:
+                if offset < 5 and (offset + tech_index + slot_index) % 3 == 2:
                     continue  # gaps: not every slot is booked
                 title, _ = rng.choice(JOB_KINDS)
                 start = datetime.combine(day, start_at, zone)
-                end = start + timedelta(hours=hours, minutes=rng.choice([0, 0, 30]) if hours < 3 else 0)
+                end = start + timedelta(hours=hours, minutes=rng.choice([0, 0, 30]) if hours == 2 else 0)
                 customer = rng.choice(customers)
-                helpers = [tech] + ([techs[(tech_index + 1) % len(techs)]] if title.startswith("Water heater") else [])
+                # Saturday's on-call job takes two: the only day nobody else is booked.
+                helpers = [tech] + ([techs[(tech_index + 1) % len(techs)]] if offset == 5 and len(techs) > 1 else [])
                 job = await jobs.create_job(
                     session,
                     tenant.id,

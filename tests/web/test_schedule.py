@@ -67,7 +67,7 @@ async def test_week_view_places_jobs_by_local_day(owner, session, biz, customer)
         "Sunday 15 March",
     ]
     assert "Late leak" in days["Wednesday 11 March"] and "Late leak" not in days["Thursday 12 March"]
-    assert "11:30 PM" in days["Wednesday 11 March"]
+    assert "11:30–11:59 PM" in days["Wednesday 11 March"]
     assert "#ec4899" in days["Wednesday 11 March"]  # the technician's colour
     assert 'class="week-entry block"' in days["Friday 13 March"] and "Dentist" in days["Friday 13 March"]
     assert 'href="/schedule?week=2026-03-02"' in r.text and 'href="/schedule?week=2026-03-16"' in r.text
