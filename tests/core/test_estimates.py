@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -196,3 +197,15 @@ async def test_another_business_cannot_see_or_touch(session, biz, other_biz, set
     with pytest.raises(NotFound):
         await estimates.update_estimate(session, other_biz.tenant.id, est.id, {"memo": "x"})
     assert (await estimates.list_estimates(session, other_biz.tenant.id)).total == 0
+
+
+async def test_concurrent_creates_get_distinct_numbers(sessionmaker, biz, setup):
+    async def one() -> str:
+        async with sessionmaker() as s:
+            est = await estimates.create_estimate(s, biz.tenant.id, _estimate(setup))
+            await asyncio.sleep(0.05)  # widen the window between numbering and commit
+            await s.commit()
+            return est.number
+
+    numbers = await asyncio.gather(*(one() for _ in range(4)))
+    assert sorted(numbers) == ["EST-1001", "EST-1002", "EST-1003", "EST-1004"]

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.core.accounts.models import Tenant
@@ -79,7 +79,14 @@ async def _today(session: AsyncSession, tenant_id: int) -> date:
     return datetime.now(ZoneInfo(tz or "UTC")).date()
 
 
+async def _lock_tenant(session: AsyncSession, tenant_id: int) -> None:
+    # Writing the row's own value takes a row lock on PostgreSQL and the write lock on SQLite, held until
+    # commit: two estimates created at once for one business get their numbers one after the other.
+    await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(updated_at=Tenant.updated_at))
+
+
 async def _next_number(session: AsyncSession, tenant_id: int) -> str:
+    """One more than the largest EST- number so far. Call with the tenant locked."""
     numbers = await session.scalars(
         select(Estimate.number).where(Estimate.tenant_id == tenant_id, Estimate.number.startswith(NUMBER_PREFIX))
     )
@@ -133,9 +140,12 @@ async def _resolve(session: AsyncSession, tenant_id: int, values: EstimateIn) ->
 
 
 def _apply(estimate: Estimate, values: EstimateIn, rate: TaxRate | None, lines: list[dict]) -> None:
-    totals = compute_totals([(ln["quantity"], ln["unit_price"], ln["taxable"]) for ln in lines], rate and rate.rate)
+    totals = compute_totals(
+        [(ln["quantity"], ln["unit_price"], ln["taxable"]) for ln in lines], rate.rate if rate else None
+    )
     estimate.customer_id = values.customer_id
-    estimate.issue_date = values.issue_date  # type: ignore[assignment] - filled before _apply
+    assert values.issue_date is not None  # filled by the caller before _apply
+    estimate.issue_date = values.issue_date
     estimate.expires_on = values.expires_on
     estimate.tax_rate_id = values.tax_rate_id
     estimate.memo = values.memo
@@ -154,6 +164,7 @@ async def create_estimate(session: AsyncSession, tenant_id: int, data: EstimateI
     rate, lines = await _resolve(session, tenant_id, values)
     if values.issue_date is None:
         values.issue_date = await _today(session, tenant_id)
+    await _lock_tenant(session, tenant_id)
     estimate = Estimate(
         tenant_id=tenant_id, version=1, number=await _next_number(session, tenant_id), status=EstimateStatus.DRAFT
     )
