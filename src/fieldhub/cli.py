@@ -138,7 +138,7 @@ def check(
 
 @app.command()
 def emulate(
-    key: Annotated[str, typer.Argument(help="Provider key, e.g. quickbooks")],
+    key: Annotated[str, typer.Argument(help="Provider key: a folder under src/fieldhub/providers/")],
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1)")] = 9100,
 ) -> None:
     """Serve one provider's emulator on a port; point the hub at it with FIELDHUB_PROVIDERS__<KEY>__BASE_URL."""
