@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import authlib.deprecate  # noqa: F401 - installs its "always" filter first, so the "ignore" below wins
+
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.spec import ProviderSpec
 from fieldhub.hub.vault import validate_credential
