@@ -85,7 +85,9 @@ def _login(context, base: str, email: str):  # noqa: ANN001, ANN202
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url("**/settings/integrations/quickbooks")
+    # Exact: a glob would also match the login page's own ?next=… URL.
+    page.wait_for_url(f"{base}/settings/integrations/quickbooks")
+    page.locator("[data-connection-panel=quickbooks]").wait_for()
     return page
 
 
@@ -127,8 +129,8 @@ def test_connect_disconnect_reconnect_through_the_popup(served, chromium) -> Non
 
     page.on("dialog", answer)
     page.click("[data-connection-panel=quickbooks] .disconnect-form button")
-    page.wait_for_load_state("networkidle")
     panel = page.locator("[data-connection-panel=quickbooks]")
+    panel.locator(".connection-status", has_text="Disconnected").wait_for(timeout=15_000)
     assert panel.locator(".connection-status").inner_text() == "Disconnected"
     assert panel.locator(".health-label").inner_text() == "Disconnected"
     assert "stay" in messages[0] and "Future syncing stops" in messages[0]
