@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.core.accounts import service as accounts
@@ -57,6 +58,8 @@ def _backends() -> list[str]:
 
 
 BACKENDS = _backends()
+# argon2's defaults cost ~150 ms a hash by design; tests hash a dozen passwords per business.
+accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 async def _create_schema(url: str) -> None:
