@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from fieldhub.hub.emulator.core import CONTROL_PREFIX, Emulator
+from fieldhub.hub.emulator.core import CONTROL_PREFIX, Emulator, EmulatorConfig
 
 
 @dataclass
@@ -50,6 +50,17 @@ class OAuthRules:
     code_lifetime: int = 600
     callback_params: Callable[[Account], dict[str, str]] = lambda account: {}
     token_extra: Callable[[Account], dict[str, Any]] = lambda account: {}
+
+    @classmethod
+    def for_config(cls, config: EmulatorConfig, *, access_lifetime: int, **rules: Any) -> OAuthRules:
+        """The provider's rules, with the app registration and any demo lifetime override from the config."""
+        return cls(
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            redirect_uris=[config.redirect_uri],
+            access_lifetime=config.access_lifetime or access_lifetime,
+            **rules,
+        )
 
 
 @dataclass

@@ -26,11 +26,9 @@ class DocuSignEmulator(Emulator):
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
         self.hub_root = ""
-        rules = OAuthRules(
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            redirect_uris=[config.redirect_uri],
-            access_lifetime=config.access_lifetime or 28800,
+        rules = OAuthRules.for_config(
+            config,
+            access_lifetime=28800,
             refresh_lifetime=2_592_000,
             token_extra=lambda account: {"token_type": "Bearer"},
         )

@@ -21,11 +21,9 @@ class DropboxSignEmulator(Emulator):
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
-        rules = OAuthRules(
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            redirect_uris=[config.redirect_uri],
-            access_lifetime=config.access_lifetime or 86400,
+        rules = OAuthRules.for_config(
+            config,
+            access_lifetime=86400,
             token_extra=lambda account: {"token_type": "Bearer", "state": None},
         )
         self.oauth = OAuthServer(

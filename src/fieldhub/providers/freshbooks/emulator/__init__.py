@@ -22,11 +22,9 @@ class FreshBooksEmulator(Emulator):
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
-        rules = OAuthRules(
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            redirect_uris=[config.redirect_uri],
-            access_lifetime=config.access_lifetime or 43200,
+        rules = OAuthRules.for_config(
+            config,
+            access_lifetime=43200,
             rotation="single_use",
         )
         self.oauth = OAuthServer(

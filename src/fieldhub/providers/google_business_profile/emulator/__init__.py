@@ -22,11 +22,9 @@ class GoogleBusinessProfileEmulator(Emulator):
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
-        rules = OAuthRules(
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            redirect_uris=[config.redirect_uri],
-            access_lifetime=config.access_lifetime or 3599,
+        rules = OAuthRules.for_config(
+            config,
+            access_lifetime=3599,
             rotation="none",
             pkce=True,
             token_extra=lambda account: {"token_type": "Bearer"},

@@ -21,11 +21,9 @@ class WaveEmulator(Emulator):
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
-        rules = OAuthRules(
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            redirect_uris=[config.redirect_uri],
-            access_lifetime=config.access_lifetime or 7200,
+        rules = OAuthRules.for_config(
+            config,
+            access_lifetime=7200,
         )
         self.oauth = OAuthServer(
             self,

@@ -22,11 +22,9 @@ class XeroEmulator(Emulator):
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
-        rules = OAuthRules(
-            client_id=config.client_id,
-            client_secret=config.client_secret,
-            redirect_uris=[config.redirect_uri],
-            access_lifetime=config.access_lifetime or 1800,
+        rules = OAuthRules.for_config(
+            config,
+            access_lifetime=1800,
             refresh_lifetime=5_184_000,
             rotation="rotate",
             reuse_grace=1800,
