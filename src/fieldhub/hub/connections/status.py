@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +13,7 @@ from fieldhub.hub.connections import service
 from fieldhub.hub.connections.health import HEALTH_SCORING, Health, HealthInputs, TokenState, score
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.spec import AuthMode, ProviderSpec
+from fieldhub.hub.sync.status import health_figures
 from fieldhub.hub.vault import DecryptError, Vault
 
 # Account details worth a line on the card, in this order, with their labels.
@@ -38,9 +40,9 @@ def token_state(conn: Connection) -> TokenState:
     return TokenState.VALID
 
 
-def health_of(conn: Connection) -> Health:
-    # Only the token and the status are measured today; the sync engine will add run figures here.
-    return score(HealthInputs(status=ConnectionStatus(conn.status), token=token_state(conn)))
+def health_of(conn: Connection, figures: dict[str, Any] | None = None) -> Health:
+    """Token and status, plus the sync figures (hub.sync.status.health_figures) when given."""
+    return score(HealthInputs(status=ConnectionStatus(conn.status), token=token_state(conn), **(figures or {})))
 
 
 @dataclass
@@ -110,7 +112,11 @@ async def provider_connections(
     # Disconnected rows are history: show the newest one only if nothing is live.
     live = [c for c in rows if c.status != ConnectionStatus.DISCONNECTED]
     shown = live or rows[:1]
-    return ProviderConnections(spec, [ConnectionView(c, health_of(c), _details(c)) for c in shown])
+    views = []
+    for c in shown:
+        figures = await health_figures(session, c.id) if c.status != ConnectionStatus.DISCONNECTED else None
+        views.append(ConnectionView(c, health_of(c, figures), _details(c)))
+    return ProviderConnections(spec, views)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,343 @@
+"""Sync figures read from the ledger and run history: what the pages show and what the health score grades.
+
+Every number here is one indexed query per connection; nothing counts the whole history table, so a
+connection with a million runs renders as fast as one with ten.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fieldhub.core.customers.models import Customer
+from fieldhub.core.invoices.models import Invoice
+from fieldhub.core.items.models import Item
+from fieldhub.core.money import format_money
+from fieldhub.core.payments.models import Payment, Refund
+from fieldhub.db import utcnow
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun
+
+# How many of the newest finished runs the failure ratio and success rate look at.
+RECENT_RUNS = 50
+# The sparkline: runs per day over this many days.
+CHART_DAYS = 14
+HISTORY_PAGE = 50
+
+
+@dataclass(frozen=True)
+class DayRuns:
+    day: datetime
+    success: int = 0
+    partial: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.success + self.partial + self.failed
+
+
+@dataclass
+class EntityStatus:
+    entity: str
+    counts: dict[str, int] = field(default_factory=dict)  # ledger state -> rows
+    last_run: SyncRun | None = None
+
+    @property
+    def pending(self) -> int:
+        return self.counts.get(LedgerState.PENDING, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(LedgerState.FAILED, 0)
+
+    @property
+    def synced(self) -> int:
+        return self.counts.get(LedgerState.SYNCED, 0)
+
+
+@dataclass
+class SyncStatus:
+    """One connection's sync state, from the ledger (records) and the run history (runs)."""
+
+    entities: dict[str, EntityStatus]
+    oldest_pending_at: datetime | None
+    last_success_at: datetime | None
+    recent_finished: int
+    recent_failed: int
+    synced_today: int
+    chart: list[DayRuns]
+
+    @property
+    def pending(self) -> int:
+        return sum(e.pending for e in self.entities.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(e.failed for e in self.entities.values())
+
+    @property
+    def synced(self) -> int:
+        return sum(e.synced for e in self.entities.values())
+
+    @property
+    def failure_ratio(self) -> float | None:
+        """Share of the recent finished runs that failed outright; None before the first run."""
+        return self.recent_failed / self.recent_finished if self.recent_finished else None
+
+    @property
+    def success_rate(self) -> float | None:
+        ratio = self.failure_ratio
+        return None if ratio is None else 1 - ratio
+
+    def entity(self, name: str) -> EntityStatus:
+        return self.entities.get(name) or EntityStatus(name)
+
+    def ages(self, now: datetime | None = None) -> tuple[timedelta | None, timedelta | None]:
+        """(oldest pending record's wait, time since the last successful run) for the health score."""
+        now = now or utcnow()
+        pending = now - self.oldest_pending_at if self.oldest_pending_at else None
+        success = now - self.last_success_at if self.last_success_at else None
+        return pending, success
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def counts_by_entity(session: AsyncSession, connection_id: int) -> dict[str, dict[str, int]]:
+    rows = await session.execute(
+        select(LedgerRow.entity, LedgerRow.state, func.count())
+        .where(LedgerRow.connection_id == connection_id)
+        .group_by(LedgerRow.entity, LedgerRow.state)
+    )
+    found: dict[str, dict[str, int]] = defaultdict(dict)
+    for entity, state, count in rows:
+        found[entity][str(state)] = count
+    return dict(found)
+
+
+async def oldest_pending(session: AsyncSession, connection_id: int) -> datetime | None:
+    """When the longest-waiting pending record became due (the (connection, state, due) index answers it)."""
+    return await session.scalar(
+        select(func.min(LedgerRow.next_attempt_at)).where(
+            LedgerRow.connection_id == connection_id, LedgerRow.state == LedgerState.PENDING
+        )
+    )
+
+
+async def last_success(session: AsyncSession, connection_id: int) -> datetime | None:
+    return await session.scalar(
+        select(SyncRun.started_at)
+        .where(SyncRun.connection_id == connection_id, SyncRun.status == RunStatus.SUCCESS)
+        .order_by(SyncRun.started_at.desc())
+        .limit(1)
+    )
+
+
+async def recent_run_statuses(session: AsyncSession, connection_id: int, limit: int = RECENT_RUNS) -> list[str]:
+    rows = await session.scalars(
+        select(SyncRun.status)
+        .where(SyncRun.connection_id == connection_id, SyncRun.status != RunStatus.RUNNING)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .limit(limit)
+    )
+    return [str(s) for s in rows]
+
+
+async def synced_since(session: AsyncSession, connection_id: int, since: datetime) -> int:
+    return (
+        await session.scalar(
+            select(func.count()).where(
+                LedgerRow.connection_id == connection_id,
+                LedgerRow.state == LedgerState.SYNCED,
+                LedgerRow.synced_at >= since,
+            )
+        )
+        or 0
+    )
+
+
+async def runs_per_day(
+    session: AsyncSession, connection_id: int, days: int = CHART_DAYS, now: datetime | None = None
+) -> list[DayRuns]:
+    """Finished runs per UTC day and status over the last `days` days, oldest first, empty days included."""
+    first = _start_of_day(now or utcnow()) - timedelta(days=days - 1)
+    rows = await session.execute(
+        select(SyncRun.started_at, SyncRun.status).where(
+            SyncRun.connection_id == connection_id, SyncRun.started_at >= first, SyncRun.status != RunStatus.RUNNING
+        )
+    )
+    tally: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for started, status in rows:
+        tally[(started - first).days][str(status)] += 1
+    return [
+        DayRuns(first + timedelta(days=i), tally[i]["success"], tally[i]["partial"], tally[i]["failed"])
+        for i in range(days)
+    ]
+
+
+async def latest_runs(session: AsyncSession, connection_id: int, entities: list[str]) -> dict[str, SyncRun]:
+    """The newest finished run that touched each entity (a run for every entity counts for each)."""
+    found: dict[str, SyncRun] = {}
+    for entity in entities:
+        run = await session.scalar(
+            select(SyncRun)
+            .where(
+                SyncRun.connection_id == connection_id,
+                SyncRun.entity.in_((entity, "")),
+                SyncRun.status != RunStatus.RUNNING,
+            )
+            .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+            .limit(1)
+        )
+        if run is not None:
+            found[entity] = run
+    return found
+
+
+async def sync_status(
+    session: AsyncSession, connection_id: int, entities: list[str] | None = None, now: datetime | None = None
+) -> SyncStatus:
+    """Everything the connection's page and health score read, for the given entities (default: every one seen)."""
+    now = now or utcnow()
+    counts = await counts_by_entity(session, connection_id)
+    names = list(entities) if entities is not None else sorted(counts)
+    runs = await latest_runs(session, connection_id, names)
+    statuses = await recent_run_statuses(session, connection_id)
+    return SyncStatus(
+        entities={name: EntityStatus(name, counts.get(name, {}), runs.get(name)) for name in names},
+        oldest_pending_at=await oldest_pending(session, connection_id),
+        last_success_at=await last_success(session, connection_id),
+        recent_finished=len(statuses),
+        recent_failed=sum(1 for s in statuses if s == RunStatus.FAILED),
+        synced_today=await synced_since(session, connection_id, _start_of_day(now)),
+        chart=await runs_per_day(session, connection_id, now=now),
+    )
+
+
+async def health_figures(session: AsyncSession, connection_id: int) -> dict[str, Any]:
+    """The sync part of HealthInputs: failure_ratio, oldest_pending_age, last_success_age (None: not measured)."""
+    statuses = await recent_run_statuses(session, connection_id)
+    pending_at = await oldest_pending(session, connection_id)
+    success_at = await last_success(session, connection_id)
+    now = utcnow()
+    failed = sum(1 for s in statuses if s == RunStatus.FAILED)
+    return {
+        "failure_ratio": failed / len(statuses) if statuses else None,
+        # A record that is not yet due (backing off) has not waited: only count time past its due time.
+        "oldest_pending_age": max(now - pending_at, timedelta(0)) if pending_at else None,
+        # Before any run there is nothing to grade; after runs with no success the age counts from the first.
+        "last_success_age": (now - success_at) if success_at else None,
+    }
+
+
+# --- history, keyset-paginated -------------------------------------------------------------------
+
+
+@dataclass
+class HistoryPage:
+    runs: list[SyncRun]
+    next_cursor: str | None  # "<started_at iso>|<id>" of the last row shown, when more rows follow
+
+
+def encode_cursor(run: SyncRun) -> str:
+    return f"{run.started_at.isoformat()}|{run.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    when, _, ident = cursor.partition("|")
+    try:
+        return datetime.fromisoformat(when), int(ident)
+    except ValueError:
+        return None
+
+
+async def history(
+    session: AsyncSession,
+    tenant_id: int,
+    connection_id: int,
+    *,
+    status: str = "",
+    entity: str = "",
+    after: str = "",
+    limit: int = HISTORY_PAGE,
+) -> HistoryPage:
+    """Newest runs first, `limit` at a time, continuing below the cursor on (started_at, id) — never OFFSET."""
+    query = select(SyncRun).where(SyncRun.tenant_id == tenant_id, SyncRun.connection_id == connection_id)
+    if status:
+        query = query.where(SyncRun.status == status)
+    if entity:
+        query = query.where(SyncRun.entity == entity)
+    position = decode_cursor(after) if after else None
+    if position is not None:
+        started, ident = position
+        query = query.where(or_(SyncRun.started_at < started, and_(SyncRun.started_at == started, SyncRun.id < ident)))
+    rows = list(await session.scalars(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return HistoryPage(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+async def records_in_state(
+    session: AsyncSession, tenant_id: int, connection_id: int, state: str, limit: int = 200
+) -> list[LedgerRow]:
+    rows = await session.scalars(
+        select(LedgerRow)
+        .where(LedgerRow.tenant_id == tenant_id, LedgerRow.connection_id == connection_id, LedgerRow.state == state)
+        .order_by(LedgerRow.next_attempt_at, LedgerRow.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def record_events(session: AsyncSession, ledger_id: int, limit: int = 200) -> list[RecordEvent]:
+    rows = await session.scalars(
+        select(RecordEvent)
+        .where(RecordEvent.ledger_id == ledger_id)
+        .order_by(RecordEvent.created_at.desc(), RecordEvent.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def record_labels(session: AsyncSession, tenant_id: int, rows: list[LedgerRow]) -> dict[int, str]:
+    """A name a business owner recognises for each ledger row: customer name, invoice number, item name..."""
+    by_entity: dict[str, set[int]] = defaultdict(set)
+    for row in rows:
+        by_entity[row.entity].add(row.local_id)
+    names: dict[tuple[str, int], str] = {}
+
+    async def load(entity: str, model: Any, label: Any) -> None:
+        ids = by_entity.get(entity)
+        if not ids:
+            return
+        found = await session.scalars(select(model).where(model.tenant_id == tenant_id, model.id.in_(ids)))
+        for record in found:
+            names[(entity, record.id)] = label(record)
+
+    await load("customer", Customer, lambda r: r.display_name)
+    await load("item", Item, lambda r: r.name)
+    await load("invoice", Invoice, lambda r: f"Invoice {r.number}")
+    await load("payment", Payment, lambda r: f"Payment of {format_money(r.amount)} on {r.received_on:%b %-d, %Y}")
+    await load("refund", Refund, lambda r: f"Refund of {format_money(r.amount)} on {r.refunded_on:%b %-d, %Y}")
+
+    def fallback(row: LedgerRow) -> str:
+        return f"{row.entity.replace('_', ' ').capitalize()} #{row.local_id}"
+
+    return {row.id: names.get((row.entity, row.local_id)) or fallback(row) for row in rows}
+
+
+async def synced_count(session: AsyncSession, connection_id: int, entities: tuple[str, ...] | None = None) -> int:
+    """Records already synced (remapping accounts leaves these on the old ones)."""
+    query = select(func.count()).where(LedgerRow.connection_id == connection_id, LedgerRow.state == LedgerState.SYNCED)
+    if entities:
+        query = query.where(LedgerRow.entity.in_(entities))
+    return await session.scalar(query) or 0
