@@ -58,7 +58,7 @@ class Report:
 
 def _named_keys(text: str, keys: frozenset[str]) -> set[str]:
     """Provider keys appearing in text as a whole word or a whole _-separated part of one."""
-    found = set()
+    found: set[str] = set()
     for word in _WORD.findall(text):
         padded = f"_{word}_"
         found.update(k for k in keys if f"_{k}_" in padded)
@@ -88,7 +88,7 @@ def _names_in(tree: ast.AST) -> Iterator[tuple[int, str, str]]:
             yield line, "identifier", node.attr
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             yield line, "identifier", node.name
-        elif isinstance(node, ast.arg) or isinstance(node, ast.keyword) and node.arg:
+        elif isinstance(node, ast.arg | ast.keyword) and node.arg:
             yield line, "identifier", node.arg
         elif isinstance(node, ast.alias):
             yield line, "import", node.name + (f" as {node.asname}" if node.asname else "")
@@ -173,7 +173,7 @@ def check_provider_imports(src_root: Path, keys: frozenset[str], report: Report)
                 for target in targets:
                     if target[:2] == package and len(target) > 2 and target[2] in keys and target[2] != key:
                         report.error(
-                            f"{_rel(path, src_root)}:{node.lineno}",
+                            f"{_rel(path, src_root)}:{getattr(node, 'lineno', 0)}",
                             f"provider {key!r} imports provider {target[2]!r}; share through hub/ or _families/",
                         )
 

@@ -11,7 +11,7 @@ from fieldhub.hub.oauth.flow import ConnectContext, RevokeContext
 
 async def after_connect(ctx: ConnectContext) -> AccountInfo:
     account_id = str(ctx.token["stripe_user_id"])
-    details = {"livemode": bool(ctx.token.get("livemode", False))}
+    details: dict[str, object] = {"livemode": bool(ctx.token.get("livemode", False))}
     name = account_id
     # Calls for a connected account use the platform's secret key; the account's name is on its profile.
     secret = credentials(ctx.env, ctx.spec).client_secret
@@ -20,7 +20,7 @@ async def after_connect(ctx: ConnectContext) -> AccountInfo:
             ctx.api_url(f"/v1/accounts/{account_id}"), headers={"Authorization": f"Bearer {secret}"}
         )
         name = (account.get("business_profile") or {}).get("name") or account.get("email") or account_id
-        details["email"] = account.get("email") or ""
+        details["email"] = str(account.get("email") or "")
     except (httpx.HTTPError, ValueError):
         pass  # the name is a nicety; the account id is what matters
     return AccountInfo(id=account_id, name=name, details=details)

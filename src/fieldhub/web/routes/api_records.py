@@ -35,7 +35,7 @@ PerPage = Annotated[int, Query(ge=1, le=200)]
 def _partial(model: type[BaseModel]) -> type[BaseModel]:
     """The same fields, all optional: PATCH sends only what changes (the service validates the result whole)."""
     fields: dict[str, Any] = {
-        name: (Annotated[(info.annotation | None), *info.metadata] if info.metadata else info.annotation | None, None)
+        name: (Annotated[(info.annotation | None), *info.metadata] if info.metadata else info.annotation | None, None)  # type: ignore[operator]
         for name, info in model.model_fields.items()
         if name != "status"
     }
