@@ -137,3 +137,13 @@ async def oauth_connect(http: httpx.AsyncClient, account: str = SUMMIT) -> dict[
     )
     assert r.status_code == 200, r.text
     return r.json()
+
+
+@pytest.fixture
+async def stripe_hub(app, owner):  # noqa: ANN001, ANN201 - the hub side: tests/providers/stripe/hub.py
+    from tests.providers.stripe.hub import StripeHub
+
+    emulator = app.state.endpoints.emulators["stripe"]
+    # Webhooks go straight into this app, as Stripe would post them to /webhooks/stripe.
+    emulator.webhooks.transport = httpx.ASGITransport(app=app)
+    return StripeHub(app, emulator, owner)

@@ -10,6 +10,11 @@ discount allocated pro rata, one rounding for tax). Status rules:
 - send: DRAFT or OPEN → SENT, sets sent_at.
 - record payment: not on a DRAFT or VOID invoice; the amount must be > 0 and ≤ the balance (no
   overpayment). Status becomes PARTIALLY_PAID or PAID.
+- record pending payment (money in flight, e.g. a bank debit that settles days later): the same checks,
+  but the payment is PENDING and counts toward nothing — amount paid, balance and status don't move.
+- settle payment: PENDING → SUCCEEDED (now it counts: the overpayment check runs again, status follows)
+  or PENDING → FAILED (it never counted; it stays on record as failed). Settling to the state a payment
+  already has does nothing, so a repeated notice is harmless; any other change is refused.
 - refund: of a succeeded payment, up to what is left of it unrefunded. The invoice's amount paid, balance
   and status are recomputed (a fully refunded invoice goes back to SENT, or OPEN if it was never sent).
 - void: any status but VOID, and only while the amount paid is 0 — money held against an invoice must be
@@ -504,6 +509,89 @@ async def refund_payment(
     await session.flush()
     await _emit(session, "invoice", invoice, "refunded", {**_invoice_data(invoice), "refund_id": refund.id})
     return refund
+
+
+async def record_pending_payment(
+    session: AsyncSession, tenant_id: int, invoice_id: int, data: PaymentIn | Mapping[str, Any]
+) -> Payment:
+    """A payment whose money has not arrived yet: on record, but out of amount paid and balance until settled."""
+    values = parse(PaymentIn, data)
+    invoice = await _locked_invoice(session, tenant_id, invoice_id)
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise ValidationFailed.one("status", "A draft invoice can't take payments: send it first.")
+    if invoice.status == InvoiceStatus.VOID:
+        raise ValidationFailed.one("status", "A void invoice can't take payments.")
+    if values.amount > invoice.balance:
+        raise ValidationFailed.one("amount", f"That is more than the balance due ({format_money(invoice.balance)}).")
+    payment = Payment(
+        tenant_id=tenant_id,
+        version=1,
+        invoice_id=invoice.id,
+        customer_id=invoice.customer_id,
+        amount=values.amount,
+        received_on=values.received_on or _today(),
+        method=values.method,
+        status=PaymentStatus.PENDING,
+        reference=values.reference,
+        notes=values.notes,
+    )
+    session.add(payment)
+    await session.flush()
+    await _emit(
+        session,
+        "payment",
+        payment,
+        "created",
+        {
+            "invoice_id": invoice.id,
+            "customer_id": invoice.customer_id,
+            "amount": str(payment.amount),
+            "status": str(PaymentStatus.PENDING),
+        },
+    )
+    return payment
+
+
+async def settle_payment(
+    session: AsyncSession, tenant_id: int, payment_id: int, outcome: PaymentStatus | str
+) -> Payment:
+    """A pending payment's money arrived (SUCCEEDED) or bounced (FAILED); the same outcome again is a no-op."""
+    outcome = PaymentStatus(outcome)
+    if outcome == PaymentStatus.PENDING:
+        raise ValidationFailed.one("status", "A payment can only settle as succeeded or failed.")
+    payment = await session.scalar(select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id))
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    invoice = await _locked_invoice(session, tenant_id, payment.invoice_id)
+    await session.refresh(payment)  # read again under the invoice lock: a concurrent settle may have won
+    if payment.status == outcome:
+        return payment
+    if payment.status != PaymentStatus.PENDING:
+        raise ValidationFailed.one("status", f"This payment already {payment.status}; it can't become {outcome}.")
+    if outcome == PaymentStatus.SUCCEEDED and payment.amount > invoice.balance:
+        raise ValidationFailed.one("amount", f"That is more than the balance due ({format_money(invoice.balance)}).")
+    payment.status = outcome
+    payment.version += 1
+    await session.flush()
+    await _emit(
+        session,
+        "payment",
+        payment,
+        str(outcome),
+        {
+            "invoice_id": invoice.id,
+            "customer_id": invoice.customer_id,
+            "amount": str(payment.amount),
+            "status": str(outcome),
+        },
+    )
+    if outcome == PaymentStatus.SUCCEEDED:
+        await _recompute_paid(session, invoice)
+        invoice.version += 1
+        await session.flush()
+        kind = "paid" if invoice.status == InvoiceStatus.PAID else "partially_paid"
+        await _emit(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
+    return payment
 
 
 def line_inputs(invoice: Invoice) -> Sequence[InvoiceLineIn]:

@@ -40,7 +40,11 @@ class PrefixStripped:
             path = scope["path"]
             if path == self.prefix or path.startswith(self.prefix + "/"):
                 path = path[len(self.prefix) :] or "/"
-            scope = {**scope, "path": path, "raw_path": path.encode(), "root_path": ""}
+            # root_path keeps the prefix, so URLs an emulator builds from request.base_url (hosted pages) point
+            # back through the mount; routing still sees the stripped path.
+            root = scope.get("root_path", "")
+            root = root if root.endswith(self.prefix) else root + self.prefix
+            scope = {**scope, "path": path, "raw_path": path.encode(), "root_path": root}
         await self.app(scope, receive, send)
 
 

@@ -1,0 +1,241 @@
+"""The durable inbox: store a verified event once, process it from the inbox, sweep what a crash left behind.
+
+A provider's `providers/<key>/webhooks.py` supplies three functions:
+
+- `verify(headers, body, secret) -> bool`: the signature, checked before anything is read or written
+  (`headers` keys are lower case; `body` is the raw bytes);
+- `parse(payload) -> InboundEvent`: the event's id, type and account (ValueError when malformed);
+- `handle(ctx: WebhookContext) -> bool`: act on the event inside `ctx.session`; True if it changed
+  something, False if there was nothing to do (the row is then `ignored`). It must be idempotent:
+  the same event may be processed again after a crash, and providers deliver more than once.
+
+Processing runs right after the insert (a background task of the webhook route) and again from
+`sweep`, which picks up rows left `received` by a crash and retries `failed` ones a few times. One
+connection's events are processed one at a time (a lock on its row), so two deliveries about the
+same payment can't race each other.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fieldhub.db import utcnow
+from fieldhub.hub import registry
+from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.webhooks.models import InboxState, RemoteLink, WebhookInbox
+from fieldhub.log import get_logger
+
+if TYPE_CHECKING:
+    from fieldhub.hub.oauth.env import OAuthEnv
+
+log = get_logger(__name__)
+MAX_ATTEMPTS = 5
+STALE_AFTER = timedelta(seconds=30)  # a `received` row this old was left by a crash, not by a task in flight
+KEPT_HEADERS = ("content-type", "user-agent", "request-id")
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    id: str
+    type: str
+    account: str | None  # the provider account the event is about, when it says
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WebhookContext:
+    """What a provider's `handle` gets: the transaction, the connection (if known), and how to call the provider."""
+
+    session: AsyncSession
+    env: OAuthEnv
+    provider: str
+    event: InboundEvent
+    connection: Connection | None
+
+    @property
+    def tenant_id(self) -> int | None:
+        return self.connection.tenant_id if self.connection else None
+
+    async def link(self, kind: str, remote_id: str) -> RemoteLink | None:
+        return await find_link(self.session, self.provider, kind, remote_id)
+
+    async def add_link(self, kind: str, remote_id: str, local_entity: str, local_id: int) -> RemoteLink:
+        assert self.connection is not None
+        row = RemoteLink(
+            tenant_id=self.connection.tenant_id,
+            provider=self.provider,
+            kind=kind,
+            remote_id=remote_id,
+            local_entity=local_entity,
+            local_id=local_id,
+        )
+        self.session.add(row)
+        await self.session.flush()  # the unique constraint speaks now, inside the handler's transaction
+        return row
+
+
+async def find_link(session: AsyncSession, provider: str, kind: str, remote_id: str) -> RemoteLink | None:
+    return await session.scalar(
+        select(RemoteLink).where(
+            RemoteLink.provider == provider, RemoteLink.kind == kind, RemoteLink.remote_id == remote_id
+        )
+    )
+
+
+def webhook_module(provider: str) -> Any:
+    """The provider's webhooks module, or None if it takes no webhooks (or there is no such provider)."""
+    try:
+        spec = registry.get(provider)
+    except registry.UnknownProvider:
+        return None
+    if spec.webhooks is None:
+        return None
+    module = registry.import_module(provider, "webhooks")
+    if module is None or not all(hasattr(module, name) for name in ("verify", "parse", "handle")):
+        return None
+    return module
+
+
+def secret_for(env: OAuthEnv, provider: str) -> str:
+    spec = registry.get(provider)
+    assert spec.webhooks is not None
+    value = getattr(env.settings.provider(provider), spec.webhooks.secret_setting)
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+
+
+async def connection_for(session: AsyncSession, provider: str, account: str | None) -> Connection | None:
+    """The connection an event's account belongs to: a live one first, else the newest (a disconnected one)."""
+    if not account:
+        return None
+    rows = list(
+        await session.scalars(
+            select(Connection)
+            .where(Connection.provider == provider, Connection.account_id == account)
+            .order_by(Connection.id.desc())
+        )
+    )
+    live = [c for c in rows if c.status == ConnectionStatus.CONNECTED]
+    return (live or rows or [None])[0]
+
+
+async def store(
+    session: AsyncSession, provider: str, event: InboundEvent, body: bytes, headers: dict[str, str]
+) -> WebhookInbox | None:
+    """Insert the event into the inbox; None when its id is already there (a duplicate delivery)."""
+    existing = await session.scalar(
+        select(WebhookInbox.id).where(WebhookInbox.provider == provider, WebhookInbox.event_id == event.id)
+    )
+    if existing is not None:
+        return None
+    conn = await connection_for(session, provider, event.account)
+    row = WebhookInbox(
+        provider=provider,
+        event_id=event.id,
+        event_type=event.type[:120],
+        tenant_id=conn.tenant_id if conn else None,
+        connection_id=conn.id if conn else None,
+        received_at=utcnow(),
+        body=body.decode("utf-8"),
+        headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
+        state=InboxState.RECEIVED,
+        attempts=0,
+        error="",
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None  # the same event arrived twice at once; the other insert won
+    return row
+
+
+async def _lock(session: AsyncSession, row: WebhookInbox) -> WebhookInbox | None:
+    """Take the row (and its connection) for this transaction; re-read it, another processor may have finished it."""
+    await session.execute(
+        update(WebhookInbox)
+        .where(WebhookInbox.id == row.id)
+        .values(attempts=WebhookInbox.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    fresh = await session.scalar(
+        select(WebhookInbox).where(WebhookInbox.id == row.id).execution_options(populate_existing=True)
+    )
+    if fresh is not None and fresh.connection_id is not None:
+        await session.execute(
+            update(Connection)
+            .where(Connection.id == fresh.connection_id)
+            .values(updated_at=Connection.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+    return fresh
+
+
+async def process(env: OAuthEnv, inbox_id: int) -> InboxState | None:
+    """Process one inbox row in its own transaction; a failure is recorded on the row, never raised."""
+    async with env.sessionmaker() as session:
+        row = await session.get(WebhookInbox, inbox_id)
+        if row is None:
+            return None
+        row = await _lock(session, row)
+        if row is None or row.state in (InboxState.PROCESSED, InboxState.IGNORED):
+            await session.rollback()
+            return row.state if row else None
+        module = webhook_module(row.provider)
+        try:
+            if module is None:
+                raise LookupError(f"no webhook handler for {row.provider}")
+            event = module.parse(json.loads(row.body))
+            conn = await session.get(Connection, row.connection_id) if row.connection_id else None
+            if conn is None:
+                conn = await connection_for(session, row.provider, event.account)
+                if conn is not None:
+                    row.tenant_id, row.connection_id = conn.tenant_id, conn.id
+            ctx = WebhookContext(session=session, env=env, provider=row.provider, event=event, connection=conn)
+            changed = await module.handle(ctx)
+            row.state = InboxState.PROCESSED if changed else InboxState.IGNORED
+            row.attempts += 1
+            row.error = ""
+            row.processed_at = utcnow()
+            await session.commit()
+            log.info("webhook.processed", provider=row.provider, event_type=row.event_type, state=str(row.state))
+            return InboxState(row.state)
+        except Exception as exc:  # noqa: BLE001 - any failure is kept on the row for the sweep and the owner
+            await session.rollback()
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            await session.execute(
+                update(WebhookInbox)
+                .where(WebhookInbox.id == inbox_id)
+                .values(state=InboxState.FAILED, attempts=WebhookInbox.attempts + 1, error=error)
+            )
+            await session.commit()
+            log.warning("webhook.failed", inbox_id=inbox_id, error=type(exc).__name__)
+            return InboxState.FAILED
+
+
+async def sweep(env: OAuthEnv, *, stale_after: timedelta = STALE_AFTER, limit: int = 100) -> int:
+    """Process rows a crash left `received` and retry `failed` ones (up to MAX_ATTEMPTS). Returns how many ran."""
+    cutoff = utcnow() - stale_after
+    async with env.sessionmaker() as session:
+        ids = list(
+            await session.scalars(
+                select(WebhookInbox.id)
+                .where(
+                    or_(
+                        (WebhookInbox.state == InboxState.RECEIVED) & (WebhookInbox.received_at <= cutoff),
+                        (WebhookInbox.state == InboxState.FAILED) & (WebhookInbox.attempts < MAX_ATTEMPTS),
+                    )
+                )
+                .order_by(WebhookInbox.received_at, WebhookInbox.id)
+                .limit(limit)
+            )
+        )
+    for inbox_id in ids:
+        await process(env, inbox_id)
+    return len(ids)
