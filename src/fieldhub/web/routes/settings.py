@@ -12,6 +12,7 @@ from fieldhub.hub.connection_status import card_status, connection_status
 from fieldhub.hub.spec import AuthMode, ConflictPolicy, Direction, ProviderSpec, SettingsCategory, tint
 from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
 from fieldhub.web.routes.connections import panel_context
+from fieldhub.web.routes.sync_pages import sync_dashboards
 from fieldhub.web.templating import render
 
 router = APIRouter(prefix="/settings")
@@ -130,16 +131,16 @@ async def provider_panels(request: Request, ctx: Ctx, specs: tuple[ProviderSpec,
     """Each provider on a card's page: its facts from provider.toml and its connection panel."""
     panels = []
     for p in specs:
-        panels.append(
-            {
-                "spec": p,
-                "background": tint(p.brand_color, registry.ICON_TINT),
-                "rows": sync_rows(p),
-                "auth": auth_words(p),
-                "limits": limit_words(p),
-                **await panel_context(request, ctx, p.key),
-            }
-        )
+        panel = {
+            "spec": p,
+            "background": tint(p.brand_color, registry.ICON_TINT),
+            "rows": sync_rows(p),
+            "auth": auth_words(p),
+            "limits": limit_words(p),
+            **await panel_context(request, ctx, p.key),
+        }
+        panel["sync"] = await sync_dashboards(ctx, panel["conn_panel"])
+        panels.append(panel)
     return panels
 
 

@@ -1,0 +1,386 @@
+"""A syncing connection's pages: the dashboard on its card, Sync Now, Auto-Sync, history, records, mapping.
+
+Generic over providers: what a provider needs (account mapping) comes from its folder through the registry.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from fieldhub.hub import registry
+from fieldhub.hub.connections import mapping, service
+from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.connections.status import ProviderConnections
+from fieldhub.hub.errors import ProviderError
+from fieldhub.hub.oauth.env import env_for
+from fieldhub.hub.spec import Direction, ProviderSpec
+from fieldhub.hub.sync import status as sync_status
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus
+from fieldhub.web.deps import AdminCtx, Ctx
+from fieldhub.web.templating import render
+
+router = APIRouter(prefix="/settings/integrations/{card_key}/{connection_id}")
+
+# The records a business owner thinks in, in the order the cards show them; a provider syncing none of
+# these (a calendar) gets a card per entity it declares.
+CARD_ENTITIES = ("customer", "invoice", "payment", "item")
+DASHBOARD_RUNS = 10
+RUN_TONES = {
+    RunStatus.SUCCESS: "green",
+    RunStatus.PARTIAL: "yellow",
+    RunStatus.FAILED: "red",
+    RunStatus.RUNNING: "blue",
+}
+
+
+def entity_label(entity: str) -> str:
+    words = entity.replace("_", " ")
+    return (words[:-1] + "ies" if words.endswith("y") else words + "s").capitalize()
+
+
+def card_entities(spec: ProviderSpec) -> list[str]:
+    primary = [e for e in CARD_ENTITIES if e in spec.entities]
+    return (
+        primary or [e for e, d in spec.entities.items() if d.direction is not Direction.IMPORT] or list(spec.entities)
+    )
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    day: str
+    segments: tuple[tuple[float, float, str], ...]  # (y, height, tone)
+    title: str
+
+
+def chart_bars(days: list[sync_status.DayRuns], width: int = 280, height: int = 48) -> list[Bar]:
+    """Stacked bars of runs per day (success at the bottom), scaled to the busiest day."""
+    top = max((d.total for d in days), default=0) or 1
+    slot = width / max(len(days), 1)
+    bars = []
+    for i, d in enumerate(days):
+        y = float(height)
+        segments = []
+        for count, tone in ((d.success, "green"), (d.partial, "yellow"), (d.failed, "red")):
+            if count:
+                h = max(height * count / top, 2.0)
+                y -= h
+                segments.append((round(y, 1), round(h, 1), tone))
+        title = f"{d.day:%b %-d}: {d.success} ok, {d.partial} partial, {d.failed} failed"
+        bars.append(Bar(round(i * slot + 1, 1), f"{d.day:%b %-d}", tuple(segments), title))
+    return bars
+
+
+async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str, Any]:
+    entities = card_entities(spec)
+    figures = await sync_status.sync_status(ctx.db, conn.id, entities)
+    runs = await sync_status.history(ctx.db, ctx.tenant_id, conn.id, limit=DASHBOARD_RUNS)
+    return {
+        "conn": conn,
+        "spec": spec,
+        "base": f"/settings/integrations/{spec.card or spec.key}/{conn.id}",
+        "status": figures,
+        "entities": [(e, entity_label(e), figures.entity(e)) for e in entities],
+        "bars": chart_bars(figures.chart),
+        "runs": runs,
+        "tones": RUN_TONES,
+        "needs_mapping": bool(mapping.mapping_fields(conn.provider)) and not mapping.mapping_complete(conn),
+        "has_mapping": bool(mapping.mapping_fields(conn.provider)) or mapping.offers_direction(conn),
+        "direction": mapping.customer_direction(conn) if mapping.offers_direction(conn) else "",
+    }
+
+
+async def sync_dashboards(ctx: Ctx, found: ProviderConnections) -> list[dict[str, Any]]:
+    """One dashboard per connected account of a provider that syncs records."""
+    if not found.spec.entities:
+        return []
+    return [
+        await dashboard(ctx, found.spec, v.connection)
+        for v in found.views
+        if v.connection.status != ConnectionStatus.DISCONNECTED
+    ]
+
+
+async def _connection(ctx: Ctx, card_key: str, connection_id: int) -> tuple[ProviderSpec, Connection]:
+    """The tenant's connection on this card; anything else (another business's, another card's) is a 404."""
+    try:
+        card = registry.registry().card(card_key)
+    except registry.UnknownProvider:
+        raise HTTPException(404, "There is no such integration.") from None
+    conn = await service.get(ctx.db, ctx.tenant_id, connection_id)
+    if conn is None or conn.provider not in {p.key for p in card.providers}:
+        raise HTTPException(404, "That connection was not found.")
+    return registry.get(conn.provider), conn
+
+
+def _back(spec: ProviderSpec) -> str:
+    return f"/settings/integrations/{spec.card or spec.key}"
+
+
+def _notice(
+    request: Request,
+    spec: ProviderSpec,
+    message: str,
+    *,
+    tone: str = "error",
+    link: str = "",
+    link_text: str = "",
+    status: int = 200,
+) -> Response:
+    """A short answer: a fragment HTMX swaps into the card, or a page when JavaScript is off."""
+    data = {"message": message, "tone": tone, "link": link, "link_text": link_text, "back": _back(spec), "spec": spec}
+    if request.headers.get("hx-request"):
+        return render(request, "sync/_notice.html", data)
+    return render(request, "sync/notice.html", data, status)
+
+
+def _dispatch() -> Any:
+    """The sync engine's trigger functions (imported late: the engine lives in its own module)."""
+    from fieldhub.hub.sync import dispatch
+
+    return dispatch
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _refusal(conn: Connection) -> tuple[str, str, str] | None:
+    """Why syncing can't start now, with where to fix it; None when it can."""
+    if conn.status == ConnectionStatus.NEEDS_REAUTH:
+        return ("Syncing is paused: the sign-in stopped working. Reconnect first.", "", "")
+    if conn.status != ConnectionStatus.CONNECTED:
+        return ("This connection is not active.", "", "")
+    if not mapping.mapping_complete(conn):
+        return (
+            "Choose which accounts to use before syncing: until the field mapping is saved, nothing is sent.",
+            mapping.mapping_link(conn),
+            "Open the field mapping",
+        )
+    return None
+
+
+@router.post("/sync")
+async def sync_now(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, entity: str = Form("")
+) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    if entity and entity not in spec.entities:
+        raise HTTPException(400, "That record type doesn't sync with this integration.")
+    if refused := _refusal(conn):
+        message, link, text = refused
+        return _notice(request, spec, message, link=link, link_text=text, status=409)
+    await _maybe_await(_dispatch().request_sync(ctx.db, conn.id, entity=entity or None, trigger="manual"))
+    what = entity_label(entity) if entity else "Everything"
+    return _notice(request, spec, f"{what}: sync started. The history below fills in as it runs.", tone="ok")
+
+
+@router.post("/auto-sync")
+async def auto_sync(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, enabled: str = Form("")
+) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    turn_on = enabled in ("on", "true", "1")
+    error = ""
+    if turn_on and not mapping.mapping_complete(conn):
+        error = "Auto-Sync stays off until the field mapping is saved."
+    else:
+        conn.auto_sync = turn_on
+    data = {
+        "conn": conn,
+        "base": f"{_back(spec)}/{conn.id}",
+        "error": error,
+        "mapping_link": mapping.mapping_link(conn),
+    }
+    if request.headers.get("hx-request"):
+        return render(request, "sync/_autosync.html", data)
+    if error:
+        return _notice(
+            request, spec, error, link=mapping.mapping_link(conn), link_text="Open the field mapping", status=409
+        )
+    return RedirectResponse(_back(spec), status_code=303)
+
+
+@router.get("/history")
+async def history(
+    request: Request,
+    ctx: AdminCtx,
+    card_key: str,
+    connection_id: int,
+    status: str = "",
+    entity: str = "",
+    after: str = "",
+) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    status = status if status in {s.value for s in RunStatus} else ""
+    entity = entity if entity in spec.entities else ""
+    page = await sync_status.history(ctx.db, ctx.tenant_id, conn.id, status=status, entity=entity, after=after)
+    return render(
+        request,
+        "sync/history.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "page": page,
+            "tones": RUN_TONES,
+            "status": status,
+            "entity": entity,
+            "statuses": [s.value for s in RunStatus],
+            "entity_names": list(spec.entities),
+            "after": after,
+            "base": f"{_back(spec)}/{conn.id}",
+            "back": _back(spec),
+        },
+    )
+
+
+@router.get("/records")
+async def records(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, state: str = "failed"
+) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    if state not in (LedgerState.FAILED, LedgerState.PENDING):
+        raise HTTPException(404, "There is no such list.")
+    rows = await sync_status.records_in_state(ctx.db, ctx.tenant_id, conn.id, state)
+    labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, rows)
+    return render(
+        request,
+        "sync/records.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "rows": rows,
+            "labels": labels,
+            "state": state,
+            "base": f"{_back(spec)}/{conn.id}",
+            "back": _back(spec),
+        },
+    )
+
+
+async def _ledger_row(ctx: Ctx, conn: Connection, ledger_id: int) -> LedgerRow:
+    row = await ctx.db.get(LedgerRow, ledger_id)
+    if row is None or row.tenant_id != ctx.tenant_id or row.connection_id != conn.id:
+        raise HTTPException(404, "That record was not found.")
+    return row
+
+
+@router.post("/records/{ledger_id}/retry")
+async def retry(request: Request, ctx: AdminCtx, card_key: str, connection_id: int, ledger_id: int) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    await _ledger_row(ctx, conn, ledger_id)
+    if refused := _refusal(conn):
+        message, link, text = refused
+        return _notice(request, spec, message, link=link, link_text=text, status=409)
+    await _maybe_await(_dispatch().retry_record(ctx.db, ctx.tenant_id, ledger_id))
+    return RedirectResponse(f"{_back(spec)}/{conn.id}/records?state=failed", status_code=303)
+
+
+@router.get("/records/{ledger_id}")
+async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: int, ledger_id: int) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    row = await _ledger_row(ctx, conn, ledger_id)
+    labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, [row])
+    events = await sync_status.record_events(ctx.db, row.id)
+    return render(
+        request,
+        "sync/record.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "row": row,
+            "label": labels[row.id],
+            "events": events,
+            "base": f"{_back(spec)}/{conn.id}",
+            "back": _back(spec),
+        },
+    )
+
+
+async def _mapping_page(
+    request: Request,
+    ctx: Ctx,
+    spec: ProviderSpec,
+    conn: Connection,
+    *,
+    chosen: dict[str, str] | None = None,
+    error: str = "",
+    confirm: int = 0,
+    saved: str = "",
+    status: int = 200,
+) -> Response:
+    fields = mapping.mapping_fields(conn.provider)
+    accounts: list[mapping.MappedAccount] = []
+    fetch_error = ""
+    if fields:
+        try:
+            accounts = await mapping.accounts_module(conn.provider).list_accounts(env_for(request.app), conn)
+        except ProviderError as e:
+            fetch_error = f"{spec.name} did not send the chart of accounts: {e}"
+    return render(
+        request,
+        "sync/mapping.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "fields": fields,
+            "choices": mapping.choices(fields, accounts),
+            "chosen": chosen if chosen is not None else mapping.saved_mapping(conn),
+            "error": error,
+            "fetch_error": fetch_error,
+            "confirm": confirm,
+            "saved": saved,
+            "offers_direction": mapping.offers_direction(conn),
+            "direction": mapping.customer_direction(conn),
+            "base": f"{_back(spec)}/{conn.id}",
+            "back": _back(spec),
+        },
+        status,
+    )
+
+
+@router.get("/mapping")
+async def mapping_page(request: Request, ctx: AdminCtx, card_key: str, connection_id: int, saved: str = "") -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    return await _mapping_page(request, ctx, spec, conn, saved=saved)
+
+
+@router.post("/mapping")
+async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connection_id: int) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    fields = mapping.mapping_fields(conn.provider)
+    if not fields:
+        raise HTTPException(404, f"{spec.name} needs no account mapping.")
+    form = await request.form()
+    chosen = {f.key: str(form.get(f.key, "")) for f in fields}
+    try:
+        accounts = await mapping.accounts_module(conn.provider).list_accounts(env_for(request.app), conn)
+    except ProviderError as e:
+        return await _mapping_page(request, ctx, spec, conn, chosen=chosen, error=str(e), status=502)
+    kept = await mapping.remap_impact(ctx.db, conn, chosen)
+    if kept and form.get("confirmed") != "yes":
+        return await _mapping_page(request, ctx, spec, conn, chosen=chosen, confirm=kept)
+    try:
+        mapping.save_mapping(conn, fields, accounts, chosen)
+    except mapping.MappingInvalid as e:
+        return await _mapping_page(request, ctx, spec, conn, chosen=chosen, error=str(e), status=400)
+    return RedirectResponse(f"{_back(spec)}/{conn.id}/mapping?saved=mapping", status_code=303)
+
+
+@router.post("/direction")
+async def save_direction(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, direction: str = Form("")
+) -> Response:
+    spec, conn = await _connection(ctx, card_key, connection_id)
+    if not mapping.offers_direction(conn):
+        raise HTTPException(404, f"{spec.name} syncs customers one way only.")
+    try:
+        mapping.save_direction(conn, direction)
+    except mapping.MappingInvalid as e:
+        return await _mapping_page(request, ctx, spec, conn, error=str(e), status=400)
+    return RedirectResponse(f"{_back(spec)}/{conn.id}/mapping?saved=direction", status_code=303)
