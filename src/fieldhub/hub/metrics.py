@@ -20,3 +20,21 @@ TOKEN_REFRESHES = Counter(
     "Access-token refreshes attempted, by provider.",
     ["provider"],
 )
+
+# --- sync (hub/sync/engine.py) ---
+from prometheus_client import Gauge, Histogram  # noqa: E402
+
+SYNC_LATENCY = Histogram(
+    "fieldhub_sync_latency_seconds",
+    "From a record's change being committed (its ledger row falling due) to the provider confirming it.",
+    ["provider"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+SYNC_PENDING = Gauge(
+    "fieldhub_sync_pending", "Ledger rows waiting to be pushed, per connection.", ["provider", "connection"]
+)
+SYNC_FAILED = Gauge(
+    "fieldhub_sync_failed",
+    "Ledger rows a provider rejected, waiting for a fix, per connection.",
+    ["provider", "connection"],
+)

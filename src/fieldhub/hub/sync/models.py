@@ -99,3 +99,18 @@ class RecordEvent(IdMixin, Base):
     sent: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # redacted of secrets
     received: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SyncLease(Base):
+    """Who is syncing a connection right now: one row per connection, held by one worker until it expires.
+
+    Every process (embedded or `fieldhub worker`, on any machine) takes the lease before it runs a
+    connection, so two never push the same records at once. A worker that dies stops renewing and the
+    lease expires by itself.
+    """
+
+    __tablename__ = "sync_leases"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

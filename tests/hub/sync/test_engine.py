@@ -1,0 +1,159 @@
+"""The export run against the in-process QuickBooks emulator: order, counts, idempotency, errors, history."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from fieldhub.core.customers.service import create_customer, update_customer
+from fieldhub.core.invoices.service import create_invoice, record_payment, send_invoice, void_invoice
+from fieldhub.core.items.service import create_item
+from fieldhub.hub.emulator.core import FaultRule
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus
+from tests.conftest import Business
+from tests.hub.sync.conftest import QBOSetup
+
+
+async def ledger(session, qbo: QBOSetup) -> dict[tuple[str, int], LedgerRow]:
+    rows = await session.scalars(
+        select(LedgerRow).where(LedgerRow.connection_id == qbo.connection_id).execution_options(populate_existing=True)
+    )
+    out = {(r.entity, r.local_id): r for r in rows}
+    await session.commit()
+    return out
+
+
+async def make_invoice(session, biz: Business, name: str = "Ada Lovelace", *, send: bool = True, notes: str = ""):
+    tenant = biz.tenant.id
+    customer = await create_customer(session, tenant, {"display_name": name, "email": "ada@example.com"})
+    item = await create_item(session, tenant, {"name": f"Repair {name}", "unit_price": "120.00"})
+    invoice = await create_invoice(
+        session,
+        tenant,
+        {
+            "customer_id": customer.id,
+            "discount_amount": "10.00",
+            "notes": notes,
+            "lines": [
+                {"item_id": item.id, "quantity": "2", "unit_price": "120.00"},
+                {"description": "Call-out fee", "unit_price": "45.50"},
+            ],
+        },
+    )
+    if send:
+        await send_invoice(session, tenant, invoice.id)
+    await session.commit()
+    return customer, item, invoice
+
+
+async def test_customer_item_invoice_payment_land_once_with_exact_amounts(session, biz: Business, qbo: QBOSetup):
+    customer, item, invoice = await make_invoice(session, biz, notes="gate code 4411, owner is rude")
+    payment = await record_payment(session, biz.tenant.id, invoice.id, {"amount": "100.00", "reference": "chk 12"})
+    await session.commit()
+
+    run = await qbo.sync()
+    assert run.status == RunStatus.SUCCESS, run.errors
+    assert (run.created, run.failed) == (4, 0)
+
+    invoices = qbo.objects("Invoice")
+    ours = [o for o in invoices.values() if o.get("PrivateNote") == f"fieldhub invoice #{invoice.id}"]
+    assert len(ours) == 1
+    assert Decimal(str(ours[0]["TotalAmt"])) == invoice.total == Decimal("275.50")
+    assert Decimal(str(ours[0]["Balance"])) == Decimal("175.50")
+    payments = [p for p in qbo.objects("Payment").values() if p.get("PrivateNote") == f"fieldhub payment #{payment.id}"]
+    assert len(payments) == 1 and Decimal(str(payments[0]["TotalAmt"])) == Decimal("100.00")
+    names = [c["DisplayName"] for c in qbo.objects("Customer").values()]
+    assert names.count("Ada Lovelace") == 1
+
+    rows = await ledger(session, qbo)
+    assert all(r.state == LedgerState.SYNCED for r in rows.values()), [
+        (k, r.state, r.error_reason) for k, r in rows.items()
+    ]
+    assert all(r.idempotency_key is None for r in rows.values())
+    # Internal notes never leave fieldhub: not in any request the emulator saw.
+    assert not any("gate code" in r.body or "rude" in r.body for r in qbo.emulator.requests)
+    events = list(await session.scalars(select(RecordEvent).where(RecordEvent.run_id == run.id)))
+    assert {e.action for e in events} == {"created"} and len(events) == 4
+
+    # A re-run with nothing due sends nothing at all.
+    seen = len(qbo.emulator.requests)
+    again = await qbo.sync()
+    assert (again.created, again.updated, again.status) == (0, 0, RunStatus.SUCCESS)
+    assert len(qbo.emulator.requests) == seen
+
+
+async def test_draft_not_pushed_and_void_is(session, biz: Business, qbo: QBOSetup):
+    _, _, draft = await make_invoice(session, biz, "Draft Dan", send=False)
+    _, _, sent = await make_invoice(session, biz, "Void Vera")
+    await qbo.sync()
+    assert not any(o.get("PrivateNote") == f"fieldhub invoice #{draft.id}" for o in qbo.objects("Invoice").values())
+
+    await void_invoice(session, biz.tenant.id, sent.id)
+    await session.commit()
+    run = await qbo.sync()
+    assert run.deleted == 1, run.errors
+    remote = (await ledger(session, qbo))[("invoice", sent.id)]
+    assert remote.state == LedgerState.SYNCED
+    assert Decimal(str(qbo.objects("Invoice")[remote.remote_id]["TotalAmt"])) == 0
+
+
+async def test_dropped_reply_is_settled_by_requestid_replay(session, biz: Business, qbo: QBOSetup):
+    _, _, invoice = await make_invoice(session, biz, "Drop Dora")
+    payment = await record_payment(session, biz.tenant.id, invoice.id, {"amount": "50.00"})
+    await session.commit()
+    # QBO commits and the reply is lost; the client's inline retries then meet 503s, so the run ends unsure.
+    qbo.emulator.faults.append(FaultRule(kind="drop_after_commit", count=1, path="/payment$", method="POST"))
+    qbo.emulator.faults.append(FaultRule(kind="status", status=503, count=3, path="/payment$", method="POST"))
+    first = await qbo.sync()
+    assert first.status == RunStatus.PARTIAL
+    row = (await ledger(session, qbo))[("payment", payment.id)]
+    assert row.state == LedgerState.PENDING and row.idempotency_key and row.remote_id is None
+    assert row.next_attempt_at > row.created_at  # backed off
+    key = row.idempotency_key
+    row.next_attempt_at = row.created_at  # time passes
+    await session.commit()
+
+    await qbo.sync()
+    row = (await ledger(session, qbo))[("payment", payment.id)]
+    assert row.remote_id and row.state == LedgerState.SYNCED
+    ours = [o for o in qbo.objects("Payment").values() if o.get("PrivateNote") == f"fieldhub payment #{payment.id}"]
+    assert len(ours) == 1 and ours[0]["Id"] == row.remote_id
+    sends = [r for r in qbo.emulator.requests if f"requestid={key}" in r.query]
+    assert [r.fault for r in sends] == ["drop_after_commit", "status", "status", "status", ""]
+    assert sends[-1].status == 200  # answered from the replay of the committed create
+
+
+async def test_name_conflict_fails_plainly_then_rename_and_retry(session, biz: Business, qbo: QBOSetup):
+    from fieldhub.hub.sync.dispatch import retry_record
+
+    customer = await create_customer(session, biz.tenant.id, {"display_name": "Home Depot"})  # a QBO vendor
+    await session.commit()
+    run = await qbo.sync()
+    assert (run.failed, run.status) == (1, RunStatus.FAILED)
+    row = (await ledger(session, qbo))[("customer", customer.id)]
+    assert row.state == LedgerState.FAILED and row.error_code == "6240"
+    assert row.error_reason.startswith("Customer name conflict: a customer, vendor or employee named “Home Depot”")
+    assert "rename it here or merge it there" in row.error_reason
+
+    await update_customer(session, biz.tenant.id, customer.id, {"display_name": "Home Depot (customer)"})
+    await session.commit()
+    assert await retry_record(session, biz.tenant.id, row.id) is not None
+    await session.commit()
+    run = await qbo.sync(trigger="retry")
+    assert (run.created, run.failed, run.status) == (1, 0, RunStatus.SUCCESS)
+    assert (await ledger(session, qbo))[("customer", customer.id)].state == LedgerState.SYNCED
+
+
+async def test_unmapped_accounts_refuse_the_run(session, biz: Business, qbo: QBOSetup):
+    from fieldhub.hub.connections.models import Connection
+
+    conn = await session.get(Connection, qbo.connection_id)
+    conn.settings = {}
+    before = qbo.emulator.requests[-1].seq
+    await create_customer(session, biz.tenant.id, {"display_name": "Nobody"})
+    await session.commit()
+    run = await qbo.sync()
+    assert run.status == RunStatus.FAILED
+    assert run.errors[0]["reason"] == "Map your chart of accounts first"
+    assert not qbo.api_requests(since=before)
