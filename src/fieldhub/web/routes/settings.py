@@ -58,6 +58,13 @@ def settings_groups(ctx: Ctx) -> list[SettingsGroup]:
                     "/settings/company",
                     BLUE,
                 ),
+                SettingsLink(
+                    "Email alerts",
+                    "Which alerts reach you by email.",
+                    "mail",
+                    "/settings/notifications",
+                    BLUE,
+                ),
             ),
         )
     ]

@@ -1,0 +1,116 @@
+"""Alerts: the notifications list, the dashboard banner, email preferences and the demo mailbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from fieldhub.db import utcnow
+from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.connections.service import mark_needs_reauth
+from fieldhub.hub.notify import notify
+from fieldhub.hub.notify.email import deliver_pending
+from fieldhub.hub.notify.models import Notification, OutboundEmail
+from fieldhub.hub.sync.models import LedgerRow, LedgerState
+
+
+async def _connection(session, biz, status=ConnectionStatus.CONNECTED) -> Connection:
+    conn = Connection(
+        tenant_id=biz.tenant.id,
+        provider="quickbooks",
+        account_id="9341453050001234",
+        account_name="Riverbend Plumbing LLC",
+        status=status,
+        settings={},
+        connected_at=utcnow(),
+    )
+    session.add(conn)
+    await session.commit()
+    return conn
+
+
+async def test_banner_appears_for_needs_reauth_with_a_link_to_fix(owner, session, biz) -> None:
+    page = await owner.get("/")
+    assert "alert-banner" not in page.text
+    conn = await _connection(session, biz)
+    await mark_needs_reauth(session, conn, "QuickBooks stopped accepting our access.")
+    await session.commit()
+    page = await owner.get("/")
+    assert "alert-banner" in page.text and "needs to be reconnected" in page.text
+    assert 'href="/settings/integrations/quickbooks"' in page.text
+
+
+async def test_banner_for_failed_records_links_to_the_failed_list(owner, session, biz) -> None:
+    conn = await _connection(session, biz)
+    session.add(
+        LedgerRow(
+            tenant_id=biz.tenant.id, connection_id=conn.id, entity="invoice", local_id=1, state=LedgerState.FAILED
+        )
+    )
+    await session.commit()
+    page = await owner.get("/")
+    assert "1 record failed to sync" in page.text
+    assert f"/settings/integrations/quickbooks/{conn.id}/records?state=failed" in page.text
+
+
+async def test_banner_is_not_shown_to_a_technician(client, session, biz) -> None:
+    conn = await _connection(session, biz, ConnectionStatus.NEEDS_REAUTH)
+    assert conn.id
+    await client.login(biz.tech.email)
+    assert "alert-banner" not in (await client.get("/")).text
+    assert (await client.get("/notifications")).status_code == 403
+
+
+async def test_notifications_list_and_mark_read(owner, session, biz, other_biz) -> None:
+    mine = await notify(session, biz.tenant.id, "sync.failed", "2 invoices failed", "Invalid tax rate", "/x")
+    theirs = await notify(session, other_biz.tenant.id, "sync.failed", "Not yours", "")
+    await session.commit()
+    page = await owner.get("/notifications")
+    assert "2 invoices failed" in page.text and "Not yours" not in page.text
+    assert (await owner.submit(f"/notifications/{theirs.id}/read")).status_code == 404
+    r = await owner.submit(f"/notifications/{mine.id}/read")
+    assert r.status_code == 303
+    await session.refresh(mine)
+    await session.refresh(theirs)
+    assert mine.read_at is not None and theirs.read_at is None
+
+
+async def test_email_preferences_are_respected_and_the_demo_mailbox_receives_mail(
+    owner, client, make_client, session, biz, app
+) -> None:
+    # The admin opts out of sync failures by email; the owner keeps the default (every alert).
+    async with make_client() as admin:
+        await admin.login(biz.admin.email)
+        page = await admin.get("/settings/notifications")
+        assert 'value="sync.failed" checked' in page.text
+        r = await admin.submit("/settings/notifications", {"email_kinds": ["connection.needs_reauth"]})
+        assert r.status_code == 303
+        page = await admin.get("/settings/notifications")
+        assert 'value="sync.failed" checked' not in page.text
+    await notify(session, biz.tenant.id, "sync.failed", "3 payments failed to sync", "Account not found", "/fix")
+    await session.commit()
+    await deliver_pending(app.state.sessionmaker, app.state.settings)
+    rows = list(await session.scalars(select(OutboundEmail).where(OutboundEmail.tenant_id == biz.tenant.id)))
+    assert {r.to_address for r in rows} == {biz.owner.email}
+    [mail] = rows
+    await session.refresh(mail)
+    assert mail.sent_at is not None and mail.transport == "mailbox"
+    assert "Account not found" in mail.body and "/fix" in mail.body
+    box = await owner.get("/dev/mailbox")
+    assert box.status_code == 200 and "3 payments failed to sync" in box.text and biz.owner.email in box.text
+    # A technician never gets alert email by default.
+    assert biz.tech.email not in box.text
+
+
+async def test_mailbox_is_owner_admin_only(client, biz) -> None:
+    await client.login(biz.tech.email)
+    assert (await client.get("/dev/mailbox")).status_code == 403
+
+
+async def test_needs_reauth_is_emailed_once(session, biz, app) -> None:
+    conn = await _connection(session, biz)
+    await mark_needs_reauth(session, conn, "gone")
+    await mark_needs_reauth(session, conn, "gone")  # already paused with the same reason: no second alert
+    await session.commit()
+    assert len(list(await session.scalars(select(Notification)))) == 1
+    emails = list(await session.scalars(select(OutboundEmail)))
+    assert {e.to_address for e in emails} == {biz.owner.email, biz.admin.email}
