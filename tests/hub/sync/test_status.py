@@ -1,0 +1,134 @@
+"""hub.sync.status: the figures the QuickBooks page and the health score read, from ledger and run rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fieldhub.db import utcnow
+from fieldhub.hub.connections.health import Tier
+from fieldhub.hub.connections.models import Connection
+from fieldhub.hub.connections.status import health_of
+from fieldhub.hub.sync import status
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun
+
+
+async def _conn(session, biz) -> Connection:
+    conn = Connection(tenant_id=biz.tenant.id, provider="quickbooks", account_id="r1", account_name="Co", settings={})
+    session.add(conn)
+    await session.commit()
+    return conn
+
+
+def _run(conn, state, started, entity="invoice"):
+    return SyncRun(
+        tenant_id=conn.tenant_id,
+        connection_id=conn.id,
+        trigger="manual",
+        direction="export",
+        entity=entity,
+        status=state,
+        started_at=started,
+        created=2,
+        failed=int(state != "success"),
+    )
+
+
+async def test_counts_oldest_pending_failure_ratio_last_success(session, biz) -> None:
+    conn = await _conn(session, biz)
+    now = utcnow()
+    rows = [
+        LedgerRow(
+            tenant_id=conn.tenant_id,
+            connection_id=conn.id,
+            entity="invoice",
+            local_id=i,
+            state=LedgerState.SYNCED,
+            synced_at=now - timedelta(days=i),
+        )
+        for i in range(3)
+    ]
+    rows.append(
+        LedgerRow(
+            tenant_id=conn.tenant_id,
+            connection_id=conn.id,
+            entity="customer",
+            local_id=1,
+            state=LedgerState.PENDING,
+            next_attempt_at=now - timedelta(hours=3),
+        )
+    )
+    rows.append(
+        LedgerRow(
+            tenant_id=conn.tenant_id,
+            connection_id=conn.id,
+            entity="customer",
+            local_id=2,
+            state=LedgerState.PENDING,
+            next_attempt_at=now - timedelta(minutes=5),
+        )
+    )
+    rows.append(
+        LedgerRow(
+            tenant_id=conn.tenant_id, connection_id=conn.id, entity="payment", local_id=1, state=LedgerState.FAILED
+        )
+    )
+    session.add_all(rows)
+    session.add_all([_run(conn, RunStatus.SUCCESS, now - timedelta(hours=h)) for h in (5, 6, 7)])
+    session.add(_run(conn, RunStatus.FAILED, now - timedelta(hours=1), "customer"))
+    session.add(_run(conn, RunStatus.RUNNING, now))  # not finished: not counted
+    await session.commit()
+
+    s = await status.sync_status(session, conn.id, ["customer", "invoice", "payment", "item"], now=now)
+    assert (s.pending, s.failed, s.synced) == (2, 1, 3)
+    assert s.entity("invoice").synced == 3 and s.entity("item").counts == {}
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert s.synced_today == sum(1 for r in rows if r.state == LedgerState.SYNCED and r.synced_at >= midnight)
+    assert s.recent_finished == 4 and s.recent_failed == 1 and s.failure_ratio == 0.25
+    assert abs((s.last_success_at - (now - timedelta(hours=5))).total_seconds()) < 1
+    assert abs((s.oldest_pending_at - (now - timedelta(hours=3))).total_seconds()) < 1
+    assert s.entity("customer").last_run.status == RunStatus.FAILED
+    assert sum(d.total for d in s.chart) == 4 and len(s.chart) == status.CHART_DAYS
+
+    figures = await status.health_figures(session, conn.id)
+    assert figures["failure_ratio"] == 0.25
+    assert timedelta(hours=2, minutes=59) < figures["oldest_pending_age"] < timedelta(hours=3, minutes=1)
+    # 25 % of runs failed → past the Warning step; a record waiting 3 hours alone would be Warning.
+    assert health_of(conn, figures).tier is Tier.CRITICAL
+
+
+async def test_health_is_excellent_without_runs_and_reacts_to_a_stuck_record(session, biz) -> None:
+    conn = await _conn(session, biz)
+    figures = await status.health_figures(session, conn.id)
+    assert figures == {"failure_ratio": None, "oldest_pending_age": None, "last_success_age": None}
+    session.add(
+        LedgerRow(
+            tenant_id=conn.tenant_id,
+            connection_id=conn.id,
+            entity="invoice",
+            local_id=1,
+            state=LedgerState.PENDING,
+            next_attempt_at=utcnow() - timedelta(hours=8),
+        )
+    )
+    await session.commit()
+    figures = await status.health_figures(session, conn.id)
+    assert health_of(conn, figures).tier is Tier.CRITICAL
+    assert any("waited" in r for r in health_of(conn, figures).reasons)
+
+
+async def test_history_keyset_pages_are_disjoint_and_ordered(session, biz, other_biz) -> None:
+    conn = await _conn(session, biz)
+    now = utcnow()
+    # Ties on started_at: the id breaks them.
+    session.add_all([_run(conn, RunStatus.SUCCESS, now - timedelta(seconds=i // 3)) for i in range(30)])
+    await session.commit()
+    seen, cursor = [], ""
+    while True:
+        page = await status.history(session, conn.tenant_id, conn.id, after=cursor, limit=7)
+        seen += [r.id for r in page.runs]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert len(seen) == 30 == len(set(seen))
+    # Another tenant asking for this connection sees nothing.
+    assert (await status.history(session, other_biz.tenant.id, conn.id)).runs == []
