@@ -98,7 +98,7 @@ class _Tally:
             self.updated += 1
 
 
-def dependencies(entity: str, record: Any) -> list[tuple[str, int]]:
+def dependencies(entity: str, record: Any, related: dict[str, Any] | None = None) -> list[tuple[str, int]]:
     """The records that must exist at the provider before this one can point at them."""
     if entity == "invoice":
         items = sorted({line.item_id for line in record.lines if line.item_id is not None})
@@ -106,7 +106,9 @@ def dependencies(entity: str, record: Any) -> list[tuple[str, int]]:
     if entity == "payment":
         return [("customer", record.customer_id), ("invoice", record.invoice_id)]
     if entity == "refund":
-        return [("invoice", record.invoice_id), ("payment", record.payment_id)]
+        invoice = (related or {}).get("invoice")
+        customer = [("customer", invoice.customer_id)] if invoice is not None else []
+        return customer + [("invoice", record.invoice_id), ("payment", record.payment_id)]
     return []
 
 
@@ -351,7 +353,8 @@ class Engine:
                 continue
             refs: dict[tuple[str, int], str] = {}
             waiting: list[str] = []
-            for dep in dependencies(entity, record):
+            context = await related(session, entity, record)
+            for dep in dependencies(entity, record, context):
                 dep_row = await session.scalar(
                     select(LedgerRow).where(
                         LedgerRow.connection_id == self.connection_id,
@@ -406,7 +409,7 @@ class Engine:
                 settling=settling and is_create,
                 sent_at=row.sent_at,
                 refs=refs,
-                related=await related(session, entity, record),
+                related=context,
             )
             ready.append((item, row.next_attempt_at))
         # The commit that follows expires what the session holds; the adapter reads these after it.
