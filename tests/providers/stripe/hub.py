@@ -91,3 +91,52 @@ def money(value: str) -> Decimal:
 
 def path_of(url: str) -> str:
     return urlparse(url).path
+
+
+def _coerce(value: Any, schema: dict[str, Any]) -> Any:
+    """Form values are all strings; turn them into what the spec's schema says they are (integer, boolean...)."""
+    for option in schema.get("anyOf", []):
+        coerced = _coerce(value, option)
+        if coerced is not value:
+            return coerced
+    kind = schema.get("type")
+    if isinstance(value, dict) and (kind == "object" or "properties" in schema):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {k: _coerce(v, props.get(k) or (extra if isinstance(extra, dict) else {})) for k, v in value.items()}
+    if isinstance(value, list) and kind == "array":
+        return [_coerce(v, schema.get("items", {})) for v in value]
+    if isinstance(value, str):
+        if kind == "integer" and value.lstrip("-").isdigit():
+            return int(value)
+        if kind == "boolean" and value in ("true", "false"):
+            return value == "true"
+    return value
+
+
+def validate_traffic(emu: StripeEmulator, spec: Any) -> int:
+    """Every /v1 request the hub sent and every reply, checked against spec3.yaml; returns how many were checked."""
+    import json
+
+    from jsonschema import Draft4Validator
+
+    from fieldhub.providers.stripe.emulator.forms import parse_form
+
+    checked = 0
+    for entry in emu.requests:
+        if not entry.path.startswith("/v1/"):
+            continue
+        template, operation = spec.operation(entry.method, entry.path)
+        params = parse_form(entry.body if entry.method == "POST" else entry.query)
+        if entry.method == "POST":
+            schema = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+            params = _coerce(params, schema)
+            validator = Draft4Validator(schema)
+            problems = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(params)]
+            assert not problems, f"{entry.method} {entry.path}: {problems[:5]}"
+        else:
+            known = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+            assert set(params) <= known, f"{entry.path}: unknown query parameters {set(params) - known}"
+        spec.validate_response(entry.method, entry.path, entry.status, json.loads(entry.response))
+        checked += 1
+    return checked
