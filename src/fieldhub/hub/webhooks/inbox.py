@@ -185,8 +185,9 @@ async def process(env: OAuthEnv, inbox_id: int) -> InboxState | None:
             return None
         row = await _lock(session, row)
         if row is None or row.state in (InboxState.PROCESSED, InboxState.IGNORED):
+            done = InboxState(row.state) if row else None
             await session.rollback()
-            return row.state if row else None
+            return done
         module = webhook_module(row.provider)
         try:
             if module is None:
