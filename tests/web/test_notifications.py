@@ -114,3 +114,16 @@ async def test_needs_reauth_is_emailed_once(session, biz, app) -> None:
     assert len(list(await session.scalars(select(Notification)))) == 1
     emails = list(await session.scalars(select(OutboundEmail)))
     assert {e.to_address for e in emails} == {biz.owner.email, biz.admin.email}
+
+
+async def test_the_mail_pump_delivers_after_commit(session, biz, app) -> None:
+    import asyncio
+
+    await notify(session, biz.tenant.id, "connection.needs_reauth", "Reconnect QuickBooks", "gone")
+    await session.commit()
+    for _ in range(100):
+        rows = list(await session.scalars(select(OutboundEmail).execution_options(populate_existing=True)))
+        if rows and all(r.sent_at for r in rows):
+            break
+        await asyncio.sleep(0.05)
+    assert rows and all(r.transport == "mailbox" for r in rows)

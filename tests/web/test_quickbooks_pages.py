@@ -264,3 +264,17 @@ async def test_another_business_connection_is_404(owner, session, make_client, o
         for url in (f"{base}/history", f"{base}/mapping", f"{base}/records?state=failed"):
             assert (await other.get(url)).status_code == 404
         assert (await other.submit(f"{base}/direction", {"direction": "two_way"})).status_code == 404
+
+
+async def test_sync_now_after_mapping_makes_the_entity_due(owner, session) -> None:
+    conn = await _connect(owner, session)
+    conn.settings = {"account_mapping": MAPPING}
+    await session.commit()
+    later = utcnow() + timedelta(hours=2)
+    row = await _ledger(session, conn, "invoice", 1, LedgerState.PENDING, next_attempt_at=later)
+    r = await owner.submit(
+        f"/settings/integrations/quickbooks/{conn.id}/sync", {"entity": "invoice"}, headers={"HX-Request": "true"}
+    )
+    assert r.status_code == 200 and "Invoices: sync started" in r.text
+    await session.refresh(row)
+    assert row.state != LedgerState.PENDING or row.next_attempt_at < later
