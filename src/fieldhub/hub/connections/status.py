@@ -23,6 +23,9 @@ DETAIL_LABELS = {
     "account_id": "Account ID",
     "email": "Email",
     "country": "Country",
+    "payout_bank": "Payout bank account",
+    "charges": "Charges",
+    "payouts": "Payouts",
 }
 
 

@@ -3,6 +3,8 @@ Account Links onboarding, and reading a connected account's payout details."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,8 @@ class PaymentUnavailable(Exception):
     """Stripe refused to start a checkout for this account (revoked access, charges disabled...)."""
 
 
-def client(env: OAuthEnv) -> stripe.StripeClient:
+@asynccontextmanager
+async def client(env: OAuthEnv) -> AsyncIterator[stripe.StripeClient]:
     """The official SDK with the platform's secret key, at Stripe's URL here (the mounted emulator in demo/test)."""
     spec = registry.get(KEY)
     creds = credentials(env, spec)
@@ -37,7 +40,7 @@ def client(env: OAuthEnv) -> stripe.StripeClient:
     if transport is not None:
         # The SDK builds its own AsyncClient and has no transport option; a mounted emulator is reached in-process.
         http_client._client_async = httpx.AsyncClient(transport=transport)
-    return stripe.StripeClient(
+    sdk = stripe.StripeClient(
         creds.client_secret,
         stripe_version=API_VERSION,
         base_addresses={
@@ -47,6 +50,10 @@ def client(env: OAuthEnv) -> stripe.StripeClient:
         http_client=http_client,
         max_network_retries=2,
     )
+    try:
+        yield sdk
+    finally:
+        await http_client.close_async()  # the SDK's AsyncClient would otherwise outlive its event loop
 
 
 def to_minor(amount: Decimal) -> int:
@@ -104,7 +111,8 @@ async def create_checkout(
         params["customer_email"] = customer_email
     options = {"stripe_account": connection.account_id, "idempotency_key": idempotency_key(invoice)}
     try:
-        session = await client(env).v1.checkout.sessions.create_async(params, options)  # type: ignore[arg-type]
+        async with client(env) as sdk:
+            session = await sdk.v1.checkout.sessions.create_async(params, options)  # type: ignore[arg-type]
     except stripe.StripeError as e:
         raise PaymentUnavailable(e.user_message or type(e).__name__) from e
     return str(session.url)
@@ -112,7 +120,8 @@ async def create_checkout(
 
 async def account_summary(env: OAuthEnv, account_id: str) -> dict[str, Any]:
     """What the Billing card shows about a connected account: name, payout bank, whether it can charge and pay out."""
-    account = await client(env).v1.accounts.retrieve_async(account_id)
+    async with client(env) as sdk:
+        account = await sdk.v1.accounts.retrieve_async(account_id)
     return summary_of(account.to_dict())
 
 
@@ -146,15 +155,17 @@ async def create_account(env: OAuthEnv, *, email: str, business_name: str, count
         params["email"] = email
     if business_name:
         params["business_profile"] = {"name": business_name}
-    account = await client(env).v1.accounts.create_async(params)  # type: ignore[arg-type]
+    async with client(env) as sdk:
+        account = await sdk.v1.accounts.create_async(params)  # type: ignore[arg-type]
     return str(account.id)
 
 
 async def onboarding_link(env: OAuthEnv, account_id: str, *, refresh_url: str, return_url: str) -> str:
     """A single-use Account Link (it lives five minutes) to Stripe's hosted onboarding."""
-    link = await client(env).v1.account_links.create_async(
-        {"account": account_id, "type": "account_onboarding", "refresh_url": refresh_url, "return_url": return_url}
-    )
+    async with client(env) as sdk:
+        link = await sdk.v1.account_links.create_async(
+            {"account": account_id, "type": "account_onboarding", "refresh_url": refresh_url, "return_url": return_url}
+        )
     return str(link.url)
 
 

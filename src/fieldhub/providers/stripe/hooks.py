@@ -1,12 +1,15 @@
-"""Stripe connect hooks: the connected account is `stripe_user_id` in the token reply; disconnect deauthorizes."""
+"""Stripe connect hooks: OAuth keeps `stripe_user_id`; Account Links onboard a new account; disconnect deauthorizes."""
 
 from __future__ import annotations
 
 import httpx
 
+from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.connections.service import AccountInfo
 from fieldhub.hub.oauth.client import credentials
+from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.oauth.flow import ConnectContext, RevokeContext
+from fieldhub.providers.stripe import actions
 
 
 async def after_connect(ctx: ConnectContext) -> AccountInfo:
@@ -19,8 +22,9 @@ async def after_connect(ctx: ConnectContext) -> AccountInfo:
         account = await ctx.get_json(
             ctx.api_url(f"/v1/accounts/{account_id}"), headers={"Authorization": f"Bearer {secret}"}
         )
-        name = (account.get("business_profile") or {}).get("name") or account.get("email") or account_id
-        details["email"] = str(account.get("email") or "")
+        summary = actions.summary_of(account)
+        name = str(summary.pop("name"))
+        details.update(summary)
     except (httpx.HTTPError, ValueError):
         pass  # the name is a nicety; the account id is what matters
     return AccountInfo(id=account_id, name=name, details=details)
@@ -38,3 +42,27 @@ async def revoke(ctx: RevokeContext, token: str) -> bool:
         },
     )
     return response.status_code == 200
+
+
+async def onboard(env: OAuthEnv, *, email: str, business_name: str, refresh_url: str, return_url: str):  # noqa: ANN201
+    """A business without a Stripe account: create one (Standard) and send the owner to Stripe's hosted onboarding.
+
+    Returns (AccountInfo, onboarding URL). The account id is all the hub keeps: calls act for it with the
+    platform key and a Stripe-Account header, so it is stored as the connection's credential.
+    """
+    account_id = await actions.create_account(env, email=email, business_name=business_name)
+    url = await actions.onboarding_link(env, account_id, refresh_url=refresh_url, return_url=return_url)
+    details = await describe(env, account_id)
+    return details, url
+
+
+async def onboarding_link(env: OAuthEnv, conn: Connection, *, refresh_url: str, return_url: str) -> str:
+    """A fresh link when the last one expired or was used (Stripe sends the owner to refresh_url then)."""
+    return await actions.onboarding_link(env, conn.account_id, refresh_url=refresh_url, return_url=return_url)
+
+
+async def describe(env: OAuthEnv, account_id: str) -> AccountInfo:
+    """The account as the Billing card shows it, read now: name, payout bank, charges and payouts enabled."""
+    summary = await actions.account_summary(env, account_id)
+    name = summary.pop("name")
+    return AccountInfo(id=account_id, name=name, details={"livemode": False, **summary})

@@ -253,8 +253,8 @@ async def refund_event(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
 async def charge_refunded(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
     listed = (obj.get("refunds") or {}).get("data")
     if listed is None:  # not included since 2022-11-15: ask for them
-        sdk = actions.client(ctx.env)
-        listed = await actions.list_all(sdk.v1.refunds.list_async, {"charge": obj["id"]}, _options(ctx))
+        async with actions.client(ctx.env) as sdk:
+            listed = await actions.list_all(sdk.v1.refunds.list_async, {"charge": obj["id"]}, _options(ctx))
     changed = False
     for refund in listed:
         changed |= await _refund(ctx, refund)
@@ -299,10 +299,10 @@ async def payout_paid(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
         return False
     if await deposits.find_deposit(ctx.session, ctx.tenant_id, KEY, payout_id) is not None:
         return False
-    sdk = actions.client(ctx.env)
-    txns = await actions.list_all(
-        sdk.v1.balance_transactions.list_async, {"payout": payout_id, "expand": ["data.source"]}, _options(ctx)
-    )
+    async with actions.client(ctx.env) as sdk:
+        txns = await actions.list_all(
+            sdk.v1.balance_transactions.list_async, {"payout": payout_id, "expand": ["data.source"]}, _options(ctx)
+        )
     lines: list[deposits.DepositLineIn] = []
     for txn in txns:
         if txn.get("type") == "payout":

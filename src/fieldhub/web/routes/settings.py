@@ -144,6 +144,8 @@ async def provider_panels(request: Request, ctx: Ctx, specs: tuple[ProviderSpec,
             "rows": sync_rows(p),
             "auth": auth_words(p),
             "limits": limit_words(p),
+            # A provider whose hooks can create an account offers that beside connecting an existing one.
+            "onboard": hasattr(registry.import_module(p.key, "hooks"), "onboard"),
             **await panel_context(request, ctx, p.key),
         }
         panel["sync"] = await sync_dashboards(ctx, panel["conn_panel"])
