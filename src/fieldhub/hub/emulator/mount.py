@@ -42,9 +42,10 @@ class PrefixStripped:
                 path = path[len(self.prefix) :] or "/"
             # root_path keeps the prefix, so URLs an emulator builds from request.base_url (hosted pages) point
             # back through the mount; routing still sees the stripped path.
+            # (Starlette's base_url reads app_root_path, which a Mount sets to the hub's own root.)
             root = scope.get("root_path", "")
             root = root if root.endswith(self.prefix) else root + self.prefix
-            scope = {**scope, "path": path, "raw_path": path.encode(), "root_path": root}
+            scope = {**scope, "path": path, "raw_path": path.encode(), "root_path": root, "app_root_path": root}
         await self.app(scope, receive, send)
 
 
