@@ -162,3 +162,80 @@ def emulate(
 
 if __name__ == "__main__":
     app()
+
+
+# --- sync (hub/sync) ---
+sync_app = typer.Typer(help="Sync records with connected providers.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.command("now")
+def sync_now(
+    connection: Annotated[int, typer.Option("--connection", help="Connection id")],
+    entity: Annotated[str | None, typer.Option(help="Only this entity (customer, item, invoice...)")] = None,
+) -> None:
+    """Push a connection's pending records now, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fieldhub.hub.oauth.env import OAuthEnv
+    from fieldhub.hub.sync.dispatch import request_sync
+    from fieldhub.hub.sync.engine import LeaseHeld, sync_connection
+
+    settings = get_settings()
+
+    async def go() -> int:
+        env = OAuthEnv.standalone(settings)
+        try:
+            async with env.sessionmaker() as session:
+                await request_sync(session, connection, entity=entity, trigger="manual")
+                await session.commit()
+            columns = (TextColumn("[bold]sync"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=console) as bar:
+                task = bar.add_task("sync", total=None)
+                run = await sync_connection(
+                    env,
+                    connection,
+                    trigger="manual",
+                    entity=entity,
+                    progress=lambda p: bar.update(task, total=p.total or None, completed=p.done),
+                )
+            console.print(
+                f"{run.status}: {run.created} created, {run.updated} updated, {run.deleted} deleted, "
+                f"{run.failed} failed in {run.duration_ms} ms"
+            )
+            for error in run.errors[:20]:
+                console.print(f"  {error.get('entity', '')} {error.get('local_id', '')}: {error.get('reason', '')}")
+            return 0 if run.status in ("success", "partial") else 1
+        except LeaseHeld as e:
+            console.print(f"[yellow]{e}[/yellow]")
+            return 2
+        finally:
+            await env.engine.dispose()
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Connections synced at once by this process")] = 4,
+) -> None:
+    """Scale-out worker: syncs every connection with due work; any number may run against one PostgreSQL."""
+    from fieldhub import log as logging
+    from fieldhub.core import events
+    from fieldhub.hub.emulator.mount import Endpoints
+    from fieldhub.hub.oauth.env import OAuthEnv
+    from fieldhub.hub.sync.dispatch import worker_loop
+    from fieldhub.hub.sync.ledger import on_domain_event
+
+    settings = get_settings()
+    logging.configure(settings.log_level, settings.log_json)
+    events.subscribe(on_domain_event)
+
+    async def go() -> None:
+        env = OAuthEnv.standalone(settings, Endpoints(settings))
+        try:
+            await worker_loop(env, concurrency=concurrency)
+        finally:
+            await env.engine.dispose()
+
+    asyncio.run(go())

@@ -50,7 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatcher = None
+        # Embedded sync workers (hub/sync/dispatch.py). Tests drive sync explicitly, so none run there.
+        if settings.embedded_workers > 0 and settings.mode != "test":
+            from fieldhub.hub.oauth.env import env_for
+            from fieldhub.hub.sync.dispatch import Dispatcher
+
+            dispatcher = Dispatcher(env_for(app), workers=settings.embedded_workers)
+            await dispatcher.start()
+            app.state.sync_dispatcher = dispatcher
         yield
+        if dispatcher is not None:
+            await dispatcher.stop()
         await engine.dispose()
 
     app = FastAPI(

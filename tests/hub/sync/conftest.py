@@ -51,6 +51,11 @@ class QBOSetup:
 
 @pytest.fixture
 async def qbo(app, owner, session, biz) -> QBOSetup:
+    return await connect_mapped(app, owner, session)
+
+
+async def connect_mapped(app, owner, session) -> QBOSetup:
+    """Connect QuickBooks (US company) through the emulator's consent page and save an account mapping."""
     response, _ = await consent(owner, "quickbooks", account=US_REALM)
     assert response.status_code in (200, 302, 303), response.text
     connection = await session.scalar(select(Connection).where(Connection.provider == "quickbooks"))

@@ -17,7 +17,12 @@ from fieldhub.hub.emulator.core import FaultRule
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
 from fieldhub.providers.quickbooks.emulator import xsd
 from tests.conftest import Business
-from tests.hub.sync.conftest import QBOSetup, qbo  # noqa: F401 — the connected-and-mapped fixture
+from tests.hub.sync.conftest import QBOSetup, connect_mapped
+
+
+@pytest.fixture
+async def synced(app, owner, session, biz) -> QBOSetup:
+    return await connect_mapped(app, owner, session)
 
 
 async def backfill(session, biz: Business, customers: int) -> dict[str, list]:
@@ -84,7 +89,8 @@ def assert_one_each(qbo: QBOSetup, made: dict[str, list]) -> None:
 
 
 @pytest.mark.slow
-async def test_backfill_under_faults_ends_with_everything_exactly_once(session, biz: Business, qbo: QBOSetup):
+async def test_backfill_under_faults_ends_with_everything_exactly_once(session, biz: Business, synced: QBOSetup):
+    qbo = synced
     made = await backfill(session, biz, 65)  # 3 + 65 × 3 = 198 records
     emu = qbo.emulator
     emu.random.seed(7)
@@ -118,7 +124,8 @@ async def test_backfill_under_faults_ends_with_everything_exactly_once(session, 
     assert sum(1 for s in qbo.sleeps if s == 1.0) >= throttled * 0.5
 
 
-async def test_every_request_validates_against_the_qbo_xsd(session, biz: Business, qbo: QBOSetup):
+async def test_every_request_validates_against_the_qbo_xsd(session, biz: Business, synced: QBOSetup):
+    qbo = synced
     made = await backfill(session, biz, 4)
     await refund_payment(session, biz.tenant.id, made["payment"][0].id, {"amount": "2.00"})
     await session.commit()

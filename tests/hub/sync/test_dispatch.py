@@ -1,0 +1,93 @@
+"""Dispatch: commits wake the embedded worker; Sync Now and Retry; two workers never run one connection at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from fieldhub.core.customers.service import create_customer
+from fieldhub.hub.oauth.env import OAuthEnv
+from fieldhub.hub.sync.dispatch import Dispatcher, request_sync, worker_loop
+from fieldhub.hub.sync.engine import LeaseHeld, acquire_lease, sync_connection
+from fieldhub.hub.sync.models import LedgerRow, LedgerState
+from tests.conftest import Business
+from tests.hub.sync.conftest import QBOSetup
+
+
+async def unsynced(session, qbo: QBOSetup) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(LedgerRow)
+        .where(LedgerRow.connection_id == qbo.connection_id, LedgerRow.state != LedgerState.SYNCED)
+    )
+    await session.commit()
+    return int(count)
+
+
+async def test_a_commit_wakes_the_embedded_worker(session, biz: Business, qbo: QBOSetup):
+    dispatcher = Dispatcher(qbo.env, sweep_seconds=0.2)
+    await dispatcher.start()
+    try:
+        await create_customer(session, biz.tenant.id, {"display_name": "Woken Wanda"})
+        await session.commit()
+        for _ in range(200):
+            if await unsynced(session, qbo) == 0 and dispatcher.runs:
+                break
+            await asyncio.sleep(0.05)
+        assert await unsynced(session, qbo) == 0
+        assert any(c["DisplayName"] == "Woken Wanda" for c in qbo.objects("Customer").values())
+    finally:
+        await dispatcher.stop()
+
+
+async def test_sync_now_makes_backed_off_rows_due(session, biz: Business, qbo: QBOSetup):
+    from datetime import timedelta
+
+    from fieldhub.db import utcnow
+
+    await create_customer(session, biz.tenant.id, {"display_name": "Later Larry"})
+    await session.commit()
+    row = await session.scalar(select(LedgerRow).where(LedgerRow.connection_id == qbo.connection_id))
+    row.next_attempt_at = utcnow() + timedelta(hours=1)
+    await session.commit()
+    assert (await qbo.sync()).created == 0
+    assert await request_sync(session, qbo.connection_id, entity="customer") == 1
+    await session.commit()
+    assert (await qbo.sync()).created == 1
+
+
+async def test_lease_excludes_a_second_holder_until_it_expires(session, qbo: QBOSetup):
+    assert await acquire_lease(session, qbo.connection_id, "worker-a", seconds=60)
+    assert not await acquire_lease(session, qbo.connection_id, "worker-b", seconds=60)
+    try:
+        await sync_connection(qbo.env, qbo.connection_id, trigger="manual", holder="worker-b")
+        raise AssertionError("a second worker ran a held connection")
+    except LeaseHeld:
+        pass
+    assert await acquire_lease(session, qbo.connection_id, "worker-a", seconds=-1)  # renew into the past: expired
+    assert await acquire_lease(session, qbo.connection_id, "worker-b", seconds=60)
+
+
+async def test_two_workers_never_sync_one_connection_at_once(app, session, biz: Business, qbo: QBOSetup):
+    for n in range(40):
+        await create_customer(session, biz.tenant.id, {"display_name": f"Busy {n}"})
+    await session.commit()
+    # Two workers with their own engines and holder ids, as two processes would have.
+    envs = [OAuthEnv.standalone(app.state.settings, app.state.endpoints) for _ in range(2)]
+    stop = asyncio.Event()
+    workers = [asyncio.create_task(worker_loop(env, poll_seconds=0.01, refresh_every=3600, stop=stop)) for env in envs]
+    try:
+        for _ in range(400):
+            if await unsynced(session, qbo) == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*workers)
+        for env in envs:
+            await env.engine.dispose()
+    assert await unsynced(session, qbo) == 0
+    assert qbo.emulator.max_inflight[qbo.realm] == 1  # never two requests for the realm at once
+    names = [c["DisplayName"] for c in qbo.objects("Customer").values() if c["DisplayName"].startswith("Busy ")]
+    assert len(names) == len(set(names)) == 40
