@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from tests.conftest import Business
 
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.service import create_invoice, record_payment, send_invoice, void_invoice
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation
+from tests.conftest import Business
 
 
 async def connect(

@@ -38,6 +38,7 @@ log = get_logger("fieldhub.sync.dispatch")
 HOLDER = f"{socket.gethostname()[:100]}:{os.getpid()}"
 WAKE_KEY = "fieldhub.sync.wake"
 SWEEP_SECONDS = 5.0
+STOP_SECONDS = 10.0  # how long stop() waits for runners to finish cancelling
 
 _dispatcher: Dispatcher | None = None
 
@@ -168,7 +169,10 @@ class Dispatcher:
             _dispatcher = None
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.tasks:
+            _, stuck = await asyncio.wait(self.tasks, timeout=STOP_SECONDS)
+            if stuck:
+                log.error("sync.dispatch.stop_timed_out", tasks=len(stuck))
         self.tasks = []
 
     async def idle(self, within: float = 30.0) -> None:
@@ -188,6 +192,8 @@ class Dispatcher:
                     self.runs += 1
                 except Exception:  # noqa: BLE001 — a worker that dies stops all sync; log and keep going
                     log.exception("sync.run.crashed", connection_id=connection_id)
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise asyncio.CancelledError from None  # a stop asked for must never be swallowed
 
     async def _sweeper(self) -> None:
         while True:

@@ -126,6 +126,29 @@ async def related(session: AsyncSession, entity: str, record: Any) -> dict[str, 
     return {}
 
 
+async def due_rows(
+    session: AsyncSession, connection_id: int, entity: str, *, after_id: int = 0, limit: int = CHUNK
+) -> list[LedgerRow]:
+    """The engine's hot query: one connection's due rows of one entity, in id order.
+
+    Served by ix_sync_ledger_due (connection, state, due time): synced rows, the vast majority, are
+    never read. bench/pending.py times exactly this function.
+    """
+    result = await session.scalars(
+        select(LedgerRow)
+        .where(
+            LedgerRow.connection_id == connection_id,
+            LedgerRow.entity == entity,
+            LedgerRow.state == LedgerState.PENDING,
+            LedgerRow.next_attempt_at <= utcnow(),
+            LedgerRow.id > after_id,
+        )
+        .order_by(LedgerRow.id)
+        .limit(limit)
+    )
+    return list(result)
+
+
 def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
     """Full jitter over an exponential ceiling (capped at an hour), never sooner than the provider asked."""
     jitter = rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(attempts - 1, 0)))
@@ -233,7 +256,19 @@ class Engine:
                 )
                 return run
             finally:
+                await self._release()
+
+    async def _release(self) -> None:
+        """Give the lease back, on a fresh session: the run's own may be mid-commit if the run was cancelled.
+
+        A failure here is logged, never raised: it would replace the exception in flight (a cancellation
+        swallowed this way leaves a worker that can't be stopped), and the lease expires by itself anyway.
+        """
+        try:
+            async with self.sessionmaker() as session:
                 await release_lease(session, self.connection_id, self.holder)
+        except Exception:  # noqa: BLE001
+            log.warning("sync.lease.release_failed", connection_id=self.connection_id, exc_info=True)
 
     async def _run(self, session: AsyncSession, connection: Connection) -> ProviderError | None:
         if connection.status != ConnectionStatus.CONNECTED:
@@ -304,20 +339,7 @@ class Engine:
                 continue  # no local records of this kind (deposits come from payouts, not rows here)
             last_id = 0
             while True:
-                rows = list(
-                    await session.scalars(
-                        select(LedgerRow)
-                        .where(
-                            LedgerRow.connection_id == self.connection_id,
-                            LedgerRow.entity == entity,
-                            LedgerRow.state == LedgerState.PENDING,
-                            LedgerRow.next_attempt_at <= utcnow(),
-                            LedgerRow.id > last_id,
-                        )
-                        .order_by(LedgerRow.id)
-                        .limit(CHUNK)
-                    )
-                )
+                rows = await due_rows(session, self.connection_id, entity, after_id=last_id)
                 if not rows:
                     await session.commit()
                     break
