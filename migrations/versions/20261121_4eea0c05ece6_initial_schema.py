@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: dba7d72227b6
+Revision ID: 4eea0c05ece6
 Revises:
-Create Date: 2026-11-21 18:40:27.799146
+Create Date: 2026-11-21 19:53:28.685341
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "dba7d72227b6"
+revision: str = "4eea0c05ece6"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -125,6 +125,31 @@ def upgrade() -> None:
         batch_op.create_index("ix_customers_tenant_name", ["tenant_id", "display_name"], unique=False)
 
     op.create_table(
+        "deposits",
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("source_id", sa.String(length=100), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("gross", sa.BigInteger(), nullable=False),
+        sa.Column("fees", sa.BigInteger(), nullable=False),
+        sa.Column("refunds", sa.BigInteger(), nullable=False),
+        sa.Column("adjustments", sa.BigInteger(), nullable=False),
+        sa.Column("net", sa.BigInteger(), nullable=False),
+        sa.Column("arrival_date", sa.Date(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_deposits_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deposits")),
+        sa.UniqueConstraint("tenant_id", "source", "source_id", name=op.f("uq_deposits_tenant_id_source_source_id")),
+    )
+    with op.batch_alter_table("deposits", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deposits_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
         "domain_events",
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("entity", sa.String(length=40), nullable=False),
@@ -181,6 +206,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index("ix_notifications_tenant_unread", ["tenant_id", "read_at"], unique=False)
+
+    op.create_table(
+        "remote_links",
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("provider", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("remote_id", sa.String(length=200), nullable=False),
+        sa.Column("local_entity", sa.String(length=40), nullable=False),
+        sa.Column("local_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_remote_links_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_remote_links")),
+        sa.UniqueConstraint("provider", "kind", "remote_id", name=op.f("uq_remote_links_provider_kind_remote_id")),
+    )
+    with op.batch_alter_table("remote_links", schema=None) as batch_op:
+        batch_op.create_index("ix_remote_links_local", ["tenant_id", "local_entity", "local_id"], unique=False)
 
     op.create_table(
         "tax_rates",
@@ -353,6 +397,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_login_sessions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "notification_preferences",
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("email_kinds", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_notification_preferences_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_notification_preferences_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_preferences")),
+        sa.UniqueConstraint("user_id", name=op.f("uq_notification_preferences_user_id")),
+    )
+    with op.batch_alter_table("notification_preferences", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notification_preferences_tenant_id"), ["tenant_id"], unique=False)
+
+    op.create_table(
         "oauth_states",
         sa.Column("state_hash", sa.String(length=64), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
@@ -384,6 +450,52 @@ def upgrade() -> None:
     with op.batch_alter_table("oauth_states", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_oauth_states_tenant_id"), ["tenant_id"], unique=False)
 
+    op.create_table(
+        "outbound_emails",
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("notification_id", sa.Integer(), nullable=True),
+        sa.Column("to_address", sa.String(length=254), nullable=False),
+        sa.Column("kind", sa.String(length=80), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("transport", sa.String(length=10), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["notification_id"],
+            ["notifications.id"],
+            name=op.f("fk_outbound_emails_notification_id_notifications"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_outbound_emails_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_outbound_emails_user_id_users"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_emails")),
+    )
+    with op.batch_alter_table("outbound_emails", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbound_emails_tenant_id"), ["tenant_id"], unique=False)
+        batch_op.create_index("ix_outbound_emails_unsent", ["sent_at", "id"], unique=False)
+
+    op.create_table(
+        "sync_leases",
+        sa.Column("connection_id", sa.Integer(), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["connection_id"],
+            ["connections.id"],
+            name=op.f("fk_sync_leases_connection_id_connections"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("connection_id", name=op.f("pk_sync_leases")),
+    )
     op.create_table(
         "sync_ledger",
         sa.Column("tenant_id", sa.Integer(), nullable=False),
@@ -482,6 +594,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_time_blocks_tenant_id"), ["tenant_id"], unique=False)
         batch_op.create_index("ix_time_blocks_tenant_start", ["tenant_id", "starts_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_time_blocks_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "webhook_inbox",
+        sa.Column("provider", sa.String(length=64), nullable=False),
+        sa.Column("event_id", sa.String(length=200), nullable=False),
+        sa.Column("event_type", sa.String(length=120), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=True),
+        sa.Column("connection_id", sa.Integer(), nullable=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(length=12), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["connection_id"],
+            ["connections.id"],
+            name=op.f("fk_webhook_inbox_connection_id_connections"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_webhook_inbox_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_inbox")),
+        sa.UniqueConstraint("provider", "event_id", name=op.f("uq_webhook_inbox_provider_event_id")),
+    )
+    with op.batch_alter_table("webhook_inbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webhook_inbox_connection_id"), ["connection_id"], unique=False)
+        batch_op.create_index("ix_webhook_inbox_state", ["state", "received_at"], unique=False)
 
     op.create_table(
         "estimate_lines",
@@ -612,11 +755,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_refunds_payment_id"), ["payment_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_refunds_tenant_id"), ["tenant_id"], unique=False)
 
+    op.create_table(
+        "deposit_lines",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("deposit_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("payment_id", sa.Integer(), nullable=True),
+        sa.Column("refund_id", sa.Integer(), nullable=True),
+        sa.Column("source_id", sa.String(length=100), nullable=False),
+        sa.Column("description", sa.String(length=300), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["deposit_id"], ["deposits.id"], name=op.f("fk_deposit_lines_deposit_id_deposits"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(["payment_id"], ["payments.id"], name=op.f("fk_deposit_lines_payment_id_payments")),
+        sa.ForeignKeyConstraint(["refund_id"], ["refunds.id"], name=op.f("fk_deposit_lines_refund_id_refunds")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deposit_lines")),
+    )
+    with op.batch_alter_table("deposit_lines", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deposit_lines_deposit_id"), ["deposit_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("deposit_lines", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deposit_lines_deposit_id"))
+
+    op.drop_table("deposit_lines")
     with op.batch_alter_table("refunds", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_refunds_tenant_id"))
         batch_op.drop_index(batch_op.f("ix_refunds_payment_id"))
@@ -642,6 +810,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_estimate_lines_estimate_id"))
 
     op.drop_table("estimate_lines")
+    with op.batch_alter_table("webhook_inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_inbox_state")
+        batch_op.drop_index(batch_op.f("ix_webhook_inbox_connection_id"))
+
+    op.drop_table("webhook_inbox")
     with op.batch_alter_table("time_blocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_time_blocks_user_id"))
         batch_op.drop_index("ix_time_blocks_tenant_start")
@@ -659,10 +832,20 @@ def downgrade() -> None:
         batch_op.drop_index("ix_sync_ledger_due")
 
     op.drop_table("sync_ledger")
+    op.drop_table("sync_leases")
+    with op.batch_alter_table("outbound_emails", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbound_emails_unsent")
+        batch_op.drop_index(batch_op.f("ix_outbound_emails_tenant_id"))
+
+    op.drop_table("outbound_emails")
     with op.batch_alter_table("oauth_states", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_oauth_states_tenant_id"))
 
     op.drop_table("oauth_states")
+    with op.batch_alter_table("notification_preferences", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notification_preferences_tenant_id"))
+
+    op.drop_table("notification_preferences")
     with op.batch_alter_table("login_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_login_sessions_user_id"))
 
@@ -695,6 +878,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tax_rates_tenant_id"))
 
     op.drop_table("tax_rates")
+    with op.batch_alter_table("remote_links", schema=None) as batch_op:
+        batch_op.drop_index("ix_remote_links_local")
+
+    op.drop_table("remote_links")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index("ix_notifications_tenant_unread")
 
@@ -707,6 +894,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_domain_events_tenant_entity")
 
     op.drop_table("domain_events")
+    with op.batch_alter_table("deposits", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deposits_tenant_id"))
+
+    op.drop_table("deposits")
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.drop_index("ix_customers_tenant_name")
         batch_op.drop_index(batch_op.f("ix_customers_tenant_id"))
