@@ -160,10 +160,6 @@ def emulate(
     uvicorn.run(emulator, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 
 
-if __name__ == "__main__":
-    app()
-
-
 # --- sync (hub/sync) ---
 sync_app = typer.Typer(help="Sync records with connected providers.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
@@ -239,3 +235,39 @@ def worker(
             await env.engine.dispose()
 
     asyncio.run(go())
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help="A module in bench/: pending, ...")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON figures")] = False,
+    option: Annotated[list[str] | None, typer.Option("--set", help="key=value passed to the benchmark")] = None,
+    database_url: Annotated[str, typer.Option(help="Run against this database (default: a fresh SQLite file)")] = "",
+) -> None:
+    """Run a benchmark from bench/ and print its figures as one JSON object (docs/performance.md)."""
+    import importlib.util
+    import json
+
+    from fieldhub.settings import ROOT
+
+    path = ROOT / "bench" / f"{name}.py"
+    if not path.is_file() or name.startswith("_"):
+        available = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
+        console.print(f"[red]No benchmark {name!r}.[/red] Available: {', '.join(available)}")
+        raise typer.Exit(2)
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args: dict[str, str] = dict(item.split("=", 1) for item in (option or []))
+    if database_url:
+        args["database_url"] = database_url
+    figures = module.run(args)
+    if json_out:
+        print(json.dumps(figures))
+    else:
+        console.print_json(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    app()

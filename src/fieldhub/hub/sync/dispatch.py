@@ -58,7 +58,7 @@ async def run_connection(
 
 
 async def due_connections(env: OAuthEnv, *, auto_only: bool = True) -> list[int]:
-    """Connections with pending rows due now (the sweep's one query, served by ix_sync_ledger_due)."""
+    """Connections with pending rows due now (the sweep's one query, served by ix_sync_ledger_sweep)."""
     async with env.sessionmaker() as session:
         stmt = (
             select(LedgerRow.connection_id)

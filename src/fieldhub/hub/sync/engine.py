@@ -131,7 +131,7 @@ async def due_rows(
 ) -> list[LedgerRow]:
     """The engine's hot query: one connection's due rows of one entity, in id order.
 
-    Served by ix_sync_ledger_due (connection, state, due time): synced rows, the vast majority, are
+    Served by ix_sync_ledger_due (connection, state, entity, id): synced rows, the vast majority, are
     never read. bench/pending.py times exactly this function.
     """
     result = await session.scalars(

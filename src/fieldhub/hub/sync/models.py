@@ -29,9 +29,11 @@ class LedgerRow(IdMixin, Base):
     __tablename__ = "sync_ledger"
     __table_args__ = (
         UniqueConstraint("connection_id", "entity", "local_id"),
-        # The engine's one hot query: due work of one connection. Synced rows are the vast majority;
-        # (connection, state, due) lets it skip straight past them.
-        Index("ix_sync_ledger_due", "connection_id", "state", "next_attempt_at"),
+        # The engine's hot query (engine.due_rows): one connection's pending rows of one entity in id
+        # order. Synced rows are the vast majority; with state second the index jumps past all of them.
+        Index("ix_sync_ledger_due", "connection_id", "state", "entity", "id"),
+        # The sweep's query across every connection: pending rows whose time has come.
+        Index("ix_sync_ledger_sweep", "state", "next_attempt_at"),
         Index("ix_sync_ledger_remote", "connection_id", "entity", "remote_id"),
     )
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4eea0c05ece6
+Revision ID: 1893881caf15
 Revises:
-Create Date: 2026-11-21 19:53:28.685341
+Create Date: 2026-11-21 19:59:39.313794
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "4eea0c05ece6"
+revision: str = "1893881caf15"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -534,8 +534,9 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("sync_ledger", schema=None) as batch_op:
-        batch_op.create_index("ix_sync_ledger_due", ["connection_id", "state", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_sync_ledger_due", ["connection_id", "state", "entity", "id"], unique=False)
         batch_op.create_index("ix_sync_ledger_remote", ["connection_id", "entity", "remote_id"], unique=False)
+        batch_op.create_index("ix_sync_ledger_sweep", ["state", "next_attempt_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_sync_ledger_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
@@ -828,6 +829,7 @@ def downgrade() -> None:
     op.drop_table("sync_runs")
     with op.batch_alter_table("sync_ledger", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sync_ledger_tenant_id"))
+        batch_op.drop_index("ix_sync_ledger_sweep")
         batch_op.drop_index("ix_sync_ledger_remote")
         batch_op.drop_index("ix_sync_ledger_due")
 

@@ -1,0 +1,1 @@
+"""Benchmarks: each module has `run(args) -> dict` and prints one JSON object via `fieldhub bench <name> --json`."""
