@@ -51,6 +51,50 @@ def keys_generate(kid: Annotated[str | None, typer.Option(help="Key id (default:
     print(generate_key(kid))
 
 
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per short transaction")] = 200,
+) -> None:
+    """Re-seal every stored secret with the FIRST key of FIELDHUB_ENCRYPTION_KEYS (online; safe to re-run)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fieldhub.db import make_engine, make_sessionmaker
+    from fieldhub.hub.keyrotation import rotate_keys
+    from fieldhub.hub.vault import ensure_demo_key
+
+    settings = get_settings()
+    _check_keys(settings)
+    vault = ensure_demo_key(settings)
+
+    async def go():
+        engine = make_engine(settings.database_url)
+        try:
+            columns = (TextColumn(f"[bold]re-sealing with {vault.current_kid}"), BarColumn(), MofNCompleteColumn())
+            with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("rotate", total=None)
+                return await rotate_keys(
+                    make_sessionmaker(engine),
+                    vault,
+                    batch_size=batch_size,
+                    progress=lambda r: bar.update(task, total=r.total, completed=r.done),
+                )
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(go())
+    for failure in report.failures:
+        # Row and field only: never the value, and the reason names no key material.
+        console.print(f"  [red]unreadable[/red] {failure.table} #{failure.row_id} {failure.field}: {failure.reason}")
+    console.print(
+        f"{report.rotated} rotated, {report.current} already current, {report.failed} failed"
+        + (f", {report.changed_meanwhile} rewritten meanwhile" if report.changed_meanwhile else "")
+        + f" (key {vault.current_kid})"
+    )
+    if report.failed:
+        console.print("  Connections that could not be read are paused for Reconnect.")
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default FIELDHUB_HOST)")] = None,

@@ -61,10 +61,15 @@ class TokenSet:
         )
 
 
+def secret_aad(conn: Any, field_name: str) -> dict[str, Any]:
+    """The associated data binding a sealed token to its row and field (`conn` is a Connection or a row of it)."""
+    return {"tenant_id": conn.tenant_id, "owner_id": conn.id, "field": f"connections.{field_name}"}
+
+
 def seal(vault: Vault, conn: Connection, field_name: str, value: str | None) -> str | None:
     if value is None:
         return None
-    return vault.encrypt(value, tenant_id=conn.tenant_id, owner_id=conn.id, field=f"connections.{field_name}")
+    return vault.encrypt(value, **secret_aad(conn, field_name))
 
 
 def read_secret(vault: Vault, conn: Connection, field_name: str) -> str | None:
@@ -72,7 +77,7 @@ def read_secret(vault: Vault, conn: Connection, field_name: str) -> str | None:
     sealed = getattr(conn, field_name)
     if sealed is None:
         return None
-    return vault.decrypt(sealed, tenant_id=conn.tenant_id, owner_id=conn.id, field=f"connections.{field_name}")
+    return vault.decrypt(sealed, **secret_aad(conn, field_name))
 
 
 def store_tokens(vault: Vault, conn: Connection, tokens: TokenSet, *, keep_refresh: bool = True) -> None:

@@ -48,6 +48,11 @@ def _hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
+def verifier_aad(row: Any) -> dict[str, Any]:
+    """The associated data binding a sealed PKCE verifier to its state (`row` is an OAuthState or a row of it)."""
+    return {"tenant_id": row.tenant_id, "owner_id": row.state_hash, "field": "oauth_states.code_verifier"}
+
+
 def oauth_spec(key: str) -> ProviderSpec:
     try:
         spec = registry.get(key)
@@ -93,9 +98,7 @@ async def start(
     session.add(row)
     await session.flush()
     if verifier is not None:
-        row.code_verifier = env.vault.encrypt(
-            verifier, tenant_id=tenant_id, owner_id=row.state_hash, field="oauth_states.code_verifier"
-        )
+        row.code_verifier = env.vault.encrypt(verifier, **verifier_aad(row))
     client = oauth_client(env, spec, creds)
     async with client:
         url, _ = client.create_authorization_url(
@@ -184,9 +187,7 @@ async def finish(
     verifier = None
     if row.code_verifier:
         try:
-            verifier = env.vault.decrypt(
-                row.code_verifier, tenant_id=row.tenant_id, owner_id=row.state_hash, field="oauth_states.code_verifier"
-            )
+            verifier = env.vault.decrypt(row.code_verifier, **verifier_aad(row))
         except DecryptError:
             log.error("vault.decrypt.failed", provider=spec.key, field="oauth_states.code_verifier")
             raise ConnectError(
