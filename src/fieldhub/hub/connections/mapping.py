@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +56,12 @@ class MappingRequired(Exception):
 def accounts_module(provider: str) -> ModuleType | None:
     module = registry.import_module(provider, "accounts")
     return module if module is not None and hasattr(module, "MAPPING_FIELDS") else None
+
+
+async def live_accounts(env: Any, conn: Connection) -> list[Any]:
+    """The provider's chart of accounts, read live (empty for a provider without account mapping)."""
+    module = accounts_module(conn.provider)
+    return [] if module is None else list(await module.list_accounts(env, conn))
 
 
 def mapping_fields(provider: str) -> tuple[MappingField, ...]:

@@ -229,8 +229,9 @@ class Engine:
                 await session.commit()
                 self.run_id = run.id
                 fatal = await self._run(session, connection)
-                run = await session.get(SyncRun, self.run_id, populate_existing=True)
-                assert run is not None
+                fresh = await session.get(SyncRun, self.run_id, populate_existing=True)
+                assert fresh is not None
+                run = fresh
                 t = self.tally
                 run.created, run.updated, run.deleted, run.failed = t.created, t.updated, t.deleted, t.failed
                 run.errors = t.errors[:200]
@@ -272,7 +273,7 @@ class Engine:
 
     async def _run(self, session: AsyncSession, connection: Connection) -> ProviderError | None:
         if connection.status != ConnectionStatus.CONNECTED:
-            error = NeedsReauth(connection.sync_error or "The connection is not connected.")
+            error: ProviderError = NeedsReauth(connection.sync_error or "The connection is not connected.")
             self.tally.errors.append({"code": "not_connected", "reason": error.reason, "fix": "Reconnect it."})
             return error
         entities = [e for e in ORDER if self.entity in (None, e)]
@@ -455,8 +456,8 @@ class Engine:
                     outcomes = await adapter.push_batch([i for i, _ in chunk])
                 except (RetryLater, Rejected, NotEntitled) as e:
                     outcomes = [e] * len(chunk)
-                for (item, due), outcome in zip(chunk, outcomes, strict=True):
-                    await self._settle(session, item, due, outcome)
+                for (item, due), result in zip(chunk, outcomes, strict=True):
+                    await self._settle(session, item, due, result)
         else:
             single = items
         for item, due in single:

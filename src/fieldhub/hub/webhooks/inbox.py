@@ -122,7 +122,7 @@ async def connection_for(session: AsyncSession, provider: str, account: str | No
         )
     )
     live = [c for c in rows if c.status == ConnectionStatus.CONNECTED]
-    return (live or rows or [None])[0]
+    return (live or rows)[0] if (live or rows) else None
 
 
 async def store(

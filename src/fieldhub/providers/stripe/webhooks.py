@@ -307,7 +307,8 @@ async def payout_paid(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
     for txn in txns:
         if txn.get("type") == "payout":
             continue  # the payout's own movement: the deposit itself
-        source = txn.get("source") if isinstance(txn.get("source"), dict) else {}
+        raw_source = txn.get("source")
+        source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
         fee = actions.from_minor(txn.get("fee") or 0)
         gross = actions.from_minor(txn["amount"])
         if txn.get("type") in ("charge", "payment"):

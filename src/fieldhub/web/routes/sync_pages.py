@@ -319,7 +319,7 @@ async def _mapping_page(
     fetch_error = ""
     if fields:
         try:
-            accounts = await mapping.accounts_module(conn.provider).list_accounts(env_for(request.app), conn)
+            accounts = await mapping.live_accounts(env_for(request.app), conn)
         except ProviderError as e:
             fetch_error = f"{spec.name} did not send the chart of accounts: {e}"
     return render(
@@ -359,7 +359,7 @@ async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connectio
     form = await request.form()
     chosen = {f.key: str(form.get(f.key, "")) for f in fields}
     try:
-        accounts = await mapping.accounts_module(conn.provider).list_accounts(env_for(request.app), conn)
+        accounts = await mapping.live_accounts(env_for(request.app), conn)
     except ProviderError as e:
         return await _mapping_page(request, ctx, spec, conn, chosen=chosen, error=str(e), status=502)
     kept = await mapping.remap_impact(ctx.db, conn, chosen)
