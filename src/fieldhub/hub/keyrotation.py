@@ -22,7 +22,7 @@ log = get_logger(__name__)
 class SealedTable:
     """A table holding sealed columns, and how to rebuild the associated data its writers used."""
 
-    model: type
+    model: type[Any]
     columns: tuple[str, ...]
     key_columns: tuple[str, ...]  # what aad() reads besides the sealed values
     aad: Callable[[Any, str], dict[str, Any]]
@@ -149,7 +149,7 @@ async def _rotate_row(
             .values({col: new})
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if result.rowcount == 1:  # type: ignore[attr-defined]
             report.rotated += 1
         else:
             # A refresh or a disconnect wrote this value after we read it; what it wrote is current, leave it.

@@ -125,6 +125,8 @@ async def test_backfill_under_faults_ends_with_everything_exactly_once(session, 
 
 
 async def test_every_request_validates_against_the_qbo_xsd(session, biz: Business, synced: QBOSetup):
+    if xsd.find_specs_dir() is None:
+        pytest.skip("Intuit's XSDs (shared/specs/qbo) are not beside this checkout")
     qbo = synced
     made = await backfill(session, biz, 4)
     await refund_payment(session, biz.tenant.id, made["payment"][0].id, {"amount": "2.00"})
