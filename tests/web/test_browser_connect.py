@@ -7,20 +7,21 @@ drives Debian's Chromium through Playwright.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-import uvicorn
 from tests.conftest import PASSWORD, TEST_KEYS, make_business
 
 from fieldhub.db import make_engine, make_sessionmaker
-from fieldhub.main import create_app
 from fieldhub.models import metadata
-from fieldhub.settings import VAR, Settings
+from fieldhub.settings import VAR
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +48,14 @@ async def _prepare(url: str) -> dict[str, str]:
     return emails
 
 
+# The hub runs in its own process, as it does in production: nothing of this test process (module
+# globals, SQLAlchemy's global session events, threads left by earlier tests) can reach into it.
+SERVER = (
+    "import sys, uvicorn; from fieldhub.main import create_app; from fieldhub.settings import Settings; "
+    "uvicorn.run(create_app(Settings()), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
+)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     if not CHROMIUM.exists():
@@ -55,18 +64,34 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     emails = asyncio.run(_prepare(url))
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = Settings(mode="test", database_url=url, encryption_keys=TEST_KEYS, public_url=base)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield base, emails
-    server.should_exit = True
-    thread.join(10)
+    env = {
+        **os.environ,
+        "FIELDHUB_MODE": "test",
+        "FIELDHUB_DATABASE_URL": url,
+        "FIELDHUB_ENCRYPTION_KEYS": TEST_KEYS,
+        "FIELDHUB_PUBLIC_URL": base,
+    }
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the hub exited with {server.returncode}")
+            try:
+                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the hub did not start within 60 s")
+            time.sleep(0.1)
+        yield base, emails
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 @pytest.fixture(scope="module")
