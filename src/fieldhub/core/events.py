@@ -69,3 +69,18 @@ async def emit(session: AsyncSession, event: DomainEvent) -> None:
     )
     for listener in list(_listeners):
         await listener(session, event)
+
+
+async def record_event(session: AsyncSession, entity: str, record: Any, kind: str, data: dict[str, Any]) -> None:
+    """Emit the event of a write to a tenant record (TenantRecord: tenant_id, id, version)."""
+    await emit(
+        session,
+        DomainEvent(
+            tenant_id=record.tenant_id,
+            entity=entity,
+            record_id=record.id,
+            version=record.version,
+            kind=kind,
+            data=data,
+        ),
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.schemas import FIELDS, CustomerIn
 from fieldhub.core.errors import NotFound
-from fieldhub.core.events import DomainEvent, emit
+from fieldhub.core.events import record_event
 from fieldhub.core.paging import Page, paginate
 from fieldhub.core.validation import parse
 
@@ -23,17 +23,7 @@ def _current(customer: Customer) -> dict[str, Any]:
 
 
 async def _emit(session: AsyncSession, customer: Customer, kind: str, changed: list[str]) -> None:
-    await emit(
-        session,
-        DomainEvent(
-            tenant_id=customer.tenant_id,
-            entity=ENTITY,
-            record_id=customer.id,
-            version=customer.version,
-            kind=kind,
-            data={"display_name": customer.display_name, "changed": changed},
-        ),
-    )
+    await record_event(session, ENTITY, customer, kind, {"display_name": customer.display_name, "changed": changed})
 
 
 async def create_customer(session: AsyncSession, tenant_id: int, data: CustomerIn | Mapping[str, Any]) -> Customer:

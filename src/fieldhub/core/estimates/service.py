@@ -19,7 +19,7 @@ from fieldhub.core.customers.models import Customer
 from fieldhub.core.errors import NotFound, ValidationFailed
 from fieldhub.core.estimates.models import Estimate, EstimateLine, EstimateStatus
 from fieldhub.core.estimates.schemas import HEADER_FIELDS, EstimateIn
-from fieldhub.core.events import DomainEvent, emit
+from fieldhub.core.events import record_event
 from fieldhub.core.items.models import Item, TaxRate
 from fieldhub.core.money import ZERO, to_money
 from fieldhub.core.paging import Page, paginate
@@ -61,17 +61,8 @@ def compute_totals(lines: Sequence[tuple[Decimal, Decimal, bool]], rate_percent:
 
 
 async def _emit(session: AsyncSession, estimate: Estimate, kind: str) -> None:
-    await emit(
-        session,
-        DomainEvent(
-            tenant_id=estimate.tenant_id,
-            entity="estimate",
-            record_id=estimate.id,
-            version=estimate.version,
-            kind=kind,
-            data={"number": estimate.number, "status": str(estimate.status), "total": str(estimate.total)},
-        ),
-    )
+    data = {"number": estimate.number, "status": str(estimate.status), "total": str(estimate.total)}
+    await record_event(session, "estimate", estimate, kind, data)
 
 
 async def _today(session: AsyncSession, tenant_id: int) -> date:

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.core.accounts.models import Tenant
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.errors import NotFound, ValidationFailed
-from fieldhub.core.events import DomainEvent, emit
+from fieldhub.core.events import record_event
 from fieldhub.core.invoices.models import Invoice, InvoiceLine, InvoiceStatus
 from fieldhub.core.invoices.schemas import InvoiceIn, InvoiceLineIn, PaymentIn, RefundIn
 from fieldhub.core.invoices.totals import LineFigures, compute_totals, line_amount
@@ -68,20 +68,6 @@ def _invoice_data(invoice: Invoice) -> dict[str, Any]:
         "total": str(invoice.total),
         "balance": str(invoice.balance),
     }
-
-
-async def _emit(session: AsyncSession, entity: str, record: Any, kind: str, data: dict[str, Any]) -> None:
-    await emit(
-        session,
-        DomainEvent(
-            tenant_id=record.tenant_id,
-            entity=entity,
-            record_id=record.id,
-            version=record.version,
-            kind=kind,
-            data=data,
-        ),
-    )
 
 
 # ---------------------------------------------------------------- reads
@@ -311,7 +297,7 @@ async def create_invoice(session: AsyncSession, tenant_id: int, data: InvoiceIn 
     _apply_totals(invoice, totals)
     session.add(invoice)
     await session.flush()
-    await _emit(session, "invoice", invoice, "created", _invoice_data(invoice))
+    await record_event(session, "invoice", invoice, "created", _invoice_data(invoice))
     return invoice
 
 
@@ -371,7 +357,7 @@ async def update_invoice(
     _apply_totals(invoice, totals)
     invoice.version += 1
     await session.flush()
-    await _emit(session, "invoice", invoice, "updated", _invoice_data(invoice))
+    await record_event(session, "invoice", invoice, "updated", _invoice_data(invoice))
     return invoice
 
 
@@ -386,7 +372,7 @@ async def send_invoice(session: AsyncSession, tenant_id: int, invoice_id: int) -
     invoice.sent_at = utcnow()
     invoice.version += 1
     await session.flush()
-    await _emit(session, "invoice", invoice, "sent", _invoice_data(invoice))
+    await record_event(session, "invoice", invoice, "sent", _invoice_data(invoice))
     return invoice
 
 
@@ -403,7 +389,7 @@ async def void_invoice(session: AsyncSession, tenant_id: int, invoice_id: int) -
     invoice.balance = ZERO
     invoice.version += 1
     await session.flush()
-    await _emit(session, "invoice", invoice, "voided", _invoice_data(invoice))
+    await record_event(session, "invoice", invoice, "voided", _invoice_data(invoice))
     return invoice
 
 
@@ -457,7 +443,7 @@ async def record_payment(
     )
     session.add(payment)
     await session.flush()
-    await _emit(
+    await record_event(
         session,
         "payment",
         payment,
@@ -468,7 +454,7 @@ async def record_payment(
     invoice.version += 1
     await session.flush()
     kind = "paid" if invoice.status == InvoiceStatus.PAID else "partially_paid"
-    await _emit(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
+    await record_event(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
     return payment
 
 
@@ -497,7 +483,7 @@ async def refund_payment(
     )
     session.add(refund)
     await session.flush()
-    await _emit(
+    await record_event(
         session,
         "refund",
         refund,
@@ -507,7 +493,7 @@ async def refund_payment(
     await _recompute_paid(session, invoice)
     invoice.version += 1
     await session.flush()
-    await _emit(session, "invoice", invoice, "refunded", {**_invoice_data(invoice), "refund_id": refund.id})
+    await record_event(session, "invoice", invoice, "refunded", {**_invoice_data(invoice), "refund_id": refund.id})
     return refund
 
 
@@ -537,7 +523,7 @@ async def record_pending_payment(
     )
     session.add(payment)
     await session.flush()
-    await _emit(
+    await record_event(
         session,
         "payment",
         payment,
@@ -573,7 +559,7 @@ async def settle_payment(
     payment.status = outcome
     payment.version += 1
     await session.flush()
-    await _emit(
+    await record_event(
         session,
         "payment",
         payment,
@@ -590,7 +576,7 @@ async def settle_payment(
         invoice.version += 1
         await session.flush()
         kind = "paid" if invoice.status == InvoiceStatus.PAID else "partially_paid"
-        await _emit(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
+        await record_event(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
     return payment
 
 

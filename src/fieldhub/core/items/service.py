@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.core.errors import NotFound
-from fieldhub.core.events import DomainEvent, emit
+from fieldhub.core.events import record_event
 from fieldhub.core.items.models import Item, TaxRate
 from fieldhub.core.items.schemas import ITEM_FIELDS, TAX_RATE_FIELDS, ItemIn, TaxRateIn
 from fieldhub.core.paging import Page, paginate
@@ -20,17 +20,7 @@ R = TypeVar("R", Item, TaxRate)
 
 
 async def _emit(session: AsyncSession, entity: str, record: Item | TaxRate, kind: str, changed: list[str]) -> None:
-    await emit(
-        session,
-        DomainEvent(
-            tenant_id=record.tenant_id,
-            entity=entity,
-            record_id=record.id,
-            version=record.version,
-            kind=kind,
-            data={"name": record.name, "changed": changed},
-        ),
-    )
+    await record_event(session, entity, record, kind, {"name": record.name, "changed": changed})
 
 
 async def _update(

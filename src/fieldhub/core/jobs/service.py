@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.core.accounts.models import Role, User
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.errors import NotFound, ValidationFailed
-from fieldhub.core.events import DomainEvent, emit
+from fieldhub.core.events import record_event
 from fieldhub.core.jobs.models import Job, JobStatus, TimeBlock, job_assignments
 from fieldhub.core.jobs.schemas import JOB_FIELDS, JobIn, TimeBlockIn
 from fieldhub.core.paging import Page, paginate
@@ -43,20 +43,6 @@ def local_to_utc(value: datetime, tz: str) -> datetime:
 
 
 # ---------------------------------------------------------------- jobs
-
-
-async def _emit(session: AsyncSession, entity: str, record: Job | TimeBlock, kind: str, data: dict[str, Any]) -> None:
-    await emit(
-        session,
-        DomainEvent(
-            tenant_id=record.tenant_id,
-            entity=entity,
-            record_id=record.id,
-            version=record.version,
-            kind=kind,
-            data=data,
-        ),
-    )
 
 
 def _job_data(job: Job) -> dict[str, Any]:
@@ -148,7 +134,7 @@ async def create_job(session: AsyncSession, tenant_id: int, data: JobIn | Mappin
     job.technicians = techs
     session.add(job)
     await session.flush()
-    await _emit(session, "job", job, "created", _job_data(job))
+    await record_event(session, "job", job, "created", _job_data(job))
     return job
 
 
@@ -184,7 +170,7 @@ async def update_job(session: AsyncSession, tenant_id: int, job_id: int, data: J
     job.technicians = techs
     job.version += 1
     await session.flush()
-    await _emit(session, "job", job, "updated", {**_job_data(job), "changed": changed})
+    await record_event(session, "job", job, "updated", {**_job_data(job), "changed": changed})
     return job
 
 
@@ -215,7 +201,7 @@ async def set_job_status(session: AsyncSession, tenant_id: int, job_id: int, sta
     job.status = target
     job.version += 1
     await session.flush()
-    await _emit(session, "job", job, str(target), _job_data(job))
+    await record_event(session, "job", job, str(target), _job_data(job))
     return job
 
 
@@ -293,7 +279,7 @@ async def create_time_block(
     )
     session.add(block)
     await session.flush()
-    await _emit(session, "time_block", block, "created", _block_data(block))
+    await record_event(session, "time_block", block, "created", _block_data(block))
     return block
 
 
@@ -308,7 +294,7 @@ async def delete_time_block(session: AsyncSession, tenant_id: int, block_id: int
     block = await get_time_block(session, tenant_id, block_id)
     # The deletion is a write too: its event carries the next version, so a listener can tell it from the last edit.
     block.version += 1
-    await _emit(session, "time_block", block, "deleted", _block_data(block))
+    await record_event(session, "time_block", block, "deleted", _block_data(block))
     await session.delete(block)
     await session.flush()
 
