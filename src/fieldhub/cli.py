@@ -256,6 +256,66 @@ def sync_now(
 
 
 @app.command()
+def reconcile(
+    connection: Annotated[int, typer.Option("--connection", help="Connection id (an accounting connection)")],
+    month: Annotated[str, typer.Option(help="YYYY-MM (default: last month)")] = "",
+    csv_path: Annotated[str, typer.Option("--csv", help="Also write the report as CSV to this path")] = "",
+) -> None:
+    """Compare a month's totals and records with the books; exit 0 within $1, 1 not, 2 on error."""
+    from pathlib import Path
+    from typing import Any
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fieldhub.hub import registry
+    from fieldhub.hub.connections.models import Connection
+    from fieldhub.hub.errors import ProviderError
+    from fieldhub.hub.oauth.env import OAuthEnv
+
+    settings = get_settings()
+
+    async def go() -> Any:
+        """The report, or an exit code when there is none."""
+        env = OAuthEnv.standalone(settings)
+        try:
+            async with env.sessionmaker() as session:
+                conn = await session.get(Connection, connection)
+                module = registry.import_module(conn.provider, "reconcile") if conn else None
+                if conn is None or module is None:
+                    console.print(f"[red]No connection {connection} that can be reconciled.[/red]")
+                    return 2
+                try:
+                    chosen = module.parse_month(month) if month else module.last_month()
+                except ValueError as e:
+                    console.print(f"[red]{e}[/red]")
+                    return 2
+                columns = (TextColumn(f"[bold]reading {conn.account_name or conn.provider}"), BarColumn())
+                with Progress(*columns, MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+                    task = bar.add_task("read", total=None)
+
+                    def progress(done: int, expected: int | None) -> None:
+                        bar.update(task, total=max(expected or 0, done) or None, completed=done)
+
+                    try:
+                        return module, await module.reconcile(env, session, conn, chosen, progress=progress)
+                    except ProviderError as e:
+                        console.print(f"[red]{e.reason or e}[/red]  Nothing was changed.")
+                        return 2
+        finally:
+            await env.engine.dispose()
+
+    outcome = asyncio.run(go())
+    if isinstance(outcome, int):
+        raise typer.Exit(outcome)
+    module, report = outcome
+    module.print_report(report, console)
+    if csv_path:
+        Path(csv_path).write_text(module.to_csv(report), encoding="utf-8")
+        console.print(f"CSV written to {csv_path}")
+    raise typer.Exit(0 if report.within else 1)
+
+
+@app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(help="Connections synced at once by this process")] = 4,
 ) -> None:
@@ -283,10 +343,13 @@ def worker(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="A module in bench/: pending, ...")],
+    name: Annotated[str, typer.Argument(help="A module in bench/: latency, backfill, overhead, memory, scale...")],
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON figures")] = False,
     option: Annotated[list[str] | None, typer.Option("--set", help="key=value passed to the benchmark")] = None,
     database_url: Annotated[str, typer.Option(help="Run against this database (default: a fresh SQLite file)")] = "",
+    time_scale: Annotated[
+        float | None, typer.Option(help="Emulated minutes per real minute: 60 makes a minute a second (backfill)")
+    ] = None,
 ) -> None:
     """Run a benchmark from bench/ and print its figures as one JSON object (docs/performance.md)."""
     import importlib.util
@@ -306,6 +369,10 @@ def bench(
     args: dict[str, str] = dict(item.split("=", 1) for item in (option or []))
     if database_url:
         args["database_url"] = database_url
+    if time_scale is not None:
+        if time_scale <= 0:
+            raise typer.BadParameter("--time-scale must be positive")
+        args["time_scale"] = str(time_scale)
     figures = module.run(args)
     if json_out:
         print(json.dumps(figures))

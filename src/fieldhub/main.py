@@ -17,7 +17,9 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from fieldhub import log
 from fieldhub.core import events
 from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.hub import registry
 from fieldhub.hub.emulator.mount import mount_emulators
+from fieldhub.hub.notify import invoice_mail
 from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
@@ -44,8 +46,10 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     log.configure(settings.log_level, settings.log_json)
-    # Every core write marks the sync ledger in its own transaction (hub/sync/ledger.py).
+    # Every core write marks the sync ledger in its own transaction (hub/sync/ledger.py); a sent invoice
+    # queues the customer's email in it too (hub/notify/invoice_mail.py).
     events.subscribe(on_domain_event)
+    events.subscribe(invoice_mail.on_domain_event)
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
@@ -106,10 +110,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def route_modules() -> list:
-    """Every module in fieldhub.web.routes that defines `router`, in name order (no central list)."""
+    """Every module in fieldhub.web.routes that defines `router`, in name order (no central list), then
+    each provider's own pages (`providers/<key>/routes.py`), so a provider's screens live in its folder."""
     found = []
     for info in sorted(pkgutil.iter_modules(routes.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{routes.__name__}.{info.name}")
         if hasattr(module, "router"):
             found.append(module)
+    for spec in registry.all():
+        own = registry.import_module(spec.key, "routes")
+        if own is not None and hasattr(own, "router"):
+            found.append(own)
     return found

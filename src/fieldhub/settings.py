@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr = SecretStr("")
     # Embedded workers inside `fieldhub serve` (SQLite); 0 turns them off (scale-out with `fieldhub worker`).
     embedded_workers: int = 1
+    # Periodic tasks (hub/sync/dispatch.py), in seconds: catch-up of remote changes per connection (QuickBooks
+    # CDC), the webhook inbox sweep, and token refresh-ahead. Each runs once per round across all workers.
+    inbound_poll_seconds: float = 300.0
+    webhook_sweep_seconds: float = 60.0
+    refresh_ahead_seconds: float = 60.0
+    # /metrics asks for `Authorization: Bearer <token>` when set; unset, it answers loopback clients only.
+    metrics_token: SecretStr = SecretStr("")
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "fieldhub@localhost"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 PROVIDER_CALLS = Counter(
     "fieldhub_provider_calls",
@@ -21,8 +21,8 @@ TOKEN_REFRESHES = Counter(
     ["provider"],
 )
 
-# --- sync (hub/sync/engine.py) ---
-from prometheus_client import Gauge, Histogram  # noqa: E402
+# --- sync: latency observed by hub/sync/engine.py; the ledger gauges are read from the database at
+# each scrape (web/routes/metrics.py), so every worker process reports the same, whole-hub figures ---
 
 SYNC_LATENCY = Histogram(
     "fieldhub_sync_latency_seconds",

@@ -4,8 +4,9 @@ A provider meters requests per minute and in flight per account (QBO: 500/min an
 realm; Xero: 60/min per tenant). Every worker process, on every machine, takes a slot here first:
 
 - Taking a slot locks the (provider, bucket) row in `rate_buckets` with an UPDATE (a row lock on
-  PostgreSQL, the write lock on SQLite), counts leases, inserts one, commits. Counting and taking
-  are therefore one atomic step however many processes race.
+  PostgreSQL, the write lock on SQLite), then inserts the lease with one INSERT ... SELECT that
+  counts the leases and adds the row only if both limits leave room, and commits: three round
+  trips when there is room. Counting and taking are one atomic step however many processes race.
 - The rate is a sliding window over lease start times: at most N starts in any window of a minute
   (divided by `time_scale`, so a benchmark can run "a minute in a second").
 - Concurrency counts leases neither released nor expired. A lease expires after `lease_seconds`, so a
@@ -28,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Double, String, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -75,6 +76,7 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._released: dict[tuple[str, str], asyncio.Event] = {}
+        self._pruned_at = 0.0
 
     @property
     def window(self) -> float:
@@ -147,14 +149,41 @@ class RateLimiter:
             now = self._clock()
             since = now - self.window
             mine = (RateLease.provider == provider, RateLease.bucket == bucket)
-            # Leases outside the window that hold no slot any more are history: drop them here, under the lock.
-            await session.execute(
-                delete(RateLease).where(
-                    *mine,
-                    RateLease.started_at <= since,
-                    or_(RateLease.released_at.is_not(None), RateLease.expires_at <= now),
+            if now - self._pruned_at >= self.window:
+                # Leases outside the window that hold no slot any more are history: drop them, under the lock,
+                # once a window per process (not on every try: it is a statement each time).
+                self._pruned_at = now
+                await session.execute(
+                    delete(RateLease).where(
+                        *mine,
+                        RateLease.started_at <= since,
+                        or_(RateLease.released_at.is_not(None), RateLease.expires_at <= now),
+                    )
                 )
-            )
+            # The common case is one statement: the lease goes in only if both limits leave room for it.
+            lease = Lease(uuid.uuid4().hex, provider, bucket, now, now + self.lease_seconds)
+            room = []
+            if per_minute:
+                started_q = select(func.count()).where(*mine, RateLease.started_at > since)
+                room.append(started_q.scalar_subquery() < per_minute)
+            if concurrency:
+                holding = (RateLease.released_at.is_(None), RateLease.expires_at > now)
+                active_q = select(func.count()).where(*mine, *holding)
+                room.append(active_q.scalar_subquery() < concurrency)
+            row = select(
+                literal(lease.id, String),
+                literal(provider, String),
+                literal(bucket, String),
+                literal(lease.started_at, Double),
+                literal(lease.expires_at, Double),
+                literal(HOLDER, String),
+            ).where(and_(*room))
+            columns = ["id", "provider", "bucket", "started_at", "expires_at", "holder"]
+            # RETURNING says whether the row went in (psycopg reports no rowcount for INSERT ... SELECT).
+            taken = await session.scalar(insert(RateLease).from_select(columns, row).returning(RateLease.id))
+            if taken is not None:
+                return lease, 0.0, ""
+            # No room: which limit, and when a retry is worth it.
             if per_minute:
                 started = await session.scalar(select(func.count()).where(*mine, RateLease.started_at > since))
                 if started and started >= per_minute:
@@ -178,18 +207,7 @@ class RateLimiter:
                 if active[0] >= concurrency:
                     # Another process's release can't wake us; poll, but never later than the first expiry.
                     return None, max(min(self.poll_seconds, active[1] - now), 0.001), "concurrency"
-            lease = Lease(uuid.uuid4().hex, provider, bucket, now, now + self.lease_seconds)
-            session.add(
-                RateLease(
-                    id=lease.id,
-                    provider=provider,
-                    bucket=bucket,
-                    started_at=lease.started_at,
-                    expires_at=lease.expires_at,
-                    holder=HOLDER,
-                )
-            )
-            return lease, 0.0, ""
+            return None, self.poll_seconds, "rate"  # pragma: no cover - the counts above saw what the insert saw
 
     @staticmethod
     async def _lock_bucket(session: AsyncSession, provider: str, bucket: str) -> None:

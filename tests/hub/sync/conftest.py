@@ -12,16 +12,8 @@ from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.sync.engine import sync_connection
 from fieldhub.providers.quickbooks.emulator import US_REALM
+from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING as MAPPING
 from tests.hub.oauth.conftest import consent
-
-# The seeded US company's chart of accounts (emulator/README.md).
-MAPPING = {
-    "service_revenue": "1",
-    "product_revenue": "2",
-    "sales_tax_payable": "5",
-    "discounts": "6",
-    "bank_deposit": "4",
-}
 
 
 @dataclass

@@ -41,6 +41,33 @@ async def test_a_commit_wakes_the_embedded_worker(session, biz: Business, qbo: Q
         await dispatcher.stop()
 
 
+async def test_auto_sync_off_leaves_commits_for_sync_now(session, biz: Business, qbo: QBOSetup):
+    from fieldhub.hub.connections.models import Connection
+
+    connection = await session.get(Connection, qbo.connection_id)
+    connection.auto_sync = False
+    await session.commit()
+    dispatcher = Dispatcher(qbo.env, sweep_seconds=0.1)
+    await dispatcher.start()
+    try:
+        await create_customer(session, biz.tenant.id, {"display_name": "Quiet Quentin"})
+        await session.commit()
+        await asyncio.sleep(0.5)  # the commit's wake-up and a few sweeps go by
+        await dispatcher.idle()
+        assert await unsynced(session, qbo) == 1
+        assert not any(c["DisplayName"] == "Quiet Quentin" for c in qbo.objects("Customer").values())
+
+        await request_sync(session, qbo.connection_id)  # Sync Now still works with Auto-Sync off
+        await session.commit()
+        for _ in range(200):
+            if await unsynced(session, qbo) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert any(c["DisplayName"] == "Quiet Quentin" for c in qbo.objects("Customer").values())
+    finally:
+        await dispatcher.stop()
+
+
 async def test_sync_now_makes_backed_off_rows_due(session, biz: Business, qbo: QBOSetup):
     from datetime import timedelta
 

@@ -580,6 +580,49 @@ async def settle_payment(
     return payment
 
 
+async def void_payment(session: AsyncSession, tenant_id: int, payment_id: int, reason: str = "") -> Payment:
+    """Take a recorded payment back (it was voided or deleted in the books): out of amount paid; the invoice reopens.
+
+    A payment with refunds is refused (the refunds would point at money that never counted); voiding
+    twice is a no-op.
+    """
+    payment = await session.scalar(select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id))
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    invoice = await _locked_invoice(session, tenant_id, payment.invoice_id)
+    await session.refresh(payment)
+    if payment.status == PaymentStatus.VOIDED:
+        return payment
+    if await refunded_amount(session, payment.id) > ZERO:
+        raise ValidationFailed.one("status", "This payment has refunds: it can't be voided.")
+    was_counted = payment.status == PaymentStatus.SUCCEEDED
+    payment.status = PaymentStatus.VOIDED
+    if reason:
+        payment.notes = (payment.notes + "\n" if payment.notes else "") + reason
+    payment.version += 1
+    await session.flush()
+    await record_event(
+        session,
+        "payment",
+        payment,
+        "voided",
+        {
+            "invoice_id": invoice.id,
+            "customer_id": invoice.customer_id,
+            "amount": str(payment.amount),
+            "status": str(PaymentStatus.VOIDED),
+        },
+    )
+    if was_counted:
+        await _recompute_paid(session, invoice)
+        invoice.version += 1
+        await session.flush()
+        await record_event(
+            session, "invoice", invoice, "payment_voided", {**_invoice_data(invoice), "payment_id": payment.id}
+        )
+    return payment
+
+
 def line_inputs(invoice: Invoice) -> Sequence[InvoiceLineIn]:
     """The invoice's lines as inputs, e.g. to prefill an edit form or copy an invoice."""
     return [InvoiceLineIn(**_line_dict(line)) for line in invoice.lines]

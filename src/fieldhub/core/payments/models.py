@@ -24,6 +24,7 @@ class PaymentStatus(StrEnum):
     PENDING = "pending"  # ACH in flight: not money yet, never synced to the books
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    VOIDED = "voided"  # taken back after it was recorded (voided or deleted in the books): out of amount paid
 
 
 class Payment(TenantRecord, Base):

@@ -31,6 +31,8 @@ class MappingField:
     label: str
     help: str
     account_types: tuple[str, ...]
+    # Words in an account's name that make it the likely choice, suggested while nothing is saved.
+    suggest: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,22 @@ def choices(fields: tuple[MappingField, ...], accounts: list[MappedAccount]) -> 
     return {f.key: [a for a in accounts if a.type in f.account_types] for f in fields}
 
 
+def with_suggestions(
+    fields: tuple[MappingField, ...], allowed: dict[str, list[MappedAccount]], chosen: dict[str, str]
+) -> dict[str, str]:
+    """`chosen`, plus for each field left empty the first allowed account whose name has one of its words."""
+    result = dict(chosen)
+    for f in fields:
+        if result.get(f.key) or not f.suggest:
+            continue
+        for word in f.suggest:
+            match = next((a for a in allowed.get(f.key, []) if word in a.name.lower()), None)
+            if match is not None:
+                result[f.key] = match.id
+                break
+    return result
+
+
 class MappingInvalid(ValueError):
     pass
 
@@ -101,7 +119,8 @@ class MappingInvalid(ValueError):
 async def remap_impact(session: AsyncSession, conn: Connection, new: dict[str, str]) -> int:
     """How many synced records keep the old accounts if `new` replaces a different saved mapping (0: no change)."""
     old = saved_mapping(conn)
-    if not old or old == new:
+    # Choosing an account for a field that had none (one added later) moves nothing already synced.
+    if not any(old.get(key) and old[key] != value for key, value in new.items()):
         return 0
     return await synced_count(session, conn.id, POSTED_ENTITIES)
 

@@ -121,6 +121,7 @@ class LoggedRequest:
     finished: float = 0.0
     fault: str = ""
     bucket: str = ""
+    retry_after: str = ""  # the Retry-After header of a 429, to check clients wait that long
 
 
 class EmulatedDrop(Exception):
@@ -259,6 +260,7 @@ class Emulator:
     async def _send(self, response: Response, entry: LoggedRequest, scope: Scope, receive: Receive, send: Send) -> None:
         entry.status = response.status_code
         entry.response = bytes(response.body).decode("utf-8", "replace")
+        entry.retry_after = response.headers.get("retry-after", "")
         entry.finished = self.clock.now()
         await response(scope, receive, send)
 

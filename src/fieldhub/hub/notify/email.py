@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from fieldhub.db import utcnow
 from fieldhub.hub.notify import MAIL_KEY
+from fieldhub.hub.notify.invoice_mail import expand
 from fieldhub.hub.notify.models import OutboundEmail
 from fieldhub.log import get_logger
 from fieldhub.settings import Settings
@@ -71,6 +72,7 @@ async def deliver_pending(sessionmaker: async_sessionmaker[AsyncSession], settin
                 continue
             row = await session.get(OutboundEmail, email_id)
             assert row is not None
+            row.body = expand(row.body, settings.base_url)  # links written before the hub's address was known
             if uses_mailbox(settings):
                 row.transport = "mailbox"
             elif not settings.smtp_host:

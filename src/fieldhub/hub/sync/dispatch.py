@@ -20,24 +20,30 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from fieldhub.db import utcnow
+from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync.engine import LeaseHeld, sync_connection
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, SyncRun
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, PeriodicLease, SyncCursor, SyncLease, SyncRun
 from fieldhub.log import get_logger
 
 log = get_logger("fieldhub.sync.dispatch")
 HOLDER = f"{socket.gethostname()[:100]}:{os.getpid()}"
 WAKE_KEY = "fieldhub.sync.wake"
 SWEEP_SECONDS = 5.0
+BUSY_RETRY_SECONDS = 0.25  # a wake-up that found the connection busy tries again this soon
+PERIODIC_TICK = 5.0  # seconds between looks at the periodic tasks (each keeps its own interval)
 STOP_SECONDS = 10.0  # how long stop() waits for runners to finish cancelling
 
 _dispatcher: Dispatcher | None = None
@@ -49,30 +55,59 @@ _dispatcher: Dispatcher | None = None
 async def run_connection(
     env: OAuthEnv, connection_id: int, trigger: str = "realtime", entity: str | None = None, **options: Any
 ) -> SyncRun | None:
-    """Sync one connection now; None when another worker holds it (it will pick up this work too)."""
+    """Sync one connection now; None when another worker holds it (it will pick up this work too), or
+    when the wake-up came from a commit and the owner turned Auto-Sync off (the work waits for Sync Now)."""
+    if trigger == "realtime" and not await _auto_sync_on(env, connection_id):
+        return None
     try:
         return await sync_connection(env, connection_id, trigger=trigger, entity=entity, **options)
     except LeaseHeld:
         log.info("sync.run.busy", connection_id=connection_id)
+        if _dispatcher is not None:
+            # Held by another run or by a periodic task (an inbound poll takes the same lease): look
+            # again shortly rather than leaving a real-time change to the next sweep, seconds away.
+            asyncio.get_running_loop().call_later(BUSY_RETRY_SECONDS, _dispatcher.wake, connection_id, trigger, entity)
         return None
 
 
-async def due_connections(env: OAuthEnv, *, auto_only: bool = True) -> list[int]:
-    """Connections with pending rows due now (the sweep's one query, served by ix_sync_ledger_sweep)."""
+async def _auto_sync_on(env: OAuthEnv, connection_id: int) -> bool:
     async with env.sessionmaker() as session:
-        stmt = (
-            select(LedgerRow.connection_id)
-            .join(Connection, Connection.id == LedgerRow.connection_id)
-            .where(
-                LedgerRow.state == LedgerState.PENDING,
-                LedgerRow.next_attempt_at <= utcnow(),
-                Connection.status == ConnectionStatus.CONNECTED,
-            )
-            .distinct()
+        return bool(await session.scalar(select(Connection.auto_sync).where(Connection.id == connection_id)))
+
+
+def due_query(*, auto_only: bool = True) -> Any:
+    """Connections with pending rows due now that no live worker holds (served by ix_sync_ledger_sweep).
+
+    A connection another worker is running is left out until that run lets go (rows it did not reach
+    show up again then), so this worker takes the next connection instead of knocking on a held lease
+    each round. The lease is still what guarantees one worker per connection; this only spreads the work.
+    """
+    held = select(SyncLease.connection_id).where(
+        SyncLease.connection_id == LedgerRow.connection_id, SyncLease.expires_at > utcnow()
+    )
+    stmt = (
+        select(LedgerRow.connection_id)
+        .join(Connection, Connection.id == LedgerRow.connection_id)
+        .where(
+            LedgerRow.state == LedgerState.PENDING,
+            LedgerRow.next_attempt_at <= utcnow(),
+            Connection.status == ConnectionStatus.CONNECTED,
+            ~held.exists(),
         )
-        if auto_only:
-            stmt = stmt.where(Connection.auto_sync.is_(True))
-        return list(await session.scalars(stmt))
+        .distinct()
+    )
+    if auto_only:
+        stmt = stmt.where(Connection.auto_sync.is_(True))
+    return stmt
+
+
+async def due_connections(env: OAuthEnv, *, auto_only: bool = True) -> list[int]:
+    """The ids `due_query` finds, in one round trip: run on an autocommit connection, the read is sent
+    without a BEGIN before it and a ROLLBACK after it (three round trips in a session; bench/pending.py
+    times it)."""
+    async with env.engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return list(await autocommit.scalars(due_query(auto_only=auto_only)))
 
 
 # ----------------------------------------------------------------------------- what pages call
@@ -139,8 +174,17 @@ def _forget(session: Session) -> None:
 class Dispatcher:
     """Background sync inside one process: a queue of connections, N runners and a sweep."""
 
-    def __init__(self, env: OAuthEnv, *, workers: int = 1, sweep_seconds: float = SWEEP_SECONDS, **options: Any):
+    def __init__(
+        self,
+        env: OAuthEnv,
+        *,
+        workers: int = 1,
+        sweep_seconds: float = SWEEP_SECONDS,
+        periodic_seconds: float = PERIODIC_TICK,
+        **options: Any,
+    ):
         self.env = env
+        self.periodic_seconds = periodic_seconds
         self.workers = max(1, workers)
         self.sweep_seconds = sweep_seconds
         self.options = options
@@ -161,6 +205,7 @@ class Dispatcher:
         _dispatcher = self
         self.tasks = [asyncio.create_task(self._runner()) for _ in range(self.workers)]
         self.tasks.append(asyncio.create_task(self._sweeper()))
+        self.tasks.append(asyncio.create_task(periodic_loop(self.env, every=self.periodic_seconds)))
         log.info("sync.dispatch.started", workers=self.workers)
 
     async def stop(self) -> None:
@@ -214,24 +259,24 @@ async def worker_loop(
     *,
     concurrency: int = 4,
     poll_seconds: float = 1.0,
-    refresh_every: float = 60.0,
+    refresh_every: float = 5.0,
     stop: asyncio.Event | None = None,
     **options: Any,
 ) -> None:
-    """`fieldhub worker`: sync every connection with due work, refresh tokens ahead, forever (or until `stop`)."""
-    from fieldhub.hub.oauth.tokens import refresh_due
+    """`fieldhub worker`: sync every connection with due work and run the periodic tasks, until `stop`.
 
+    `refresh_every`: seconds between looks at the periodic tasks (refresh-ahead, inbox sweep, inbound
+    polls); each task keeps its own interval across all workers (`run_periodic`).
+    """
     stop = stop or asyncio.Event()
     running: dict[int, asyncio.Task[Any]] = {}
-    last_refresh = 0.0
+    log.info("sync.worker.started", holder=HOLDER, concurrency=concurrency)
+    last_periodic = 0.0
     loop = asyncio.get_running_loop()
     while not stop.is_set():
-        if loop.time() - last_refresh >= refresh_every:
-            last_refresh = loop.time()
-            try:
-                await refresh_due(env)
-            except Exception:  # noqa: BLE001
-                log.exception("oauth.refresh_ahead.failed")
+        if loop.time() - last_periodic >= refresh_every:
+            last_periodic = loop.time()
+            await run_periodic(env)
         for cid in [c for c, t in running.items() if t.done()]:
             running.pop(cid)
         try:
@@ -250,3 +295,176 @@ async def worker_loop(
 
 def _fair(due: Iterable[int], running: dict[int, Any]) -> list[int]:
     return [c for c in due if c not in running]
+
+
+# ----------------------------------------------------------------------------- periodic tasks
+#
+# Run by the embedded Dispatcher (`fieldhub serve`) and by every `fieldhub worker`. Each task has a row
+# in periodic_leases: a process runs it only when one conditional UPDATE moves the row's next_run_at
+# forward and takes its lease, so with any number of workers each round runs once, two never run one
+# task at the same time, and a process that dies mid-run frees it when the lease expires. A look at a
+# task that is not due is one primary-key read.
+
+PERIODIC_LEASE = timedelta(minutes=10)  # longest a holder keeps a task it stopped renewing
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    name: str
+    every: float  # seconds between runs, across all workers
+    run: Callable[[OAuthEnv], Awaitable[Any]]
+
+
+async def _sweep_inbox(env: OAuthEnv) -> int:
+    """Webhook events a crash left `received`, and `failed` ones still to retry (issue #6: on a schedule)."""
+    from fieldhub.hub.webhooks import inbox
+
+    return await inbox.sweep(env)
+
+
+async def _refresh_ahead(env: OAuthEnv) -> int:
+    from fieldhub.hub.oauth.tokens import refresh_due
+
+    return await refresh_due(env)
+
+
+def _pollers() -> dict[str, Any]:
+    """Providers that catch up on remote changes: `providers/<key>/inbound.py` with `poll(env, connection_id, ...)`."""
+    found: dict[str, Any] = {}
+    for spec in registry.all():
+        module = registry.import_module(spec.key, "inbound")
+        if module is not None and hasattr(module, "poll"):
+            found[spec.key] = module
+    return found
+
+
+async def poll_inbound(env: OAuthEnv) -> int:
+    """Each live connection of a polling provider, when its interval has passed or it was (re)connected since.
+
+    The connection's poll runs under its sync lease and re-checks that it is still due there, so a
+    second worker that saw it due too does nothing. Returns how many connections were polled.
+    """
+    pollers = _pollers()
+    if not pollers:
+        return 0
+    every = timedelta(seconds=env.settings.inbound_poll_seconds)
+    now = utcnow()
+    async with env.sessionmaker() as session:
+        conns = (
+            await session.execute(
+                select(Connection.id, Connection.provider, Connection.connected_at).where(
+                    Connection.status == ConnectionStatus.CONNECTED, Connection.provider.in_(list(pollers))
+                )
+            )
+        ).all()
+        polled = dict(
+            (
+                await session.execute(
+                    select(SyncCursor.connection_id, func.max(SyncCursor.polled_at))
+                    .where(SyncCursor.connection_id.in_([c.id for c in conns]))
+                    .group_by(SyncCursor.connection_id)
+                )
+            ).all()
+        )
+    count = 0
+    for cid, provider, connected_at in conns:
+        last = polled.get(cid)
+        fresh = last is None or (connected_at is not None and connected_at > last)
+        if not fresh and last is not None and last > now - every:
+            continue
+        trigger = "connect" if last is None else "reconnect" if fresh else "schedule"
+        try:
+            if await pollers[provider].poll(env, cid, trigger=trigger, due_before=now - every) is not None:
+                count += 1
+        except Exception:  # noqa: BLE001 - one connection's failure (recorded in its history) must not stop the rest
+            log.warning("sync.inbound.poll_failed", connection_id=cid, exc_info=True)
+    return count
+
+
+def periodic_tasks(env: OAuthEnv) -> list[PeriodicTask]:
+    settings = env.settings
+    return [
+        PeriodicTask("webhooks.sweep", settings.webhook_sweep_seconds, _sweep_inbox),
+        PeriodicTask("oauth.refresh_ahead", settings.refresh_ahead_seconds, _refresh_ahead),
+        # Every tick: each connection keeps its own interval (inbound_poll_seconds) and reconnects go at once.
+        PeriodicTask("inbound.poll", PERIODIC_TICK, poll_inbound),
+    ]
+
+
+async def claim_periodic(env: OAuthEnv, name: str, every: float, holder: str = HOLDER) -> bool:
+    """Take the task's round if it is due and no live holder has it; False otherwise.
+
+    A task not due costs one primary-key read and no write lock (SQLite has one for the whole database).
+    """
+    now = utcnow()
+    async with env.sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(PeriodicLease.next_run_at, PeriodicLease.expires_at).where(PeriodicLease.name == name)
+            )
+        ).first()
+        await session.commit()
+        if row is not None and (row.next_run_at > now or row.expires_at > now):
+            return False
+        taken = await session.execute(
+            update(PeriodicLease)
+            .where(PeriodicLease.name == name, PeriodicLease.next_run_at <= now, PeriodicLease.expires_at <= now)
+            .values(holder=holder, expires_at=now + PERIODIC_LEASE, next_run_at=now + timedelta(seconds=every))
+        )
+        await session.commit()
+        if taken.rowcount:  # type: ignore[attr-defined]
+            return True
+        if row is not None:
+            return False  # another worker took this round between the read and the update
+        try:
+            session.add(
+                PeriodicLease(
+                    name=name,
+                    holder=holder,
+                    expires_at=now + PERIODIC_LEASE,
+                    next_run_at=now + timedelta(seconds=every),
+                )
+            )
+            await session.commit()
+            return True
+        except IntegrityError:
+            await session.rollback()  # another worker made the row first: its round
+            return False
+
+
+async def release_periodic(env: OAuthEnv, name: str, holder: str = HOLDER) -> None:
+    async with env.sessionmaker() as session:
+        await session.execute(
+            update(PeriodicLease)
+            .where(PeriodicLease.name == name, PeriodicLease.holder == holder)
+            .values(expires_at=utcnow())
+        )
+        await session.commit()
+
+
+async def run_periodic(env: OAuthEnv, tasks: list[PeriodicTask] | None = None, holder: str = HOLDER) -> list[str]:
+    """Run every periodic task that is due and free; returns the names run. Failures are logged, never raised."""
+    ran = []
+    for task in tasks if tasks is not None else periodic_tasks(env):
+        try:
+            if not await claim_periodic(env, task.name, task.every, holder):
+                continue
+        except Exception:  # noqa: BLE001 - the database may be restarting; the next tick tries again
+            log.exception("sync.periodic.claim_failed", task=task.name)
+            continue
+        try:
+            await task.run(env)
+            ran.append(task.name)
+        except Exception:  # noqa: BLE001
+            log.exception("sync.periodic.failed", task=task.name)
+        finally:
+            with contextlib.suppress(Exception):
+                await release_periodic(env, task.name, holder)
+    return ran
+
+
+async def periodic_loop(env: OAuthEnv, *, every: float = PERIODIC_TICK) -> None:
+    """The embedded Dispatcher's periodic tasks (a worker calls run_periodic from its own loop)."""
+    while True:
+        await run_periodic(env)
+        await asyncio.sleep(every)

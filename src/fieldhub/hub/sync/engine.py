@@ -17,15 +17,18 @@ so one run never loops on a record that keeps failing. Counting: a create is `cr
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -33,13 +36,15 @@ from sqlalchemy.orm import selectinload
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice
 from fieldhub.core.items.models import Item, TaxRate
-from fieldhub.core.payments.models import Payment, Refund
+from fieldhub.core.payments.models import Deposit, Payment, Refund
 from fieldhub.db import utcnow
-from fieldhub.hub import metrics
+from fieldhub.hub import metrics, registry
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.errors import NeedsReauth, NotEntitled, ProviderError, Rejected, RetryLater
+from fieldhub.hub.notify import notify
 from fieldhub.hub.oauth.env import OAuthEnv
+from fieldhub.hub.spec import Capability
 from fieldhub.hub.sync.adapter import Adapter, PushItem, PushResult, create_adapter
 from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.ledger import idempotency_key
@@ -52,23 +57,52 @@ from fieldhub.hub.sync.models import (
     SyncLease,
     SyncRun,
 )
+from fieldhub.hub.sync.status import record_labels
+from fieldhub.hub.webhooks.models import RemoteLink
 from fieldhub.log import get_logger, scrub_text
 
 log = get_logger("fieldhub.sync")
 
-# Customers and items before invoices, invoices before payments, payments before deposits, refunds last.
-ORDER = ("customer", "item", "invoice", "payment", "deposit", "refund")
-MODELS: dict[str, Any] = {"customer": Customer, "item": Item, "invoice": Invoice, "payment": Payment, "refund": Refund}
+# Customers and items before invoices, invoices before payments, payments before refunds; deposits last (a
+# payout's deposit links the payments and refunds it carries).
+ORDER = ("customer", "item", "invoice", "payment", "refund", "deposit")
+MODELS: dict[str, Any] = {
+    "customer": Customer,
+    "item": Item,
+    "invoice": Invoice,
+    "payment": Payment,
+    "refund": Refund,
+    "deposit": Deposit,
+}
 CHUNK = 100
+# Records sent right after the chunk of records they depend on (engine._send_followers).
+FOLLOWERS: dict[str, tuple[str, Any, Any]] = {"invoice": ("payment", Payment, Payment.invoice_id)}
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 3600.0
 WAIT_FOR_DEPENDENCY = timedelta(seconds=30)
 LEASE_SECONDS = 60.0
 ACTIONS = {Operation.VOID: "voided", Operation.DELETE: "deleted"}
+ALERT_LINES = 5  # records named in a failed-sync alert; the link lists them all
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+# Where this process runs: host and PID namespace (two containers may share a hostname, not a namespace).
+MACHINE = f"{socket.gethostname()[:80]}:{_pid_namespace()}"
+PROCESS = f"{MACHINE}:{os.getpid()}"
 
 
 class LeaseHeld(Exception):
     """Another worker is syncing this connection right now."""
+
+
+class Throttled(Exception):
+    """The provider said when to come back (Retry-After) and the client could not wait it out inline."""
 
 
 @dataclass
@@ -84,6 +118,7 @@ class _Tally:
     deleted: int = 0
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)  # ledger ids of the records refused in this run
 
     @property
     def succeeded(self) -> int:
@@ -109,6 +144,10 @@ def dependencies(entity: str, record: Any, related: dict[str, Any] | None = None
         invoice = (related or {}).get("invoice")
         customer = [("customer", invoice.customer_id)] if invoice is not None else []
         return customer + [("invoice", record.invoice_id), ("payment", record.payment_id)]
+    if entity == "deposit":
+        payments = sorted({ln.payment_id for ln in record.lines if ln.payment_id is not None})
+        refunds = sorted({ln.refund_id for ln in record.lines if ln.refund_id is not None})
+        return [("payment", p) for p in payments] + [("refund", r) for r in refunds]
     return []
 
 
@@ -117,13 +156,65 @@ async def related(session: AsyncSession, entity: str, record: Any) -> dict[str, 
     if entity == "invoice" and record.tax_rate_id is not None:
         return {"tax_rate": await session.get(TaxRate, record.tax_rate_id)}
     if entity == "payment":
-        return {"invoice": await session.get(Invoice, record.invoice_id)}
+        return {
+            "invoice": await session.get(Invoice, record.invoice_id),
+            "processor": await _via_processor(session, entity, record),
+        }
     if entity == "refund":
         return {
             "payment": await session.get(Payment, record.payment_id),
             "invoice": await session.get(Invoice, record.invoice_id),
+            "processor": await _via_processor(session, entity, record),
         }
     return {}
+
+
+async def _via_processor(session: AsyncSession, entity: str, record: Any) -> RemoteLink | None:
+    """The payments provider's link when one reported this payment or refund (its payout carries it to the bank)."""
+    processors = [spec.key for spec in registry.all() if spec.category == Capability.PAYMENTS]
+    return await session.scalar(
+        select(RemoteLink)
+        .where(
+            RemoteLink.tenant_id == record.tenant_id,
+            RemoteLink.local_entity == entity,
+            RemoteLink.local_id == record.id,
+            RemoteLink.provider.in_(processors),
+        )
+        .limit(1)
+    )
+
+
+async def _preload_related(session: AsyncSession, entity: str, records: Any) -> None:
+    """Load the invoices a chunk of payments or refunds points at in one query (related() then finds them loaded)."""
+    invoice_ids = {r.invoice_id for r in records} if entity in ("payment", "refund") else set()
+    if invoice_ids:
+        await session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)))
+    payment_ids = {r.payment_id for r in records} if entity == "refund" else set()
+    if payment_ids:
+        await session.scalars(select(Payment).where(Payment.id.in_(payment_ids)))
+
+
+async def due_counts(session: AsyncSession, connection_id: int, entities: Sequence[str]) -> dict[str, int]:
+    """How many rows of each entity are due on one connection: the one query a run starts with.
+
+    Served by ix_sync_ledger_due (connection, state, entity, id): only pending rows are read, however
+    many synced rows the ledger holds. bench/pending.py times it.
+    """
+    result = await session.execute(due_counts_query(connection_id, entities))
+    return {str(entity): int(count) for entity, count in result.all()}
+
+
+def due_counts_query(connection_id: int, entities: Sequence[str]) -> Select[str, int]:
+    return (
+        select(LedgerRow.entity, func.count())
+        .where(
+            LedgerRow.connection_id == connection_id,
+            LedgerRow.state == LedgerState.PENDING,
+            LedgerRow.entity.in_(entities),
+            LedgerRow.next_attempt_at <= utcnow(),
+        )
+        .group_by(LedgerRow.entity)
+    )
 
 
 async def due_rows(
@@ -158,6 +249,34 @@ def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> flo
 # ----------------------------------------------------------------------------- leases
 
 
+def holder_gone(holder: str) -> bool:
+    """True when `holder` was a process of this machine that no longer runs (killed, crashed, OOM).
+
+    Its lease would otherwise block a restarted worker until it expired. A holder on another machine,
+    or one that can't be judged, is never taken from: it is left to expire.
+    """
+    prefix = f"{MACHINE}:"
+    if not holder.startswith(prefix):
+        return False
+    pid_text = holder[len(prefix) :].split(":", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    try:  # a killed child its parent hasn't reaped yet still answers kill(0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
+
+
 async def acquire_lease(session: AsyncSession, connection_id: int, holder: str, seconds: float = LEASE_SECONDS) -> bool:
     """Take (or renew) the connection's lease; False when another live holder has it."""
     now = utcnow()
@@ -168,13 +287,14 @@ async def acquire_lease(session: AsyncSession, connection_id: int, holder: str, 
         return True
     except IntegrityError:
         await session.rollback()
+    free = (SyncLease.expires_at < now) | (SyncLease.holder == holder)
+    current = await session.scalar(select(SyncLease.holder).where(SyncLease.connection_id == connection_id))
+    if current is not None and current != holder and holder_gone(current):
+        # Compare-and-set on the dead holder's name: of two restarted workers, only one takes it.
+        free = free | (SyncLease.holder == current)
+        log.warning("sync.lease.holder_gone", connection_id=connection_id, holder=current)
     taken = await session.execute(
-        update(SyncLease)
-        .where(
-            SyncLease.connection_id == connection_id,
-            (SyncLease.expires_at < now) | (SyncLease.holder == holder),
-        )
-        .values(holder=holder, expires_at=until)
+        update(SyncLease).where(SyncLease.connection_id == connection_id, free).values(holder=holder, expires_at=until)
     )
     await session.commit()
     return bool(taken.rowcount)  # type: ignore[attr-defined]
@@ -207,10 +327,12 @@ class Engine:
         self.provider = ""
         self.requeued = False
         self.run_id = 0
+        self.leased_at = 0.0  # time.monotonic() when the lease was last taken or renewed
 
     async def run(self) -> SyncRun:
         started = time.monotonic()
         async with self.sessionmaker() as session:
+            self.leased_at = time.monotonic()
             if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
                 raise LeaseHeld(f"connection {self.connection_id} is being synced by another worker")
             try:
@@ -243,8 +365,9 @@ class Engine:
                     run.status = RunStatus.SUCCESS
                 run.finished_at = utcnow()
                 run.duration_ms = int((time.monotonic() - started) * 1000)
+                if t.rejected:
+                    await self._alert(session, run)
                 await session.commit()
-                await self._gauges(session)
                 log.info(
                     "sync.run.finished",
                     connection_id=self.connection_id,
@@ -277,7 +400,9 @@ class Engine:
             self.tally.errors.append({"code": "not_connected", "reason": error.reason, "fix": "Reconnect it."})
             return error
         entities = [e for e in ORDER if self.entity in (None, e)]
-        self.state.total = await self._count_due(session, entities)
+        counts = await due_counts(session, self.connection_id, entities)
+        await session.commit()
+        self.state.total = sum(counts.values())
         self._report()
         if not self.state.total:
             return None
@@ -290,10 +415,13 @@ class Engine:
             try:
                 await adapter.prepare()
                 # A dependency found missing mid-run gets a row; a second pass sends it and what waited for it.
+                # The first pass visits only the entities found due; later passes every one.
+                walk = [e for e in entities if counts.get(e)]
                 for _ in range(3):
                     self.requeued = False
-                    if not await self._pass(session, adapter, entities) and not self.requeued:
+                    if not await self._pass(session, adapter, walk) and not self.requeued:
                         break
+                    walk = entities
             except NeedsReauth as e:
                 await session.rollback()
                 conn = await session.get(Connection, self.connection_id, populate_existing=True)
@@ -311,21 +439,9 @@ class Engine:
             except LeaseHeld as e:
                 self.tally.errors.append({"code": "lease_lost", "reason": str(e), "fix": ""})
                 return RetryLater(str(e))
+            except Throttled as e:  # the rest of the run is due again once the provider's wait is over
+                self.tally.errors.append({"code": "throttled", "reason": str(e), "fix": "fieldhub resumes by itself."})
         return None
-
-    async def _count_due(self, session: AsyncSession, entities: Sequence[str]) -> int:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(LedgerRow)
-            .where(
-                LedgerRow.connection_id == self.connection_id,
-                LedgerRow.state == LedgerState.PENDING,
-                LedgerRow.next_attempt_at <= utcnow(),
-                LedgerRow.entity.in_(entities),
-            )
-        )
-        await session.commit()
-        return int(count or 0)
 
     def _report(self) -> None:
         if self.progress is not None:
@@ -334,31 +450,75 @@ class Engine:
     async def _pass(self, session: AsyncSession, adapter: Adapter, entities: Sequence[str]) -> bool:
         """One walk over due rows in dependency order; True when new dependency rows were added."""
         added = False
+        # Whole batches per chunk: 100 rows in batches of 30 would send a fourth request for 10 of them.
+        size = max(adapter.batch_size, 1)
+        chunk = max(CHUNK // size, 1) * size
         for entity in entities:
             model = MODELS.get(entity)
             if model is None:
                 continue  # no local records of this kind (deposits come from payouts, not rows here)
             last_id = 0
             while True:
-                rows = await due_rows(session, self.connection_id, entity, after_id=last_id)
+                rows = await due_rows(session, self.connection_id, entity, after_id=last_id, limit=chunk)
                 if not rows:
                     await session.commit()
                     break
                 last_id = rows[-1].id
+                last_chunk = len(rows) < chunk  # a row that becomes due after this read wakes a run of its own
                 items, new_rows = await self._prepare_items(session, entity, model, rows)
                 added = added or new_rows
                 await session.commit()
-                if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
-                    raise LeaseHeld("the lease expired during the run; another worker took over")
+                # Renewed once a third of its life has passed (not per chunk: two round trips each time).
+                if time.monotonic() - self.leased_at > self.lease_seconds / 3:
+                    if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
+                        raise LeaseHeld("the lease expired during the run; another worker took over")
+                    self.leased_at = time.monotonic()
                 await self._send(session, adapter, items)
+                if entity in FOLLOWERS and FOLLOWERS[entity][0] in entities:
+                    await self._send_followers(session, adapter, entity, [item.local_id for item, _ in items])
+                if last_chunk:
+                    break
         return added
+
+    async def _send_followers(self, session: AsyncSession, adapter: Adapter, entity: str, local_ids: list[int]) -> None:
+        """Send the due payments of the invoices just sent, before the next chunk of invoices.
+
+        Dependency order holds per record (a payment still goes after its invoice), but the run no
+        longer waits for the last invoice batch before the first payment: under QBO's limits the
+        payments' single requests fill the wait between two batch requests (40 a minute), where they
+        would otherwise add their own minutes after all the batches.
+        """
+        follower, model, column = FOLLOWERS[entity]
+        ids = list(await session.scalars(select(model.id).where(column.in_(local_ids))))
+        if not ids:
+            await session.commit()
+            return
+        rows = list(
+            await session.scalars(
+                select(LedgerRow)
+                .where(
+                    LedgerRow.connection_id == self.connection_id,
+                    LedgerRow.entity == follower,
+                    LedgerRow.local_id.in_(ids),
+                    LedgerRow.state == LedgerState.PENDING,
+                    LedgerRow.next_attempt_at <= utcnow(),
+                )
+                .order_by(LedgerRow.id)
+            )
+        )
+        if not rows:
+            await session.commit()
+            return
+        items, _ = await self._prepare_items(session, follower, model, rows)
+        await session.commit()
+        await self._send(session, adapter, items)
 
     async def _prepare_items(
         self, session: AsyncSession, entity: str, model: Any, rows: list[LedgerRow]
     ) -> tuple[list[tuple[PushItem, datetime]], bool]:
         """Load records, resolve dependencies and commit idempotency keys; what can go now, in order."""
         options = [selectinload(Invoice.lines)] if model is Invoice else []
-        records = {
+        records: dict[int, Any] = {
             r.id: r
             for r in await session.scalars(
                 select(model).where(model.id.in_([row.local_id for row in rows])).options(*options)
@@ -367,42 +527,51 @@ class Engine:
         now = utcnow()
         ready: list[tuple[PushItem, datetime]] = []
         new_rows = False
+        # Round trips, not CPU, are what a run costs: what the chunk points at is read in one query per
+        # kind (the records a payment or refund describes, then the ledger rows of every dependency),
+        # and nothing inside the loop below flushes, so the keys go out in one executemany at commit.
+        await _preload_related(session, entity, records.values())
+        contexts = {}
         for row in rows:
             record = records.get(row.local_id)
-            if record is None or record.tenant_id != row.tenant_id:
+            if record is not None and record.tenant_id == row.tenant_id:
+                contexts[row.id] = await related(session, entity, record)
+        wanted = {
+            dep
+            for row in rows
+            if row.id in contexts
+            for dep in dependencies(entity, records[row.local_id], contexts[row.id])
+        }
+        known = await self._ledger_rows(session, wanted)
+        for row in rows:
+            record = records.get(row.local_id)
+            if row.id not in contexts:
                 row.state = LedgerState.SKIPPED
                 row.error_reason = "The record no longer exists in fieldhub."
                 self._tick()
                 continue
             refs: dict[tuple[str, int], str] = {}
             waiting: list[str] = []
-            context = await related(session, entity, record)
+            context = contexts[row.id]
             for dep in dependencies(entity, record, context):
-                dep_row = await session.scalar(
-                    select(LedgerRow).where(
-                        LedgerRow.connection_id == self.connection_id,
-                        LedgerRow.entity == dep[0],
-                        LedgerRow.local_id == dep[1],
-                    )
-                )
+                dep_row = known.get(dep)
                 if dep_row is not None and dep_row.remote_id:
                     refs[dep] = dep_row.remote_id
                     continue
                 if dep_row is None:
                     new_rows = True
                     dep_record = await session.get(MODELS[dep[0]], dep[1])
-                    session.add(
-                        LedgerRow(
-                            tenant_id=row.tenant_id,
-                            connection_id=self.connection_id,
-                            entity=dep[0],
-                            local_id=dep[1],
-                            local_version=getattr(dep_record, "version", 1) or 1,
-                            state=LedgerState.PENDING,
-                            operation=Operation.UPSERT,
-                            next_attempt_at=now,
-                        )
+                    known[dep] = LedgerRow(
+                        tenant_id=row.tenant_id,
+                        connection_id=self.connection_id,
+                        entity=dep[0],
+                        local_id=dep[1],
+                        local_version=getattr(dep_record, "version", 1) or 1,
+                        state=LedgerState.PENDING,
+                        operation=Operation.UPSERT,
+                        next_attempt_at=now,
                     )
+                    session.add(known[dep])
                     self.state.total += 1
                 waiting.append(f"{dep[0]} #{dep[1]}")
             if waiting:
@@ -415,8 +584,10 @@ class Engine:
             settling = bool(row.idempotency_key)
             is_create = row.operation == Operation.UPSERT and not row.remote_id
             if is_create and not settling:
-                # Committed before anything is sent: the one thing a crash must not lose.
-                op = f"create-{row.attempts}"
+                # Committed before anything is sent: the one thing a crash must not lose. The row's own
+                # creation time is part of it: a record deleted here and its id reused (SQLite does) is
+                # a new record, and must not get the key QuickBooks remembers for the old one.
+                op = f"create-{row.attempts}-{row.id}-{row.created_at.timestamp():.6f}"
                 row.idempotency_key = idempotency_key(row.connection_id, entity, row.local_id, row.local_version, op)
                 row.sent_at = now
             item = PushItem(
@@ -442,6 +613,25 @@ class Engine:
                     session.expunge(obj)
         return ready, new_rows
 
+    async def _ledger_rows(
+        self, session: AsyncSession, wanted: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], LedgerRow]:
+        """This connection's ledger rows for these (entity, local id) pairs: one query per entity."""
+        found: dict[tuple[str, int], LedgerRow] = {}
+        by_entity: dict[str, list[int]] = {}
+        for dep_entity, local_id in wanted:
+            by_entity.setdefault(dep_entity, []).append(local_id)
+        for dep_entity, ids in by_entity.items():
+            for dep_row in await session.scalars(
+                select(LedgerRow).where(
+                    LedgerRow.connection_id == self.connection_id,
+                    LedgerRow.entity == dep_entity,
+                    LedgerRow.local_id.in_(ids),
+                )
+            ):
+                found[(dep_entity, dep_row.local_id)] = dep_row
+        return found
+
     def _tick(self) -> None:
         self.state.done += 1
         self._report()
@@ -456,8 +646,11 @@ class Engine:
                     outcomes = await adapter.push_batch([i for i, _ in chunk])
                 except (RetryLater, Rejected, NotEntitled) as e:
                     outcomes = [e] * len(chunk)
-                for (item, due), result in zip(chunk, outcomes, strict=True):
-                    await self._settle(session, item, due, result)
+                # One commit for the whole reply: every outcome in it is known, so nothing is lost between them.
+                await self._settle_many(
+                    session, [(item, due, result) for (item, due), result in zip(chunk, outcomes, strict=True)]
+                )
+                await self._obey_retry_after(session, outcomes)
         else:
             single = items
         for item, due in single:
@@ -473,21 +666,81 @@ class Engine:
                 log.exception("sync.push.crashed", connection_id=self.connection_id, ledger_id=item.ledger_id)
                 outcome = RetryLater(f"Unexpected error while sending: {type(e).__name__}")
             await self._settle(session, item, due, outcome)
+            await self._obey_retry_after(session, [outcome])
+
+    async def _obey_retry_after(self, session: AsyncSession, outcomes: Sequence[PushResult | ProviderError]) -> None:
+        """A Retry-After the client gave up waiting for holds for the whole connection, not just this record.
+
+        The provider throttles the account (a QBO realm), so sending the next record at once would break
+        its wait. Every pending row of the connection becomes due no sooner than the wait's end (in the
+        ledger, so any worker obeys it), and the run stops here.
+        """
+        wait = max((o.retry_after or 0.0 for o in outcomes if isinstance(o, RetryLater)), default=0.0)
+        if wait <= 0:
+            return
+        until = utcnow() + timedelta(seconds=wait)
+        await session.execute(
+            update(LedgerRow)
+            .where(
+                LedgerRow.connection_id == self.connection_id,
+                LedgerRow.state == LedgerState.PENDING,
+                LedgerRow.next_attempt_at < until,
+            )
+            .values(next_attempt_at=until)
+        )
+        await session.commit()
+        raise Throttled(f"{self.provider} asked fieldhub to wait {wait:g} s; the rest follows after that")
 
     async def _settle(
         self, session: AsyncSession, item: PushItem, due: datetime, outcome: PushResult | ProviderError
     ) -> None:
         """Write one record's outcome, with its history event, in one commit."""
-        if isinstance(outcome, NeedsReauth):
-            raise outcome
-        row = await session.scalar(
-            select(LedgerRow)
-            .where(LedgerRow.id == item.ledger_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert row is not None
-        now = utcnow()
+        await self._settle_many(session, [(item, due, outcome)])
+
+    async def _settle_many(
+        self, session: AsyncSession, results: list[tuple[PushItem, datetime, PushResult | ProviderError]]
+    ) -> None:
+        """Write several records' outcomes (one batch reply), each with its history event, in one commit.
+
+        A NeedsReauth outcome stops there: the outcomes before it are committed, then it is raised.
+        """
+        reauth = next((n for n, (_, _, outcome) in enumerate(results) if isinstance(outcome, NeedsReauth)), None)
+        settled = results if reauth is None else results[:reauth]
+        if settled:
+            rows = {
+                row.id: row
+                for row in await session.scalars(
+                    select(LedgerRow)
+                    .where(LedgerRow.id.in_([item.ledger_id for item, _, _ in settled]))
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            }
+            now = utcnow()
+            events: list[dict[str, Any]] = []
+            with session.no_autoflush:
+                for item, due, outcome in settled:
+                    self._apply(rows[item.ledger_id], item, due, outcome, now, events)
+            if events:  # one executemany (ORM adds would insert them one by one to fetch each id)
+                await session.execute(insert(RecordEvent), events)
+            await session.commit()
+            for _ in settled:
+                self._tick()
+        if reauth is not None:
+            error = results[reauth][2]
+            assert isinstance(error, NeedsReauth)
+            raise error
+
+    def _apply(
+        self,
+        row: LedgerRow,
+        item: PushItem,
+        due: datetime,
+        outcome: PushResult | ProviderError,
+        now: datetime,
+        events: list[dict[str, Any]],
+    ) -> None:
+        """One record's outcome on its ledger row (its history event appended to `events`); the caller commits."""
         if isinstance(outcome, PushResult):
             row.remote_id = outcome.remote_id
             row.remote_version = outcome.remote_version
@@ -506,15 +759,15 @@ class Engine:
                 row.state = LedgerState.SYNCED
             if item.operation in (Operation.VOID, Operation.DELETE) and row.state == LedgerState.PENDING:
                 row.state = LedgerState.SYNCED  # nothing more to send for a voided or deleted record
-            session.add(
-                RecordEvent(
-                    ledger_id=row.id,
-                    run_id=self.run_id,
-                    action=outcome.action,
-                    summary=f"{outcome.action} {item.entity} #{item.local_id} as {outcome.remote_id}",
-                    sent=_redact(outcome.sent),
-                    received=_redact(outcome.received),
-                )
+            events.append(
+                {
+                    "ledger_id": row.id,
+                    "run_id": self.run_id,
+                    "action": outcome.action,
+                    "summary": f"{outcome.action} {item.entity} #{item.local_id} as {outcome.remote_id}",
+                    "sent": _redact(outcome.sent),
+                    "received": _redact(outcome.received),
+                }
             )
             self.tally.count(outcome.action)
             metrics.SYNC_LATENCY.labels(self.provider).observe(max((now - due).total_seconds(), 0.0))
@@ -532,31 +785,45 @@ class Engine:
             row.idempotency_key = None
             row.sent_at = None
             row.error_code, row.error_reason, row.error_fix = outcome.code[:40], outcome.reason, outcome.fix
-            session.add(RecordEvent(ledger_id=row.id, run_id=self.run_id, action="failed", summary=outcome.reason))
+            events.append(
+                {
+                    "ledger_id": row.id,
+                    "run_id": self.run_id,
+                    "action": "failed",
+                    "summary": outcome.reason,
+                    "sent": None,
+                    "received": None,
+                }
+            )
             self.tally.failed += 1
+            self.tally.rejected.append(row.id)
             self.tally.errors.append(_error(item, outcome.code, outcome.reason, outcome.fix))
         elif isinstance(outcome, NotEntitled):
             row.state = LedgerState.SKIPPED
             row.idempotency_key = None
             row.error_code, row.error_reason, row.error_fix = "not_entitled", outcome.reason, ""
             self.tally.errors.append(_error(item, "not_entitled", outcome.reason, ""))
-        await session.commit()
-        self._tick()
 
-    async def _gauges(self, session: AsyncSession) -> None:
-        counts = dict(
-            (
-                await session.execute(
-                    select(LedgerRow.state, func.count())
-                    .where(LedgerRow.connection_id == self.connection_id)
-                    .group_by(LedgerRow.state)
-                )
-            ).all()
-        )
-        await session.commit()
-        labels = (self.provider, str(self.connection_id))
-        metrics.SYNC_PENDING.labels(*labels).set(counts.get(LedgerState.PENDING, 0))
-        metrics.SYNC_FAILED.labels(*labels).set(counts.get(LedgerState.FAILED, 0))
+    async def _alert(self, session: AsyncSession, run: SyncRun) -> None:
+        """One "sync.failed" alert per run that had records refused: how many, which and why, where to fix them.
+
+        Per run, not per record: a backfill that meets forty name conflicts sends one email, not forty. A
+        refused record is never retried by back-off (it waits for a person), so there is no retry storm to
+        repeat the alert; the record alerts again only if it fails anew after someone edits or retries it.
+        """
+        rows = list(await session.scalars(select(LedgerRow).where(LedgerRow.id.in_(self.tally.rejected))))
+        labels = await record_labels(session, run.tenant_id, rows)
+        spec = registry.get(self.provider)
+        count = len(rows)
+        title = f"{count} record{'s' if count != 1 else ''} failed to sync to {spec.name}"
+        lines = [
+            f"• {labels[r.id]}: {r.error_reason}" + (f" Fix: {r.error_fix}" if r.error_fix else "")
+            for r in rows[:ALERT_LINES]
+        ]
+        if count > ALERT_LINES:
+            lines.append(f"…and {count - ALERT_LINES} more.")
+        link = f"/settings/integrations/{spec.card or spec.key}/{self.connection_id}/records?state=failed"
+        await notify(session, run.tenant_id, "sync.failed", title, "\n".join(lines), link)
 
 
 def _error(item: PushItem, code: str, reason: str, fix: str) -> dict[str, Any]:
@@ -586,15 +853,13 @@ async def sync_connection(
     lease_seconds: float = LEASE_SECONDS,
 ) -> SyncRun:
     """Push the connection's due rows; returns the run's history row. Raises LeaseHeld if another worker has it."""
-    from fieldhub.hub.sync.dispatch import HOLDER  # one holder id per process
-
     # A holder per run: two runs of one connection in the same process must exclude each other too.
     engine = Engine(
         env,
         connection_id,
         trigger,
         entity,
-        holder or f"{HOLDER}:{uuid.uuid4().hex[:8]}",
+        holder or f"{PROCESS}:{uuid.uuid4().hex[:8]}",
         progress,
         dict(client_options or {}),
         lease_seconds,

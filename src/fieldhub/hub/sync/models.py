@@ -116,3 +116,35 @@ class SyncLease(Base):
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SyncCursor(Base):
+    """Where a connection's inbound catch-up got to (QBO CDC `changedSince`, a delta token), and when it last polled.
+
+    The value moves only in the transaction that commits the changes read up to it, so a crash re-reads
+    rather than skips. `polled_at` older than the connection's `connected_at` means a reconnect happened
+    since: the next periodic round polls at once.
+    """
+
+    __tablename__ = "sync_cursors"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), default="")
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class PeriodicLease(Base):
+    """One periodic task across every worker process: who runs it now and when it is due next.
+
+    A worker runs the task only if it moves `next_run_at` forward in one conditional UPDATE, so with
+    any number of workers each round runs once; a holder that dies frees it when `expires_at` passes.
+    """
+
+    __tablename__ = "periodic_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

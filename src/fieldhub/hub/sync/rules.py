@@ -12,8 +12,12 @@ from fieldhub.core.events import DomainEvent
 from fieldhub.hub.sync.models import Operation
 
 NOT_PUSHED_INVOICE = {"DRAFT"}
+# A payment or refund changes only what an invoice still owes, which QuickBooks derives from the Payment (or
+# RefundReceipt) itself: an invoice already there is not sent again for it (nothing in its body changed).
+BALANCE_ONLY_INVOICE = {"paid", "partially_paid", "refunded", "payment_voided"}
 VOID_INVOICE = {"VOID"}
 NOT_PUSHED_PAYMENT = {"pending", "failed"}
+VOIDED_PAYMENT = "voided"  # taken back (voided or deleted in the books): voided at the provider too, if it got there
 
 
 def operation_for(event: DomainEvent, already_synced: bool) -> Operation | None:
@@ -26,6 +30,10 @@ def operation_for(event: DomainEvent, already_synced: bool) -> Operation | None:
             return None
         if status in VOID_INVOICE:
             return Operation.VOID if already_synced else None
+        if event.kind in BALANCE_ONLY_INVOICE and already_synced:
+            return None
+    if event.entity == "payment" and status == VOIDED_PAYMENT:
+        return Operation.VOID if already_synced else None
     if event.entity == "payment" and status in NOT_PUSHED_PAYMENT:
         return Operation.DELETE if already_synced and status == "failed" else None
     return Operation.UPSERT

@@ -18,7 +18,7 @@ from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice
 from fieldhub.core.items.models import Item
 from fieldhub.core.money import format_money
-from fieldhub.core.payments.models import Payment, Refund
+from fieldhub.core.payments.models import Deposit, Payment, Refund
 from fieldhub.db import utcnow
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun
 
@@ -328,6 +328,11 @@ async def record_labels(session: AsyncSession, tenant_id: int, rows: list[Ledger
     await load("invoice", Invoice, lambda r: f"Invoice {r.number}")
     await load("payment", Payment, lambda r: f"Payment of {format_money(r.amount)} on {r.received_on:%b %-d, %Y}")
     await load("refund", Refund, lambda r: f"Refund of {format_money(r.amount)} on {r.refunded_on:%b %-d, %Y}")
+    await load(
+        "deposit",
+        Deposit,
+        lambda r: f"{r.source.capitalize()} payout of {format_money(r.net)} on {r.arrival_date:%b %-d, %Y}",
+    )
 
     def fallback(row: LedgerRow) -> str:
         return f"{row.entity.replace('_', ' ').capitalize()} #{row.local_id}"

@@ -1,0 +1,98 @@
+"""Two `fieldhub worker` OS processes on one PostgreSQL never sync the same connection at once.
+
+Six businesses each connect their own QuickBooks company (a realm each) on one emulator served on a
+real port, and each has pending work. Two worker processes race for it. The emulator's request log
+says how many requests each realm had open at any moment: one connection's run is sequential, so a
+second worker on the same connection would show as two. Everything must also land exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bench import _faultkit as kit
+from fieldhub.hub.emulator.core import FaultRule
+from fieldhub.settings import ProviderCredentials
+
+CONNECTIONS = 6
+CUSTOMERS = 4  # per business: 3 items + 4 × (customer, invoice, payment) = 15 records
+
+
+@pytest.fixture
+def qbo_port():
+    with kit.emulator_on_port() as served:
+        yield served
+
+
+@pytest.mark.slow
+async def test_two_worker_processes_never_sync_one_connection_at_once(app, db_url, qbo_port, tmp_path) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("scale-out workers run on PostgreSQL; SQLite serves one process (embedded workers)")
+    emulator, url = qbo_port
+    app.state.settings.providers["quickbooks"] = ProviderCredentials(base_url=url)
+    realms = kit.add_companies(emulator, CONNECTIONS)
+    connections: dict[int, str] = {}
+    owners = []
+    for n, realm in enumerate(realms):
+        async with app.state.sessionmaker() as session:
+            tenant_id, email = await kit.make_owner(session, f"w{n}")
+        connections[await kit.connect_quickbooks(app, email, account=realm)] = realm
+        owners.append(tenant_id)
+    env = kit.process_env(app.state.settings, FIELDHUB_LOG_LEVEL="INFO")
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = []
+    for path in logs:
+        with path.open("wb") as out:
+            workers.append(
+                await asyncio.create_subprocess_exec(
+                    *kit.fieldhub_command("worker", "--concurrency", "2"), cwd=kit.ROOT, env=env, stdout=out, stderr=out
+                )
+            )
+    # The race is only real once both are polling: the work appears after both said so. Each request
+    # takes 20 ms, so a run outlasts a poll and neither worker (2 connections at a time) can take all six.
+    await _started(logs, workers)
+    emulator.faults.append(FaultRule(kind="latency", delay=0.02))
+    made = 0
+    for n, tenant_id in enumerate(owners):
+        async with app.state.sessionmaker() as session:
+            made += await kit.make_records(session, tenant_id, 3 + 3 * CUSTOMERS, tag=f"W{n} ")
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            left = sum([await kit._unsynced(app.state.sessionmaker, cid) for cid in connections])
+            if left == 0 or any(w.returncode is not None for w in workers):
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+            await worker.wait()
+    text = [p.read_text(errors="replace") for p in logs]
+    assert all(w.returncode == -9 for w in workers), [t[-2000:] for t in text]  # both were still serving
+
+    peaks = kit.max_in_flight(list(emulator.requests))
+    assert {realm: peaks.get(realm) for realm in realms} == dict.fromkeys(realms, 1), peaks
+    assert all(emulator.max_inflight[realm] == 1 for realm in realms)
+    # Both processes did part of the work: the race was real.
+    runs = [t.count("sync.run.finished") for t in text]
+    assert all(runs), (runs, [t[-2000:] for t in text])
+    total = 0
+    for cid, realm in connections.items():
+        found = await kit.audit(app.state.sessionmaker, emulator, cid, realm)
+        assert found.clean, (realm, found.figures(), found.details[:10])
+        total += found.records
+    assert total == made
+
+
+async def _started(logs, workers, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all("sync.worker.started" in p.read_text(errors="replace") for p in logs):
+            return
+        assert all(w.returncode is None for w in workers), [p.read_text(errors="replace")[-2000:] for p in logs]
+        await asyncio.sleep(0.1)
+    raise AssertionError("the workers did not start")
