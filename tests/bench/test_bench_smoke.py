@@ -1,0 +1,104 @@
+"""Every benchmark runs through `fieldhub bench <name> --json` at a tiny size and prints one JSON object.
+
+Each runs in its own process, as a user would run it, so the benchmarks cannot rot: the keys the docs
+quote are there, and what was pushed to the emulator is there exactly once. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BACKENDS, PG_URL
+
+COMMON = {"benchmark", "database", "loadavg_start", "loadavg_end"}
+
+
+def bench(name: str, *options: str, database_url: str = "") -> dict:
+    command = [sys.executable, "-m", "fieldhub.cli", "bench", name, "--json", *options]
+    if database_url:
+        command += ["--database-url", database_url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stdout[-3000:]  # one JSON object and nothing else on stdout
+    figures = json.loads(lines[0])
+    assert figures["benchmark"] == name
+    assert set(figures) >= COMMON
+    return figures
+
+
+def sets(**values: object) -> list[str]:
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def exact(figures: dict) -> None:
+    assert (figures["duplicates"], figures["missing"], figures["amount_mismatches"]) == (0, 0, 0), figures
+    assert figures["unsynced_left"] == 0, figures
+
+
+def test_latency():
+    figures = bench("latency", *sets(invoices=3, warmup=1))
+    assert {"latency_ms_p50", "latency_ms_p99", "latency_ms_max", "http_429"} <= set(figures)
+    assert figures["duplicates"] == figures["missing"] == 0
+    assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p99"] <= figures["latency_ms_max"]
+
+
+def test_backfill_on_a_scaled_clock():
+    figures = bench("backfill", "--time-scale", "600", *sets(invoices=40, customers=4, items=2))
+    exact(figures)
+    assert figures["parameters"]["time_scale"] == 600
+    assert figures["records"]["total"] == 40 + 4 + 2 + 10
+    assert figures["http_429"] == 0
+    assert {"achieved_over_ceiling", "ceiling_records_per_minute", "ideal_minutes"} <= set(figures)
+    assert figures["achieved_over_ceiling"] > 0
+
+
+def test_backfill_ceiling_arithmetic():
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    from fieldhub.settings import ROOT
+
+    spec = spec_from_file_location("bench_backfill_test", ROOT / "bench" / "backfill.py")
+    assert spec and spec.loader
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    counts = {"customers": 1000, "items": 50, "invoices": 10000, "payments": 2500}
+    ideal = module.ceiling(counts, per_minute=500, batch_size=30, batch_per_minute=40)
+    assert ideal["batch_requests"] == 34 + 2 + 334
+    assert ideal["ideal_minutes"] == pytest.approx(370 / 40)  # the batch limit binds, not the 500 a minute
+
+
+def test_overhead():
+    figures = bench("overhead", *sets(invoices=12, customers=3, items=2))
+    exact(figures)
+    assert figures["cpu_ms_per_record"] > 0 and figures["records_per_second"] > 0
+
+
+def test_memory():
+    figures = bench("memory", *sets(records=60, mark=20, customers=3, items=2))
+    assert figures["unsynced_left"] == 0
+    assert figures["emulator_invoices_and_payments"] == figures["expected_invoices_and_payments"] > 0
+    assert 0 < figures["rss_mb_at_10k"] <= figures["rss_mb_peak"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pending(backend):
+    url = PG_URL if backend == "postgresql" else ""
+    figures = bench("pending", *sets(rows=3000, pending=10, repeat=2), database_url=url)
+    assert figures["pending_rows"] == 10
+    assert any("ix_sync_ledger_due" in line for line in figures["plan_lookup"]), figures["plan_lookup"]
+    assert any("ix_sync_ledger_sweep" in line for line in figures["plan_sweep"]), figures["plan_sweep"]
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="scale runs on PostgreSQL, which does not answer here")
+def test_scale():
+    options = sets(connections=2, invoices=4, customers=1, items=1, latency=0.01, warmup=2)
+    figures = bench("scale", *options, database_url=PG_URL)
+    for round_ in (figures["one_worker"], figures["two_workers"]):
+        exact(round_)
+        assert round_["records"] == 2 * (4 + 1 + 1 + 1)
+    assert figures["speedup"] > 0
