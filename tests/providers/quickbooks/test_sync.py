@@ -12,6 +12,8 @@ from sqlalchemy import select, update
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.service import create_invoice, record_payment, refund_payment, send_invoice
 from fieldhub.core.items.service import create_item
+from fieldhub.core.payments import deposits
+from fieldhub.core.payments.models import DepositLineKind
 from fieldhub.db import utcnow
 from fieldhub.hub.emulator.core import FaultRule
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
@@ -130,10 +132,25 @@ async def test_every_request_validates_against_the_qbo_xsd(session, biz: Busines
     qbo = synced
     made = await backfill(session, biz, 4)
     await refund_payment(session, biz.tenant.id, made["payment"][0].id, {"amount": "2.00"})
+    # A payout carrying two of the payments, less fees: a Deposit linking them, with a fee line.
+    await deposits.record_deposit(
+        session,
+        biz.tenant.id,
+        source="stripe",
+        source_id="po_xsd",
+        net=Decimal("9.40"),
+        arrival_date=utcnow().date(),
+        lines=[
+            deposits.DepositLineIn(DepositLineKind.PAYMENT, Decimal("5.00"), payment_id=made["payment"][1].id),
+            deposits.DepositLineIn(DepositLineKind.PAYMENT, Decimal("5.00"), payment_id=made["payment"][2].id),
+            deposits.DepositLineIn(DepositLineKind.FEE, Decimal("-0.60")),
+        ],
+    )
     await session.commit()
     await drain(session, qbo)
     assert_one_each(qbo, made)
     assert any(r.path.endswith("/refundreceipt") for r in qbo.emulator.requests)
+    assert any(r.path.endswith("/deposit") for r in qbo.emulator.requests)
     checked = 0
     for request in qbo.api_requests():
         if request.method != "POST" or not request.body:
@@ -149,4 +166,4 @@ async def test_every_request_validates_against_the_qbo_xsd(session, biz: Busines
         entity = {"refundreceipt": "RefundReceipt"}.get(resource, resource.capitalize())
         assert xsd.validate_request(entity, body) == [], (entity, body)
         checked += 1
-    assert checked >= 4 * 3 + 3 + 1
+    assert checked >= 4 * 3 + 3 + 1 + 1

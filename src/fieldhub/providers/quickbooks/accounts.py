@@ -50,6 +50,13 @@ MAPPING_FIELDS: tuple[MappingField, ...] = (
         "Your operating checking account, where card payouts land.",
         ("Bank",),
     ),
+    MappingField(
+        "processing_fees",
+        "Payment processing fees",
+        "The expense account for what Stripe keeps from each payout; it is booked on the payout's bank deposit.",
+        ("Expense", "Other Expense"),
+        suggest=("stripe", "processing fee", "merchant", "bank charge", "fee"),
+    ),
 )
 
 

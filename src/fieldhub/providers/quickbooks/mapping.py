@@ -5,19 +5,30 @@ fieldhub. QBO wants every sales line to name an item; lines typed in by hand use
 "Services" item (the adapter finds or creates it). A line discount has no place in QBO's US/CA line
 model, so such a line is sent with its net Amount and Qty and QBO derives the unit price; the
 invoice-level discount becomes one DiscountLineDetail line booked to the mapped Discounts account.
+
+Money that comes through a card processor (Stripe) is booked the way QuickBooks groups a payout: each
+payment lands in Undeposited Funds, a processor's refund is paid from Undeposited Funds, and the payout
+becomes one Deposit into the mapped bank account that links those payments (positive) and refund
+receipts (negative) and adds one negative line for the processing fees, so the Deposit's total is the
+payout, to the cent. The Deposit's PrivateNote names the payout: "fieldhub deposit #12 · stripe payout po_…".
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from fieldhub.core.money import to_money
+from fieldhub.core.money import ZERO, to_money
+from fieldhub.core.payments.models import DepositLineKind
 
 # The keys the field-mapping page saves in connection.settings["account_mapping"] (QBO Account Ids).
 ACCOUNT_KEYS = ("service_revenue", "product_revenue", "sales_tax_payable", "discounts", "bank_deposit")
+# Needed only to book a payout's fees: a mapping saved before this field existed still syncs the rest.
+FEES_KEY = "processing_fees"
 MARKER = "fieldhub"
+PAYOUT_NOTE = re.compile(r"\b(?P<source>[a-z_]+) payout (?P<payout>\S+)$")
 
 
 def amount(value: Decimal) -> Decimal:
@@ -175,13 +186,21 @@ def payment_body(payment: Any, refs: dict[tuple[str, int], str], deposit_to: str
 
 
 def refund_body(
-    refund: Any, invoice: Any, refs: dict[tuple[str, int], str], accounts: dict[str, str], tax: Tax, default_item: str
+    refund: Any,
+    invoice: Any,
+    refs: dict[tuple[str, int], str],
+    accounts: dict[str, str],
+    tax: Tax,
+    default_item: str,
+    refund_from: str | None = None,
 ) -> dict[str, Any]:
+    """A RefundReceipt paid from the bank account, or from `refund_from` (Undeposited Funds for a processor's
+    refund, which its payout's Deposit then takes out of Undeposited Funds as a negative line)."""
     detail: dict[str, Any] = {"ItemRef": ref(default_item), "Qty": Decimal(1), "UnitPrice": amount(refund.amount)}
     body: dict[str, Any] = {
         "CustomerRef": ref(refs[("customer", invoice.customer_id)]),
         "TxnDate": refund.refunded_on.isoformat(),
-        "DepositToAccountRef": ref(accounts["bank_deposit"]),
+        "DepositToAccountRef": ref(refund_from or accounts["bank_deposit"]),
         "Line": [
             {
                 "DetailType": "SalesItemLineDetail",
@@ -199,3 +218,51 @@ def refund_body(
     if refund.reference:
         body["PaymentRefNum"] = refund.reference[:21]
     return body
+
+
+def payout_note(deposit: Any) -> str:
+    """The Deposit's PrivateNote: where it came from, and the payout it is (a reconciliation parses PAYOUT_NOTE)."""
+    return f"{marker('deposit', deposit.id)} · {deposit.source} payout {deposit.source_id}"
+
+
+def deposit_body(deposit: Any, refs: dict[tuple[str, int], str], accounts: dict[str, str]) -> dict[str, Any]:
+    """One payout as one Deposit into the mapped bank account; its lines sum to the payout exactly.
+
+    Payments and refund receipts it carries are linked (QBO moves them out of Undeposited Funds), the
+    fees become one negative line to the processing-fees account. A movement with no fieldhub record
+    (a charge taken outside fieldhub, an adjustment) becomes a direct line that says what it is: money
+    in or out to the service revenue account, adjustments to the fees account.
+    """
+    lines: list[dict[str, Any]] = []
+    fees = ZERO
+    for line in sorted(deposit.lines, key=lambda ln: ln.position):
+        kind = DepositLineKind(line.kind)
+        if kind == DepositLineKind.FEE:
+            fees += line.amount
+        elif kind == DepositLineKind.PAYMENT and line.payment_id is not None:
+            link = {"TxnId": refs[("payment", line.payment_id)], "TxnType": "Payment", "TxnLineId": "0"}
+            lines.append({"Amount": amount(line.amount), "LinkedTxn": [link]})
+        elif kind == DepositLineKind.REFUND and line.refund_id is not None:
+            link = {"TxnId": refs[("refund", line.refund_id)], "TxnType": "RefundReceipt", "TxnLineId": "0"}
+            lines.append({"Amount": amount(line.amount), "LinkedTxn": [link]})
+        elif line.amount:
+            account = accounts[FEES_KEY] if kind == DepositLineKind.ADJUSTMENT else accounts["service_revenue"]
+            said = f"{deposit.source} {kind} {line.source_id} (no fieldhub record): {line.description}"
+            lines.append(_direct(line.amount, account, said))
+    if fees:
+        lines.append(_direct(fees, accounts[FEES_KEY], f"{deposit.source.capitalize()} processing fees"))
+    return {
+        "DepositToAccountRef": ref(accounts["bank_deposit"]),
+        "TxnDate": deposit.arrival_date.isoformat(),
+        "Line": lines,
+        "PrivateNote": payout_note(deposit),
+    }
+
+
+def _direct(value: Decimal, account: str, description: str) -> dict[str, Any]:
+    return {
+        "Amount": amount(value),
+        "DetailType": "DepositLineDetail",
+        "Description": description[:4000],
+        "DepositLineDetail": {"AccountRef": ref(account)},
+    }

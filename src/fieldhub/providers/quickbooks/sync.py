@@ -1,4 +1,4 @@
-"""QuickBooks Online export adapter: customers, items, invoices, payments, voids and refund receipts.
+"""QuickBooks Online export adapter: customers, items, invoices, payments, voids, refund receipts and deposits.
 
 Every create carries `requestid=<the ledger's idempotency key>` (QBO answers a repeat with the
 original object) and every call `minorversion=75`. Updates are sparse with the stored SyncToken; on
@@ -6,7 +6,11 @@ original object) and every call `minorversion=75`. Updates are sparse with the s
 Backfills of customers, items and invoices go through the batch endpoint, 30 per request; those
 three have a unique natural key (DisplayName, Name, DocNumber), which is how `find_existing`
 recognises a batched create whose reply was lost. Payments and refunds, which have none, always go
-one by one under their own requestid.
+one by one under their own requestid, and so do deposits (a payout's, linking its payments and refund
+receipts, which the engine syncs first).
+
+A payment or refund that went through a card processor (the engine says so in `related["processor"]`)
+stays in Undeposited Funds until its payout's Deposit moves it to the bank; see mapping.deposit_body.
 """
 
 from __future__ import annotations
@@ -27,10 +31,17 @@ from fieldhub.hub.http import DEFAULT_FIX, ProviderClient, parse_retry_after
 from fieldhub.hub.sync.adapter import PushItem, PushResult
 from fieldhub.hub.sync.models import Operation
 from fieldhub.providers.quickbooks import mapping
-from fieldhub.providers.quickbooks.mapping import ACCOUNT_KEYS, Tax
+from fieldhub.providers.quickbooks.mapping import ACCOUNT_KEYS, FEES_KEY, Tax
 
 MINOR_VERSION = "75"
-REMOTE = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment", "refund": "RefundReceipt"}
+REMOTE = {
+    "customer": "Customer",
+    "item": "Item",
+    "invoice": "Invoice",
+    "payment": "Payment",
+    "refund": "RefundReceipt",
+    "deposit": "Deposit",
+}
 BATCHED = ("customer", "item", "invoice")
 # A record found by its natural key counts as ours only if QuickBooks created it after we first sent it.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -185,6 +196,7 @@ class QuickBooksAdapter:
         self._default_item: str | None = None
         self._tax: Tax | None = None
         self._codes: list[dict[str, Any]] | None = None
+        self._undeposited: str | None = None
 
     # --- plumbing -------------------------------------------------------------------------------
     async def _call(
@@ -205,6 +217,7 @@ class QuickBooksAdapter:
             },
             # A requestid makes a create safe to repeat; updates are guarded by SyncToken.
             idempotent=True if (key or method == "GET") else None,
+            batch=path == "batch",  # also metered against batch_per_minute
         )
         reply = loads(response.content)
         found = _fault(reply)
@@ -250,6 +263,22 @@ class QuickBooksAdapter:
                 key = "fh-item-services-" + hashlib.sha256(self.realm.encode()).hexdigest()[:20]
                 self._default_item = str((await self._call("POST", "item", body, key=key))["Item"]["Id"])
         return self._default_item
+
+    async def undeposited_funds(self) -> str:
+        """The company's Undeposited Funds account (every QBO company has exactly one; its subtype says which)."""
+        if self._undeposited is None:
+            found = (await self.query("SELECT * FROM Account WHERE AccountType = 'Other Current Asset'")).get(
+                "Account", []
+            )
+            match = next((a for a in found if a.get("AccountSubType") == "UndepositedFunds"), None)
+            if match is None:
+                raise Rejected(
+                    "610",
+                    "Account not found: QuickBooks has no Undeposited Funds account",
+                    "Turn on Undeposited Funds in QuickBooks (Settings → Account and settings → Advanced), then retry.",
+                )
+            self._undeposited = str(match["Id"])
+        return self._undeposited
 
     async def tax_for(self, item: PushItem) -> Tax:
         if self.us:
@@ -306,13 +335,23 @@ class QuickBooksAdapter:
             default = await self.default_item() if any(ln.item_id is None for ln in record.lines) else ""
             return mapping.invoice_body(record, refs, self.accounts, await self.tax_for(item), default)
         if item.entity == "payment":
-            to_bank = self.settings.get("deposit_payments_to") == "bank"
+            # A processor's payment waits in Undeposited Funds (QBO's default) for its payout's Deposit.
+            to_bank = self.settings.get("deposit_payments_to") == "bank" and not item.related.get("processor")
             return mapping.payment_body(record, refs, self.accounts["bank_deposit"] if to_bank else None)
         if item.entity == "refund":
             invoice = item.related["invoice"]
+            refund_from = await self.undeposited_funds() if item.related.get("processor") else None
             return mapping.refund_body(
-                record, invoice, refs, self.accounts, await self.tax_for(item), await self.default_item()
+                record, invoice, refs, self.accounts, await self.tax_for(item), await self.default_item(), refund_from
             )
+        if item.entity == "deposit":
+            if not self.accounts.get(FEES_KEY):
+                raise Rejected(
+                    "mapping_required",
+                    "Choose the account for payment processing fees before deposits can sync",
+                    "Open QuickBooks → Field mapping, choose Payment processing fees, save, then retry.",
+                )
+            return mapping.deposit_body(record, refs, self.accounts)
         raise Rejected("unsupported", f"QuickBooks sync does not send {item.entity} records", "")
 
     # --- pushes ---------------------------------------------------------------------------------
@@ -407,14 +446,20 @@ class QuickBooksAdapter:
                     results[index] = self._result(entity, answer, "created" if op == "create" else "updated", body)
                 else:
                     results[index] = RetryLater("QuickBooks did not answer for this record in the batch")
+        throttled: RetryLater | None = None
         for index, item in enumerate(items):
             outcome = results[index]
             # Not batchable, or a stale update: one by one (push re-reads on 5010).
             if outcome is None or (isinstance(outcome, Rejected) and outcome.code == "5010"):
+                if throttled is not None:
+                    results[index] = throttled  # QuickBooks said wait (Retry-After): nothing more goes now
+                    continue
                 try:
                     results[index] = await self.push(item)
                 except (Rejected, RetryLater) as e:
                     results[index] = e
+                    if isinstance(e, RetryLater) and e.retry_after:
+                        throttled = e
         return [r for r in results if r is not None]
 
     async def find_existing(self, item: PushItem) -> PushResult | None:

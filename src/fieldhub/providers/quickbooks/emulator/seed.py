@@ -8,6 +8,16 @@ from typing import Any
 
 US_REALM = "9341453050001234"
 CA_REALM = "9341453050005678"
+# The hub's account mapping for the US company (account ids of its seeded chart, `_accounts` below): what a
+# test or benchmark saves on a connection to it, as a user would pick on the mapping page.
+US_MAPPING = {
+    "service_revenue": "1",  # Services
+    "product_revenue": "2",  # Sales of Product Income
+    "sales_tax_payable": "5",  # Texas Comptroller Payable
+    "discounts": "6",  # Discounts given
+    "bank_deposit": "4",  # Checking
+    "processing_fees": "7",  # Stripe Fees
+}
 
 
 @dataclass

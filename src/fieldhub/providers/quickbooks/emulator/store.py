@@ -320,7 +320,12 @@ class Company:
         self.objects[entity][obj["Id"]] = obj
         self.stamps[(entity, obj["Id"])] = now
         self._record(entity, obj["Id"], op, now)
-        self._settle()
+        if old is None and entity == "Invoice":
+            self._settle_new_invoice(obj)
+        elif old is None and entity == "Payment":
+            self._settle_new_payment(obj)
+        else:
+            self._settle()
         return self.objects[entity][obj["Id"]]
 
     def _record(self, entity: str, object_id: str, op: str, now: float) -> None:
@@ -776,18 +781,18 @@ class Company:
                         total += line["Amount"]
         return total
 
-    def _deposited(self) -> dict[str, str]:
-        """Payment id -> the deposit that moved it out of Undeposited Funds."""
+    def _deposited(self, kind: str = "Payment") -> dict[str, str]:
+        """Payment (or RefundReceipt) id -> the deposit that moved it out of Undeposited Funds."""
         found: dict[str, str] = {}
         for deposit in self.objects["Deposit"].values():
             for line in deposit.get("Line", []):
                 for link in line.get("LinkedTxn", []):
-                    if link.get("TxnType") == "Payment":
+                    if link.get("TxnType") == kind:
                         found[str(link.get("TxnId"))] = deposit["Id"]
         return found
 
     def _guard_deposited(self, entity: str, old: dict[str, Any]) -> None:
-        if entity == "Payment" and old["Id"] in self._deposited():
+        if entity in ("Payment", "RefundReceipt") and old["Id"] in self._deposited(entity):
             raise QBOFault(
                 "6540",
                 "Deposited Transaction cannot be changed",
@@ -857,8 +862,9 @@ class Company:
         lines = obj.get("Line")
         if not isinstance(lines, list) or not lines:
             raise required("Line")
-        deposited = self._deposited()
-        seen: set[str] = set()
+        deposited = {kind: self._deposited(kind) for kind in ("Payment", "RefundReceipt")}
+        undeposited = self.account_named("UndepositedFunds")["Id"]
+        seen: set[tuple[str, str]] = set()
         total = Decimal("0")
         for number, line in enumerate(lines, start=1):
             if "Amount" not in line:
@@ -867,22 +873,24 @@ class Company:
             links = line.get("LinkedTxn") or []
             if links:
                 for link in links:
-                    if link.get("TxnType") != "Payment":
-                        raise business(f"Only payments can be linked to a deposit here, not {link.get('TxnType')}.")
-                    payment_id = str(link.get("TxnId", ""))
-                    payment = self.get("Payment", payment_id)
-                    if payment is None:
-                        raise not_found(f"Object Not Found : Payment {payment_id} was not found.", "LinkedTxn")
-                    if _ref_value(payment["DepositToAccountRef"]) != self.account_named("UndepositedFunds")["Id"]:
-                        raise business(f"Payment {payment_id} was not received into Undeposited Funds.")
-                    other = deposited.get(payment_id)
-                    if (other and other != obj["Id"]) or payment_id in seen:
-                        raise business(f"Payment {payment_id} has already been deposited.")
-                    if line["Amount"] != payment["TotalAmt"]:
-                        raise business(
-                            f"The deposit line for payment {payment_id} must be its full amount {payment['TotalAmt']}."
-                        )
-                    seen.add(payment_id)
+                    # What funds (a payment) or draws on (a refund receipt) Undeposited Funds can be deposited;
+                    # a refund receipt counts negative, as on QBO's Bank Deposit screen.
+                    kind = link.get("TxnType")
+                    if kind not in ("Payment", "RefundReceipt"):
+                        raise business(f"Only payments and refund receipts can be linked to a deposit, not {kind}.")
+                    txn_id = str(link.get("TxnId", ""))
+                    txn = self.get(kind, txn_id)
+                    if txn is None:
+                        raise not_found(f"Object Not Found : {kind} {txn_id} was not found.", "LinkedTxn")
+                    if _ref_value(txn["DepositToAccountRef"]) != undeposited:
+                        raise business(f"{kind} {txn_id} was not recorded in Undeposited Funds.")
+                    other = deposited[kind].get(txn_id)
+                    if (other and other != obj["Id"]) or (kind, txn_id) in seen:
+                        raise business(f"{kind} {txn_id} has already been deposited.")
+                    full = txn["TotalAmt"] if kind == "Payment" else -txn["TotalAmt"]
+                    if line["Amount"] != full:
+                        raise business(f"The deposit line for {kind} {txn_id} must be its full amount {full}.")
+                    seen.add((kind, txn_id))
                     link.setdefault("TxnLineId", "0")
             else:
                 detail = line.get("DepositLineDetail")
@@ -922,17 +930,66 @@ class Company:
                 payment["UnappliedAmt"] = payment["TotalAmt"] - sum((line["Amount"] for line in kept), Decimal("0"))
                 self._touch("Payment", payment)
 
+    def _settle_new_invoice(self, invoice: dict[str, Any]) -> None:
+        """`_settle` after creating an invoice, in O(1): no payment can link to a new id yet."""
+        balance = invoice["TotalAmt"]
+        if balance != invoice.get("Balance") or invoice.get("LinkedTxn", []) != []:
+            invoice["Balance"] = balance
+            invoice["LinkedTxn"] = []
+            self._touch("Invoice", invoice)
+        self._add_to_customer(_ref_value(invoice.get("CustomerRef")), balance)
+
+    def _settle_new_payment(self, payment: dict[str, Any]) -> None:
+        """`_settle` after creating a payment, in O(its lines): only the invoices it pays change.
+
+        Every write settles, so the balances it starts from are the full recomputation's; a store of
+        thousands of invoices (the backfill benchmarks) would otherwise rescan them all on every payment.
+        """
+        applied: dict[str, Decimal] = {}
+        linking: list[str] = []
+        for line in payment.get("Line", []):
+            for link in line.get("LinkedTxn", []):
+                if link.get("TxnType") == "Invoice":
+                    invoice_id = str(link.get("TxnId"))
+                    applied[invoice_id] = applied.get(invoice_id, Decimal("0")) + line["Amount"]
+                    if line["Amount"]:
+                        linking.append(invoice_id)
+        for invoice_id, amount in applied.items():
+            invoice = self.objects["Invoice"].get(invoice_id)
+            if invoice is None:
+                continue
+            balance = invoice.get("Balance", invoice["TotalAmt"]) - amount
+            linked = list(invoice.get("LinkedTxn", []))
+            if invoice_id in linking and {"TxnId": payment["Id"], "TxnType": "Payment"} not in linked:
+                linked.append({"TxnId": payment["Id"], "TxnType": "Payment"})
+            if balance != invoice.get("Balance") or linked != invoice.get("LinkedTxn", []):
+                invoice["Balance"] = balance
+                invoice["LinkedTxn"] = linked
+                self._touch("Invoice", invoice)
+            self._add_to_customer(_ref_value(invoice.get("CustomerRef")), -amount)
+
+    def _add_to_customer(self, customer_id: str, amount: Decimal) -> None:
+        customer = self.objects["Customer"].get(customer_id)
+        if customer is not None:
+            balance = customer.get("Balance", Decimal("0")) + amount
+            customer["Balance"] = balance
+            customer["BalanceWithJobs"] = balance
+
     def _settle(self) -> None:
         """Derived fields after any write: invoice balances and links, customer balances."""
         links: dict[str, list[str]] = {}
+        applied: dict[str, Decimal] = {}
         for payment in self.objects["Payment"].values():
             for line in payment.get("Line", []):
                 for link in line.get("LinkedTxn", []):
-                    if link.get("TxnType") == "Invoice" and line["Amount"]:  # a voided payment links nothing
-                        links.setdefault(str(link.get("TxnId")), []).append(payment["Id"])
+                    if link.get("TxnType") == "Invoice":
+                        invoice_id = str(link.get("TxnId"))
+                        applied[invoice_id] = applied.get(invoice_id, Decimal("0")) + line["Amount"]
+                        if line["Amount"]:  # a voided payment links nothing
+                            links.setdefault(invoice_id, []).append(payment["Id"])
         open_by_customer: dict[str, Decimal] = {}
         for invoice in self.objects["Invoice"].values():
-            balance = invoice["TotalAmt"] - self._applied_to(invoice["Id"])
+            balance = invoice["TotalAmt"] - applied.get(invoice["Id"], Decimal("0"))
             linked = [{"TxnId": pid, "TxnType": "Payment"} for pid in dict.fromkeys(links.get(invoice["Id"], []))]
             if balance != invoice.get("Balance") or linked != invoice.get("LinkedTxn", []):
                 invoice["Balance"] = balance

@@ -1,0 +1,251 @@
+"""The guided parts of the QuickBooks setup: the $1 test sync, fixing a customer name conflict, and the backfill.
+
+Pages live under the connection's own path (/settings/integrations/quickbooks/{connection_id}/…), next to
+the dashboard, history and mapping pages of web/routes/sync_pages.py; main.route_modules() includes this
+router and the templates are this folder's templates/ ("quickbooks/<page>.html").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from fieldhub.hub.connections.models import Connection
+from fieldhub.hub.errors import ProviderError
+from fieldhub.hub.oauth.env import env_for
+from fieldhub.hub.spec import ProviderSpec
+from fieldhub.providers.quickbooks import backfill, conflicts, testsync
+from fieldhub.web.deps import AdminCtx
+from fieldhub.web.routes.sync_pages import _connection
+from fieldhub.web.templating import render
+
+KEY = "quickbooks"
+router = APIRouter(prefix=f"/settings/integrations/{KEY}/{{connection_id}}")
+
+
+async def _qbo(ctx: AdminCtx, connection_id: int) -> tuple[ProviderSpec, Connection]:
+    spec, conn = await _connection(ctx, KEY, connection_id)
+    if conn.provider != KEY:
+        raise HTTPException(404, "That connection was not found.")
+    return spec, conn
+
+
+def _base(conn: Connection) -> str:
+    return f"/settings/integrations/{KEY}/{conn.id}"
+
+
+# ----------------------------------------------------------------------------- the $1 test sync
+
+
+def _test_page(
+    request: Request,
+    spec: ProviderSpec,
+    conn: Connection,
+    *,
+    checks: list[dict[str, Any]] | None = None,
+    error: str = "",
+    link: str = "",
+    link_text: str = "",
+    done: list[str] | None = None,
+    amount: str = "1.00",
+    status: int = 200,
+) -> Response:
+    state = testsync.test_state(conn)
+    shown = checks if checks is not None else list(state.get("checks") or [])
+    return render(
+        request,
+        "quickbooks/test_sync.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "base": _base(conn),
+            "back": f"/settings/integrations/{KEY}",
+            "checks": shown,
+            "all_ok": bool(shown) and all(c["ok"] for c in shown),
+            "has_records": bool(state.get("customer_id")),
+            "error": error,
+            "link": link,
+            "link_text": link_text,
+            "done": done or [],
+            "amount": amount,
+            "test_name": testsync.TEST_NAME,
+        },
+        status,
+    )
+
+
+@router.get("/test-sync")
+async def test_sync_page(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    return _test_page(request, spec, conn)
+
+
+@router.post("/test-sync")
+async def run_test_sync(request: Request, ctx: AdminCtx, connection_id: int, amount: str = Form("1.00")) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    try:
+        checks = await testsync.run_test_sync(env_for(request.app), ctx.db, ctx.tenant_id, conn, amount)
+    except testsync.TestSyncRefused as e:
+        return _test_page(
+            request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, amount=amount, status=400
+        )
+    except ProviderError as e:
+        return _test_page(request, spec, conn, error=f"QuickBooks did not answer the check: {e}", status=502)
+    await ctx.db.refresh(conn)
+    return _test_page(request, spec, conn, checks=[c.__dict__ for c in checks])
+
+
+@router.post("/test-sync/delete")
+async def delete_test_records(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    try:
+        done = await testsync.delete_test_records(env_for(request.app), ctx.db, ctx.tenant_id, conn)
+    except testsync.TestSyncRefused as e:
+        return _test_page(request, spec, conn, error=e.message, status=409)
+    except ProviderError as e:
+        return _test_page(request, spec, conn, error=f"QuickBooks did not answer: {e}", status=502)
+    return _test_page(request, spec, conn, checks=[], done=done)
+
+
+# ----------------------------------------------------------------------------- customer name conflicts
+
+
+async def _resolve_page(
+    request: Request,
+    ctx: AdminCtx,
+    spec: ProviderSpec,
+    conn: Connection,
+    ledger_id: int,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    try:
+        conflict = await conflicts.describe(env_for(request.app), ctx.db, conn, ledger_id)
+    except conflicts.ConflictError as e:
+        raise HTTPException(404, str(e)) from None
+    except ProviderError as e:
+        return render(
+            request,
+            "sync/notice.html",
+            {
+                "message": f"QuickBooks did not answer: {e}",
+                "tone": "error",
+                "back": f"/settings/integrations/{KEY}",
+                "spec": spec,
+            },
+            502,
+        )
+    return render(
+        request,
+        "quickbooks/resolve.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "c": conflict,
+            "error": error,
+            "base": _base(conn),
+            "back": f"/settings/integrations/{KEY}",
+        },
+        status,
+    )
+
+
+@router.get("/records/{ledger_id}/resolve")
+async def resolve_page(request: Request, ctx: AdminCtx, connection_id: int, ledger_id: int) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    return await _resolve_page(request, ctx, spec, conn, ledger_id)
+
+
+@router.post("/records/{ledger_id}/rename")
+async def rename(
+    request: Request, ctx: AdminCtx, connection_id: int, ledger_id: int, display_name: str = Form("")
+) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    try:
+        await conflicts.use_name(env_for(request.app), ctx.db, conn, ledger_id, display_name)
+    except conflicts.ConflictError as e:
+        return await _resolve_page(request, ctx, spec, conn, ledger_id, str(e), 400)
+    return _redirect(f"{_base(conn)}/records?state=failed")
+
+
+@router.post("/records/{ledger_id}/link")
+async def link(
+    request: Request, ctx: AdminCtx, connection_id: int, ledger_id: int, remote_id: str = Form("")
+) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    try:
+        await conflicts.link(env_for(request.app), ctx.db, conn, ledger_id, remote_id)
+    except conflicts.ConflictError as e:
+        return await _resolve_page(request, ctx, spec, conn, ledger_id, str(e), 400)
+    return _redirect(f"{_base(conn)}/records?state=failed")
+
+
+# ----------------------------------------------------------------------------- backfill after first connect
+
+
+def _backfill_page(
+    request: Request,
+    spec: ProviderSpec,
+    conn: Connection,
+    *,
+    plan: backfill.Plan | None = None,
+    result: backfill.Result | None = None,
+    transactions: bool = False,
+    error: str = "",
+    link: str = "",
+    link_text: str = "",
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "quickbooks/backfill.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "plan": plan,
+            "counts": plan.counts() if plan else None,
+            "result": result,
+            "transactions": transactions,
+            "error": error,
+            "link": link,
+            "link_text": link_text,
+            "base": _base(conn),
+            "back": f"/settings/integrations/{KEY}",
+        },
+        status,
+    )
+
+
+@router.get("/backfill")
+async def backfill_page(request: Request, ctx: AdminCtx, connection_id: int, transactions: str = "") -> Response:
+    """The dry run: what would match, be created here, be created in QuickBooks, or collide. Changes nothing."""
+    spec, conn = await _qbo(ctx, connection_id)
+    include = transactions in ("on", "1", "yes", "true")
+    try:
+        plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
+    except backfill.BackfillRefused as e:
+        return _backfill_page(request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, status=409)
+    except ProviderError as e:
+        return _backfill_page(request, spec, conn, error=f"QuickBooks did not answer: {e}", status=502)
+    return _backfill_page(request, spec, conn, plan=plan, transactions=include)
+
+
+@router.post("/backfill")
+async def start_backfill(request: Request, ctx: AdminCtx, connection_id: int, transactions: str = Form("")) -> Response:
+    spec, conn = await _qbo(ctx, connection_id)
+    include = transactions in ("on", "1", "yes", "true")
+    try:
+        result = await backfill.start(env_for(request.app), ctx.db, conn, include_transactions=include)
+    except backfill.BackfillRefused as e:
+        return _backfill_page(request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, status=409)
+    except ProviderError as e:
+        return _backfill_page(request, spec, conn, error=f"QuickBooks did not answer: {e}", status=502)
+    spec, conn = await _qbo(ctx, connection_id)
+    plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
+    return _backfill_page(request, spec, conn, plan=plan, result=result, transactions=include)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
