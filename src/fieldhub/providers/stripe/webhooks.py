@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from fieldhub.core.errors import ValidationFailed
 from fieldhub.core.invoices import service as invoices
-from fieldhub.core.invoices.models import Invoice
+from fieldhub.core.invoices.models import Invoice, InvoiceStatus
 from fieldhub.core.money import format_money
 from fieldhub.core.payments import deposits
 from fieldhub.core.payments.models import DepositLineKind, Payment, PaymentMethod, PaymentStatus
@@ -26,6 +27,7 @@ from fieldhub.db import utcnow
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.connections.models import ConnectionStatus
 from fieldhub.hub.notify import notify
+from fieldhub.hub.notify.models import Notification
 from fieldhub.hub.webhooks.inbox import InboundEvent, WebhookContext
 from fieldhub.log import get_logger
 from fieldhub.providers.stripe import actions
@@ -122,6 +124,61 @@ async def _tell(ctx: WebhookContext, kind: str, title: str, body: str, link: str
     await notify(ctx.session, ctx.tenant_id, kind, title, body, link=link)
 
 
+async def _tell_once(ctx: WebhookContext, kind: str, about: str, title: str, body: str, link: str = "") -> None:
+    """Notify unless this kind of notice about `about` (a Stripe id named in the body) was already given.
+
+    Several events report one outcome (`checkout.session.completed` and `…async_payment_succeeded`, a
+    redelivery under a new event id): the owner hears about it once.
+    """
+    assert ctx.tenant_id is not None
+    told = await ctx.session.scalar(
+        select(Notification.id).where(
+            Notification.tenant_id == ctx.tenant_id,
+            Notification.kind == kind,
+            Notification.body.contains(about, autoescape=True),
+        )
+    )
+    if told is None:
+        await _tell(ctx, kind, title, body, link)
+
+
+async def _unapplied(ctx: WebhookContext, invoice: Invoice, amount: Decimal, intent: str, why: str) -> None:
+    """Money moved at Stripe that the invoice can't take (paid another way meanwhile, voided): say so once, plainly."""
+    await _tell_once(
+        ctx,
+        "payment.unapplied",
+        intent,
+        f"A Stripe payment for {invoice.number} could not be applied",
+        f"{format_money(amount)} was paid online (Stripe payment {intent}), but {why} "
+        "It is not recorded against the invoice and is not sent to your accounting. "
+        "If the customer paid twice, refund it in your Stripe Dashboard; fieldhub records the refund when Stripe "
+        "reports it.",
+        link=f"/invoices/{invoice.id}",
+    )
+
+
+async def _settle_succeeded(ctx: WebhookContext, payment: Payment) -> bool:
+    """A pending payment's money arrived: count it, or, when the invoice can no longer take it, tell the owner."""
+    try:
+        await invoices.settle_payment(ctx.session, payment.tenant_id, payment.id, PaymentStatus.SUCCEEDED)
+    except ValidationFailed as e:
+        # Refused for good (the invoice was paid another way or voided while the bank debit settled): retrying
+        # can't change that, so the event is done; the payment stays pending, out of the books.
+        invoice = await ctx.session.get(Invoice, payment.invoice_id)
+        assert invoice is not None
+        reason = _why(invoice, e)
+        await _unapplied(ctx, invoice, payment.amount, payment.reference, reason)
+    return True
+
+
+def _why(invoice: Invoice, error: ValidationFailed) -> str:
+    if invoice.status == InvoiceStatus.PAID:
+        return f"{invoice.number} had already been paid in full another way by the time the bank transfer cleared."
+    if invoice.status == InvoiceStatus.VOID:
+        return f"{invoice.number} was voided before the payment cleared."
+    return "; ".join(error.errors.values())
+
+
 # ---------------------------------------------------------------- checkout: payments
 
 
@@ -146,14 +203,8 @@ async def _record(
             payment = await invoices.record_payment(ctx.session, invoice.tenant_id, invoice.id, values)
     except ValidationFailed as e:
         # Money moved at Stripe but the invoice can't take it (paid another way meanwhile, voided): say so, don't retry.
-        await _tell(
-            ctx,
-            "payment.unapplied",
-            f"A Stripe payment for {invoice.number} could not be applied",
-            f"{format_money(values['amount'])} was paid online, but {'; '.join(e.errors.values())} "
-            "Check the invoice and refund the customer in Stripe if needed.",
-            link=f"/invoices/{invoice.id}",
-        )
+        if not pending:
+            await _unapplied(ctx, invoice, values["amount"], str(intent), _why(invoice, e))
         return None
     await ctx.add_link("payment_intent", str(intent), "payment", payment.id)
     return payment
@@ -166,8 +217,7 @@ async def checkout_completed(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
     paid = obj.get("payment_status") == "paid"
     if existing is not None:
         if paid and existing.status == PaymentStatus.PENDING:
-            await invoices.settle_payment(ctx.session, existing.tenant_id, existing.id, PaymentStatus.SUCCEEDED)
-            return True
+            return await _settle_succeeded(ctx, existing)
         return False  # already recorded (a duplicate, or a later event got here first)
     # Card money is known at once; a bank debit completes `unpaid` and settles days later.
     method = PaymentMethod.CARD if paid else PaymentMethod.ACH
@@ -179,8 +229,7 @@ async def async_succeeded(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
     if existing is None:
         return await _record(ctx, obj, pending=False, method=PaymentMethod.ACH) is not None
     if existing.status == PaymentStatus.PENDING:
-        await invoices.settle_payment(ctx.session, existing.tenant_id, existing.id, PaymentStatus.SUCCEEDED)
-        return True
+        return await _settle_succeeded(ctx, existing)
     return False
 
 
@@ -229,8 +278,10 @@ async def _refund(ctx: WebhookContext, refund: dict[str, Any]) -> bool:
     if await ctx.link("refund", refund_id) is not None:
         return False
     payment = await _payment_for_intent(ctx, refund.get("payment_intent"))
-    if payment is None:
-        return False  # a refund of a charge that never became a payment here
+    if payment is None or payment.status != PaymentStatus.SUCCEEDED:
+        # A refund of a charge that never counted here (never recorded, or one the invoice could not take):
+        # nothing on the invoice to reverse. Its payout carries it as money out without a fieldhub refund.
+        return False
     record = await invoices.refund_payment(
         ctx.session,
         payment.tenant_id,
@@ -279,16 +330,22 @@ async def dispute_created(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
 
 
 async def payout_failed(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
+    assert ctx.tenant_id is not None
     amount = format_money(actions.from_minor(obj.get("amount") or 0))
     code = str(obj.get("failure_code") or "unknown").replace("_", " ")
-    await _tell(
-        ctx,
-        "payout.failed",
-        "A Stripe payout to your bank failed",
+    body = (
         f"The {amount} payout could not be sent ({code}). The money is back in your Stripe balance; "
-        "check the bank account in Stripe.",
-        link=connections.settings_link(KEY),
+        "check the bank account in Stripe."
     )
+    # Stripe may report a payout paid and only later failed: its deposit is already on record (and in the books).
+    recorded = await deposits.find_deposit(ctx.session, ctx.tenant_id, KEY, str(obj.get("id") or ""))
+    if recorded is not None:
+        body += (
+            f" fieldhub had already recorded it as a bank deposit on {recorded.arrival_date:%b %-d, %Y}; if it was "
+            f"sent to your accounting, delete that deposit there (its memo names payout {recorded.source_id}) so "
+            "your bank balance matches."
+        )
+    await _tell(ctx, "payout.failed", "A Stripe payout to your bank failed", body, link=connections.settings_link(KEY))
     return True
 
 
@@ -313,11 +370,14 @@ async def payout_paid(ctx: WebhookContext, obj: dict[str, Any]) -> bool:
         gross = actions.from_minor(txn["amount"])
         if txn.get("type") in ("charge", "payment"):
             payment = await _payment_for_intent(ctx, source.get("payment_intent"))
+            # Only money that counts on an invoice is linked (and so reaches the books as that payment); a
+            # charge the invoice could not take is carried as what it is: money in without a fieldhub payment.
+            counted = payment is not None and payment.status == PaymentStatus.SUCCEEDED
             lines.append(
                 deposits.DepositLineIn(
                     DepositLineKind.PAYMENT,
                     gross,
-                    payment_id=payment.id if payment else None,
+                    payment_id=payment.id if counted and payment else None,
                     source_id=txn["id"],
                     description=str(txn.get("description") or source.get("description") or "Card or bank payment"),
                 )

@@ -1,7 +1,6 @@
-"""Google Calendar's stand-in: Google's OAuth (PKCE, refresh tokens that never rotate), userinfo, calendar list.
+"""Google Calendar's stand-in: Google's OAuth and userinfo (hub/emulator/google.py) and the calendar list.
 
-Paths are Google's own: authorize /o/oauth2/v2/auth (accounts.google.com), token /token and revoke
-/revoke (oauth2.googleapis.com), /v1/userinfo (openidconnect.googleapis.com), /calendar/v3/...
+Paths are Google's own: /calendar/v3/users/me/calendarList (www.googleapis.com).
 """
 
 from __future__ import annotations
@@ -9,53 +8,25 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
-
-USERS = [
-    Account("108234567890123456789", "Dana Rivera", "dana@riverside-hvac.example"),
-    Account("108234567890123456790", "Sam Okafor", "sam@northside-electric.example"),
-]
+from fieldhub.hub.emulator import Account, EmulatorConfig
+from fieldhub.hub.emulator.google import GoogleEmulator
 
 
-class GoogleCalendarEmulator(Emulator):
+class GoogleCalendarEmulator(GoogleEmulator):
     key = "google_calendar"
+    users = [
+        Account("108234567890123456789", "Dana Rivera", "dana@riverside-hvac.example"),
+        Account("108234567890123456790", "Sam Okafor", "sam@northside-electric.example"),
+    ]
 
     def __init__(self, config: EmulatorConfig) -> None:
-        super().__init__(clock=Clock(config.time_scale), seed=config.seed)
-        rules = OAuthRules.for_config(
-            config,
-            access_lifetime=3599,
-            rotation="none",
-            pkce=True,
-            token_extra=lambda account: {"token_type": "Bearer"},
-        )
-        self.oauth = OAuthServer(
-            self,
-            rules,
-            list(USERS),
-            title="Google",
-            brand_color="#4285F4",
-            authorize_path="/o/oauth2/v2/auth",
-            token_path="/token",
-            revoke_path="/revoke",
-        )
-        self.app.add_api_route("/v1/userinfo", self.userinfo, methods=["GET"])
+        super().__init__(config)
         self.app.add_api_route("/calendar/v3/users/me/calendarList", self.calendar_list, methods=["GET"])
-
-    def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        reason = {401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED"}.get(status, "INTERNAL")
-        return JSONResponse({"error": {"code": status, "message": message, "status": reason}}, status_code=status)
-
-    async def userinfo(self, request: Request) -> JSONResponse:
-        account = self.oauth.authenticate(request)
-        if account is None:
-            return self.error_response(401, "Request had invalid authentication credentials.")
-        return JSONResponse({"sub": account.id, "name": account.name, "email": account.email, "email_verified": True})
 
     async def calendar_list(self, request: Request) -> JSONResponse:
         account = self.oauth.authenticate(request)
         if account is None:
-            return self.error_response(401, "Request had invalid authentication credentials.")
+            return self.unauthenticated()
         primary = {"kind": "calendar#calendarListEntry", "id": account.email, "summary": account.email, "primary": True}
         return JSONResponse({"kind": "calendar#calendarList", "items": [primary]})
 
