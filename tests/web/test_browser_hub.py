@@ -6,34 +6,16 @@ through Playwright (Playwright's own browser download is not used). Screenshots 
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
-import uvicorn
-from tests.conftest import PASSWORD, TEST_KEYS, make_business
-
-from fieldhub.db import make_engine, make_sessionmaker
-from fieldhub.main import create_app
-from fieldhub.models import metadata
-from fieldhub.settings import VAR, Settings
+from tests.conftest import make_business
+from tests.web import browser
+from tests.web.browser import SHOTS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = VAR / "screenshots"
 SEED_ORDER = [
     "Thumbtack",
     "QuickBooks",
@@ -46,61 +28,26 @@ SEED_ORDER = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _prepare(url: str) -> dict[str, str]:
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    async with make_sessionmaker(engine)() as session:
-        biz = await make_business(session, "browser")
-        emails = {"owner": biz.owner.email, "tech": biz.tech.email, "dispatcher": biz.dispatcher.email}
-    await engine.dispose()
-    return emails
+async def _prepare(session: Any) -> dict[str, str]:
+    biz = await make_business(session, "browser")
+    return {"owner": biz.owner.email, "tech": biz.tech.email, "dispatcher": biz.dispatcher.email}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (run `make chromium`)")
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('browser') / 'hub.db'}"
-    emails = asyncio.run(_prepare(url))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(mode="test", database_url=url, encryption_keys=TEST_KEYS, public_url=base)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield base, emails
-    server.should_exit = True
-    thread.join(10)
+    with browser.serve_hub(tmp_path_factory.mktemp("browser"), _prepare) as (base, emails, _):
+        yield base, emails
 
 
 @pytest.fixture(scope="module")
 def chromium(served):  # noqa: ANN001, ANN201 - playwright types
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with browser.chromium() as launched:
+        yield launched
 
 
-def _login(browser, base: str, email: str, width: int, next_url: str):  # noqa: ANN001, ANN202
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{base}/login?next={next_url}")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+def _login(chromium, base: str, email: str, width: int, next_url: str):  # noqa: ANN001, ANN202
+    context = chromium.new_context(viewport={"width": width, "height": 900})
+    page = browser.login(context, base, email, next_url)
     page.wait_for_load_state("networkidle")
     return page
 

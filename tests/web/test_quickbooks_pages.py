@@ -14,14 +14,7 @@ from fieldhub.core.customers.models import Customer
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun
-
-MAPPING = {
-    "service_revenue": "1",
-    "product_revenue": "2",
-    "sales_tax_payable": "5",
-    "discounts": "6",
-    "bank_deposit": "4",
-}
+from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING as MAPPING
 
 
 async def _connect(owner, session) -> Connection:

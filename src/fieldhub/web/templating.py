@@ -11,12 +11,28 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from fieldhub.core.money import format_money
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
+PROVIDERS = Path(__file__).parent.parent / "providers"
 templates = Jinja2Templates(directory=str(TEMPLATES))
+# A provider's own pages keep their templates in its folder: "<key>/page.html" is
+# providers/<key>/templates/page.html, so nothing about one provider lives in shared templates.
+templates.env.loader = ChoiceLoader(
+    [
+        FileSystemLoader(str(TEMPLATES)),
+        PrefixLoader(
+            {
+                folder.name: FileSystemLoader(str(folder / "templates"))
+                for folder in sorted(PROVIDERS.iterdir())
+                if (folder / "templates").is_dir()
+            }
+        ),
+    ]
+)
 
 
 def _money(value: Decimal | None, currency: str = "USD") -> str:

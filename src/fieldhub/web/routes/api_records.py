@@ -7,11 +7,9 @@ Bearer personal token (ApiCtx). Money is a string ("12.50"), never a float, in a
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, ConfigDict, PlainSerializer, create_model
 
 from fieldhub.core.customers import service as customers
 from fieldhub.core.customers.schemas import CustomerIn
@@ -19,57 +17,18 @@ from fieldhub.core.invoices import service as invoices
 from fieldhub.core.invoices.schemas import InvoiceIn, PaymentIn, RefundIn
 from fieldhub.core.items import service as items
 from fieldhub.core.items.schemas import ItemIn, TaxRateIn
-from fieldhub.core.paging import Page
 from fieldhub.core.payments import service as payments
+from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out, partial
 from fieldhub.web.deps import ApiCtx
 from fieldhub.web.errors import ApiRoute
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["records"])
 
-T = TypeVar("T")
-# Decimal as a JSON string, documented as one in OpenAPI.
-Amount = Annotated[Decimal, PlainSerializer(lambda v: str(v), return_type=str, when_used="json")]
-PerPage = Annotated[int, Query(ge=1, le=200)]
 
-
-def _partial(model: type[BaseModel]) -> type[BaseModel]:
-    """The same fields, all optional: PATCH sends only what changes (the service validates the result whole)."""
-    fields: dict[str, Any] = {
-        name: (Annotated[(info.annotation | None), *info.metadata] if info.metadata else info.annotation | None, None)  # type: ignore[operator]
-        for name, info in model.model_fields.items()
-        if name != "status"
-    }
-    return create_model(f"{model.__name__.removesuffix('In')}Patch", __config__=ConfigDict(extra="ignore"), **fields)
-
-
-CustomerPatch = _partial(CustomerIn)
-ItemPatch = _partial(ItemIn)
-TaxRatePatch = _partial(TaxRateIn)
-InvoicePatch = _partial(InvoiceIn)
-
-
-def _given(body: BaseModel) -> dict[str, Any]:
-    return body.model_dump(exclude_unset=True)
-
-
-class Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class ListOut(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    per_page: int
-
-
-def _page(page: Page[Any], out: type[Out]) -> dict[str, Any]:
-    return {
-        "items": [out.model_validate(row) for row in page.items],
-        "total": page.total,
-        "page": page.page,
-        "per_page": page.per_page,
-    }
+CustomerPatch = partial(CustomerIn)
+ItemPatch = partial(ItemIn)
+TaxRatePatch = partial(TaxRateIn)
+InvoicePatch = partial(InvoiceIn)
 
 
 class CustomerOut(Out):
@@ -184,7 +143,7 @@ class RefundOut(Out):
 async def api_customers(
     ctx: ApiCtx, q: str = "", active: bool | None = None, page: int = 1, per_page: PerPage = 25
 ) -> Any:
-    return _page(
+    return page_out(
         await customers.list_customers(ctx.db, ctx.tenant_id, q=q, active=active, page=page, per_page=per_page),
         CustomerOut,
     )
@@ -192,7 +151,7 @@ async def api_customers(
 
 @router.post("/customers", response_model=CustomerOut, status_code=201)
 async def api_customer_create(ctx: ApiCtx, body: CustomerIn) -> Any:
-    return await customers.create_customer(ctx.db, ctx.tenant_id, _given(body))
+    return await customers.create_customer(ctx.db, ctx.tenant_id, given(body))
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
@@ -202,7 +161,7 @@ async def api_customer(ctx: ApiCtx, customer_id: int) -> Any:
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut)
 async def api_customer_update(ctx: ApiCtx, customer_id: int, body: Annotated[CustomerPatch, Body()]) -> Any:  # type: ignore[valid-type]
-    return await customers.update_customer(ctx.db, ctx.tenant_id, customer_id, _given(body))
+    return await customers.update_customer(ctx.db, ctx.tenant_id, customer_id, given(body))
 
 
 # ---------------------------------------------------------------- items and tax rates
@@ -210,14 +169,14 @@ async def api_customer_update(ctx: ApiCtx, customer_id: int, body: Annotated[Cus
 
 @router.get("/items", response_model=ListOut[ItemOut])
 async def api_items(ctx: ApiCtx, q: str = "", active: bool | None = None, page: int = 1, per_page: PerPage = 25) -> Any:
-    return _page(
+    return page_out(
         await items.list_items(ctx.db, ctx.tenant_id, q=q, active=active, page=page, per_page=per_page), ItemOut
     )
 
 
 @router.post("/items", response_model=ItemOut, status_code=201)
 async def api_item_create(ctx: ApiCtx, body: ItemIn) -> Any:
-    return await items.create_item(ctx.db, ctx.tenant_id, _given(body))
+    return await items.create_item(ctx.db, ctx.tenant_id, given(body))
 
 
 @router.get("/items/{item_id}", response_model=ItemOut)
@@ -227,19 +186,19 @@ async def api_item(ctx: ApiCtx, item_id: int) -> Any:
 
 @router.patch("/items/{item_id}", response_model=ItemOut)
 async def api_item_update(ctx: ApiCtx, item_id: int, body: Annotated[ItemPatch, Body()]) -> Any:  # type: ignore[valid-type]
-    return await items.update_item(ctx.db, ctx.tenant_id, item_id, _given(body))
+    return await items.update_item(ctx.db, ctx.tenant_id, item_id, given(body))
 
 
 @router.get("/tax-rates", response_model=ListOut[TaxRateOut])
 async def api_tax_rates(ctx: ApiCtx, active: bool | None = None, page: int = 1, per_page: PerPage = 100) -> Any:
-    return _page(
+    return page_out(
         await items.list_tax_rates(ctx.db, ctx.tenant_id, active=active, page=page, per_page=per_page), TaxRateOut
     )
 
 
 @router.post("/tax-rates", response_model=TaxRateOut, status_code=201)
 async def api_tax_rate_create(ctx: ApiCtx, body: TaxRateIn) -> Any:
-    return await items.create_tax_rate(ctx.db, ctx.tenant_id, _given(body))
+    return await items.create_tax_rate(ctx.db, ctx.tenant_id, given(body))
 
 
 @router.get("/tax-rates/{tax_rate_id}", response_model=TaxRateOut)
@@ -249,7 +208,7 @@ async def api_tax_rate(ctx: ApiCtx, tax_rate_id: int) -> Any:
 
 @router.patch("/tax-rates/{tax_rate_id}", response_model=TaxRateOut)
 async def api_tax_rate_update(ctx: ApiCtx, tax_rate_id: int, body: Annotated[TaxRatePatch, Body()]) -> Any:  # type: ignore[valid-type]
-    return await items.update_tax_rate(ctx.db, ctx.tenant_id, tax_rate_id, _given(body))
+    return await items.update_tax_rate(ctx.db, ctx.tenant_id, tax_rate_id, given(body))
 
 
 # ---------------------------------------------------------------- invoices
@@ -267,12 +226,12 @@ async def api_invoices(
     result = await invoices.list_invoices(
         ctx.db, ctx.tenant_id, q=q, status=status, customer_id=customer_id, page=page, per_page=per_page
     )
-    return _page(result, InvoiceOut)
+    return page_out(result, InvoiceOut)
 
 
 @router.post("/invoices", response_model=InvoiceOut, status_code=201)
 async def api_invoice_create(ctx: ApiCtx, body: InvoiceIn) -> Any:
-    return await invoices.create_invoice(ctx.db, ctx.tenant_id, _given(body))
+    return await invoices.create_invoice(ctx.db, ctx.tenant_id, given(body))
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
@@ -282,7 +241,7 @@ async def api_invoice(ctx: ApiCtx, invoice_id: int) -> Any:
 
 @router.patch("/invoices/{invoice_id}", response_model=InvoiceOut)
 async def api_invoice_update(ctx: ApiCtx, invoice_id: int, body: Annotated[InvoicePatch, Body()]) -> Any:  # type: ignore[valid-type]
-    return await invoices.update_invoice(ctx.db, ctx.tenant_id, invoice_id, _given(body))
+    return await invoices.update_invoice(ctx.db, ctx.tenant_id, invoice_id, given(body))
 
 
 @router.post("/invoices/{invoice_id}/send", response_model=InvoiceOut)
@@ -303,7 +262,7 @@ async def api_invoice_payments(ctx: ApiCtx, invoice_id: int) -> Any:
 
 @router.post("/invoices/{invoice_id}/payments", response_model=PaymentOut, status_code=201)
 async def api_invoice_pay(ctx: ApiCtx, invoice_id: int, body: PaymentIn) -> Any:
-    return await invoices.record_payment(ctx.db, ctx.tenant_id, invoice_id, _given(body))
+    return await invoices.record_payment(ctx.db, ctx.tenant_id, invoice_id, given(body))
 
 
 # ---------------------------------------------------------------- payments and refunds
@@ -312,7 +271,7 @@ async def api_invoice_pay(ctx: ApiCtx, invoice_id: int, body: PaymentIn) -> Any:
 @router.get("/payments", response_model=ListOut[PaymentOut])
 async def api_payments(ctx: ApiCtx, invoice_id: int | None = None, page: int = 1, per_page: PerPage = 25) -> Any:
     result = await payments.list_payments(ctx.db, ctx.tenant_id, invoice_id=invoice_id, page=page, per_page=per_page)
-    return _page(result, PaymentOut)
+    return page_out(result, PaymentOut)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut)
@@ -322,7 +281,7 @@ async def api_payment(ctx: ApiCtx, payment_id: int) -> Any:
 
 @router.post("/payments/{payment_id}/refunds", response_model=RefundOut, status_code=201)
 async def api_payment_refund(ctx: ApiCtx, payment_id: int, body: RefundIn) -> Any:
-    return await invoices.refund_payment(ctx.db, ctx.tenant_id, payment_id, _given(body))
+    return await invoices.refund_payment(ctx.db, ctx.tenant_id, payment_id, given(body))
 
 
 @router.get("/refunds", response_model=ListOut[RefundOut])
@@ -332,7 +291,7 @@ async def api_refunds(
     result = await payments.list_refunds(
         ctx.db, ctx.tenant_id, invoice_id=invoice_id, payment_id=payment_id, page=page, per_page=per_page
     )
-    return _page(result, RefundOut)
+    return page_out(result, RefundOut)
 
 
 @router.get("/refunds/{refund_id}", response_model=RefundOut)

@@ -8,11 +8,10 @@ Times are ISO 8601 with an offset; they come back in UTC. A refused input is 422
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+from fastapi import APIRouter, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from fieldhub.core.estimates import service as estimates
 from fieldhub.core.estimates.models import EstimateStatus
@@ -20,40 +19,11 @@ from fieldhub.core.estimates.schemas import EstimateIn
 from fieldhub.core.jobs import service as jobs
 from fieldhub.core.jobs.models import JobStatus
 from fieldhub.core.jobs.schemas import JobIn, JobStatusIn, TimeBlockIn
-from fieldhub.core.paging import Page
+from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out
 from fieldhub.web.deps import ApiCtx
 from fieldhub.web.errors import ApiRoute
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["schedule"])
-
-T = TypeVar("T")
-# Decimal as a JSON string, documented as one in OpenAPI.
-Amount = Annotated[Decimal, PlainSerializer(lambda v: str(v), return_type=str, when_used="json")]
-PerPage = Annotated[int, Query(ge=1, le=200)]
-
-
-class Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class ListOut(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    per_page: int
-
-
-def _page(page: Page[Any], out: type[Out]) -> dict[str, Any]:
-    return {
-        "items": [out.model_validate(row) for row in page.items],
-        "total": page.total,
-        "page": page.page,
-        "per_page": page.per_page,
-    }
-
-
-def _given(body: BaseModel) -> dict[str, Any]:
-    return body.model_dump(exclude_unset=True)
 
 
 # ---------------------------------------------------------------- estimates
@@ -115,7 +85,7 @@ async def api_estimates(
     result = await estimates.list_estimates(
         ctx.db, ctx.tenant_id, q=q, status=status, customer_id=customer_id, page=page, per_page=per_page
     )
-    return _page(result, EstimateOut)
+    return page_out(result, EstimateOut)
 
 
 @router.post("/estimates", response_model=EstimateOut, status_code=201)
@@ -130,7 +100,7 @@ async def api_estimate(ctx: ApiCtx, estimate_id: int) -> Any:
 
 @router.patch("/estimates/{estimate_id}", response_model=EstimateOut)
 async def api_estimate_update(ctx: ApiCtx, estimate_id: int, body: EstimatePatch) -> Any:
-    return await estimates.update_estimate(ctx.db, ctx.tenant_id, estimate_id, _given(body))
+    return await estimates.update_estimate(ctx.db, ctx.tenant_id, estimate_id, given(body))
 
 
 @router.post("/estimates/{estimate_id}/send", response_model=EstimateOut)
@@ -238,7 +208,7 @@ async def api_job(ctx: ApiCtx, job_id: int) -> Any:
 
 @router.patch("/jobs/{job_id}", response_model=JobOut)
 async def api_job_update(ctx: ApiCtx, job_id: int, body: JobPatch) -> Any:
-    return JobOut.of(await jobs.update_job(ctx.db, ctx.tenant_id, job_id, _given(body)))
+    return JobOut.of(await jobs.update_job(ctx.db, ctx.tenant_id, job_id, given(body)))
 
 
 @router.post("/jobs/{job_id}/status", response_model=JobOut)
@@ -282,7 +252,7 @@ async def api_time_blocks(
         page=page,
         per_page=per_page,
     )
-    return _page(result, TimeBlockOut)
+    return page_out(result, TimeBlockOut)
 
 
 @router.post("/time-blocks", response_model=TimeBlockOut, status_code=201)

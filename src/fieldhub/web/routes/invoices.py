@@ -16,7 +16,8 @@ from fieldhub.core.invoices.schemas import MAX_LINES
 from fieldhub.core.items.service import get_tax_rate, list_items, list_tax_rates
 from fieldhub.core.payments.models import PaymentMethod
 from fieldhub.core.payments.service import get_payment
-from fieldhub.web.deps import Ctx, WebCtx
+from fieldhub.hub.sync import resync
+from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data, plain, query
 from fieldhub.web.templating import render
@@ -199,6 +200,8 @@ async def _view(request: Request, ctx: Ctx, invoice_id: int, status_code: int = 
         "can_send": invoice.status in service.SENDABLE,
         "can_pay": invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID) and invoice.balance > 0,
         "can_void": invoice.status != InvoiceStatus.VOID and not invoice.amount_paid,
+        # Resync per accounting connection that syncs invoices: for who may trigger syncs (owner, admin).
+        "syncs": await resync.connections_for(ctx.db, ctx.tenant_id, invoice.id) if ctx.can_manage_integrations else [],
     }
     context.update(extra)
     return render(request, "invoices/view.html", context, status_code=status_code)
@@ -263,3 +266,16 @@ async def invoice_refund(request: Request, ctx: WebCtx, invoice_id: int, payment
             error=status_error,
         )
     return RedirectResponse(f"/invoices/{invoice_id}?msg=refunded", status_code=303)
+
+
+@router.post("/invoices/{invoice_id:int}/resync")
+async def invoice_resync(request: Request, ctx: AdminCtx, invoice_id: int) -> Response:
+    """Send the invoice again to one accounting connection, with any payment recorded after its first sync."""
+    await service.get_invoice(ctx.db, ctx.tenant_id, invoice_id)  # another business's invoice: 404, nothing changed
+    values = await form_data(request)
+    connection_id = int(values["connection_id"]) if values.get("connection_id", "").isdigit() else 0
+    try:
+        await resync.resync_invoice(ctx.db, ctx.tenant_id, invoice_id, connection_id)
+    except resync.ResyncRefused as exc:
+        return await _view(request, ctx, invoice_id, 400, error=str(exc))
+    return RedirectResponse(f"/invoices/{invoice_id}?msg=resync", status_code=303)

@@ -92,6 +92,9 @@ async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str,
         "needs_mapping": bool(mapping.mapping_fields(conn.provider)) and not mapping.mapping_complete(conn),
         "has_mapping": bool(mapping.mapping_fields(conn.provider)) or mapping.offers_direction(conn),
         "direction": mapping.customer_direction(conn) if mapping.offers_direction(conn) else "",
+        "reconciles": registry.import_module(conn.provider, "reconcile") is not None,
+        "test_sync": registry.import_module(conn.provider, "testsync") is not None,
+        "backfills": registry.import_module(conn.provider, "backfill") is not None,
     }
 
 
@@ -248,6 +251,9 @@ async def records(
         raise HTTPException(404, "There is no such list.")
     rows = await sync_status.records_in_state(ctx.db, ctx.tenant_id, conn.id, state)
     labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, rows)
+    # A provider that can fix some failures in place (providers/<key>/conflicts.py) offers it per row.
+    conflicts = registry.import_module(conn.provider, "conflicts")
+    resolvable = {r.id for r in rows if conflicts is not None and conflicts.is_name_conflict(r)}
     return render(
         request,
         "sync/records.html",
@@ -256,6 +262,7 @@ async def records(
             "conn": conn,
             "rows": rows,
             "labels": labels,
+            "resolvable": resolvable,
             "state": state,
             "base": f"{_back(spec)}/{conn.id}",
             "back": _back(spec),
@@ -322,6 +329,7 @@ async def _mapping_page(
             accounts = await mapping.live_accounts(env_for(request.app), conn)
         except ProviderError as e:
             fetch_error = f"{spec.name} did not send the chart of accounts: {e}"
+    allowed = mapping.choices(fields, accounts)
     return render(
         request,
         "sync/mapping.html",
@@ -329,8 +337,10 @@ async def _mapping_page(
             "spec": spec,
             "conn": conn,
             "fields": fields,
-            "choices": mapping.choices(fields, accounts),
-            "chosen": chosen if chosen is not None else mapping.saved_mapping(conn),
+            "choices": allowed,
+            "chosen": chosen
+            if chosen is not None
+            else mapping.with_suggestions(fields, allowed, mapping.saved_mapping(conn)),
             "error": error,
             "fetch_error": fetch_error,
             "confirm": confirm,
