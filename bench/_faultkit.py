@@ -396,16 +396,19 @@ async def kill_and_restart(
     connection_id: int,
     *,
     kills: int,
-    max_delay: float,
+    max_requests: int,
     rng: Any,
     log_path: Path,
     final_runs: int = 10,
+    jitter: float = 0.05,
 ) -> CrashReport:
     """`fieldhub sync now --connection ID` in its own OS process, SIGKILLed `kills` times, then run to the end.
 
-    Each kill comes a random 0..max_delay seconds after the process sent its first request, so it
-    lands anywhere in a run: between a key's commit and its request, mid-batch, before a reply's
-    commit. Each restart is a fresh process that must resume from the ledger alone.
+    Each kill comes once the emulator has seen a random 1..max_requests requests from the process,
+    then 0..jitter seconds more, so it lands anywhere in a run: between a key's commit and its
+    request, mid-batch, before a reply's commit. Counted in requests, not seconds, so a faster
+    engine or a slower machine still gets killed mid-run. Each restart is a fresh process that must
+    resume from the ledger alone.
     """
     import asyncio
     import signal
@@ -415,13 +418,13 @@ async def kill_and_restart(
     command = fieldhub_command("sync", "now", "--connection", str(connection_id))
     with log_path.open("ab") as out:
         for _ in range(kills):
-            before = _last_seq(emulator)
+            target = _last_seq(emulator) + rng.randint(1, max_requests)
             proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=out, stderr=out)
             deadline = time.monotonic() + 120
             # The emulator runs in another thread: its log is polled, there is no event to wait on.
-            while _last_seq(emulator) == before and proc.returncode is None and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(rng.uniform(0, max_delay))
+            while _last_seq(emulator) < target and proc.returncode is None and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(rng.uniform(0, jitter))
             if proc.returncode is None:
                 proc.send_signal(signal.SIGKILL)
                 await proc.wait()  # reaped: its pid is gone, as after a real crash and restart

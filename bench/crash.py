@@ -6,9 +6,9 @@ restart is a new OS process that resumes from the ledger alone. After the last k
 the end; then every local record (customers, items, invoices, payments) must exist exactly once in the
 emulator, pointed at by its ledger row, with every amount equal to the cent.
 
-Options (--set key=value): records (5000), kills (20), max_delay (seconds after a process's first
-request before its kill, drawn uniformly from 0..max_delay; 12), seed (7); --database-url for
-PostgreSQL (an empty database), else a fresh SQLite file.
+Options (--set key=value): records (5000), kills (20), max_requests (a process is killed once the
+emulator has seen 1..max_requests of its requests, drawn uniformly, plus 0..50 ms; 120), seed (7);
+--database-url for PostgreSQL (an empty database), else a fresh SQLite file.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ async def _schema(url: str) -> None:
 async def _run(url: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
     records = int(args.get("records", 5000))
     kills = int(args.get("kills", 20))
-    max_delay = float(args.get("max_delay", 12.0))
+    max_requests = int(args.get("max_requests", 120))
     rng = random.Random(int(args.get("seed", 7)))
     await _schema(url)
     with kit.emulator_on_port(time_scale=float(args.get("time_scale", 1.0))) as (emulator, emulator_url):
@@ -60,7 +60,7 @@ async def _run(url: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
                 emulator,
                 connection_id,
                 kills=kills,
-                max_delay=max_delay,
+                max_requests=max_requests,
                 rng=rng,
                 log_path=workdir / "sync.log",
             )

@@ -42,7 +42,7 @@ async def test_kill_9_at_random_points_then_restart_ends_exactly_once(
         emulator,
         connection_id,
         kills=KILLS,
-        max_delay=1.5,
+        max_requests=6,  # a whole run is about ten requests (batches of 30)
         rng=rng,
         log_path=tmp_path / "sync.log",
     )

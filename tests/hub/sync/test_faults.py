@@ -22,10 +22,10 @@ async def test_faults_end_exactly_once_and_retry_after_is_obeyed(session, biz: B
     emulator = qbo.emulator
     first = emulator.requests[-1].seq
     kit.inject_faults(emulator, seed=11, timeout_delay=1.0)
-    # At this size the 5 % may draw no 429 at all: three certain ones, on a batch and on single creates.
+    # At this size the 5 % may draw no 429 at all: three certain ones, on a batch of invoices and of payments.
     emulator.faults[:0] = [
-        FaultRule(kind="rate_limit", path="/batch$", count=1, retry_after=1.0),
-        FaultRule(kind="rate_limit", path="/payment$", count=2, retry_after=1.0),
+        FaultRule(kind="rate_limit", path="/batch$", body='"Invoice"', count=1, retry_after=1.0),
+        FaultRule(kind="rate_limit", path="/batch$", body='"Payment"', count=2, retry_after=1.0),
     ]
     await kit.drain(qbo.env, qbo.connection_id, client_options={"timeout": 0.5})
 
@@ -63,8 +63,8 @@ async def test_a_retry_after_the_client_gave_up_on_pauses_the_whole_connection(s
     from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus
 
     await kit.make_records(session, biz.tenant.id, 9)  # 3 items + 2 × (customer, invoice, payment)
-    # Four 429s in a row on the first payment: the client's inline retries (fake sleeps here) run out.
-    qbo.emulator.faults.append(FaultRule(kind="rate_limit", path="/payment$", count=4, retry_after=2.0))
+    # Four 429s in a row on the payments' batch: the client's inline retries (fake sleeps here) run out.
+    qbo.emulator.faults.append(FaultRule(kind="rate_limit", path="/batch$", body='"Payment"', count=4, retry_after=2.0))
     run = await qbo.sync()
     assert run.status == RunStatus.PARTIAL and any(e["code"] == "throttled" for e in run.errors), run.errors
     throttled = [r for r in qbo.emulator.requests if r.status == 429]

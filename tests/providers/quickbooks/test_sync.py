@@ -96,7 +96,11 @@ async def test_backfill_under_faults_ends_with_everything_exactly_once(session, 
     made = await backfill(session, biz, 65)  # 3 + 65 × 3 = 198 records
     emu = qbo.emulator
     emu.random.seed(7)
+    # Each kind once for certain on the batch path (a run of 198 records makes few requests), then at random.
     emu.faults += [
+        FaultRule(kind="rate_limit", path="/batch$", count=1, retry_after=1.0),
+        FaultRule(kind="timeout", path="/batch$", count=1, delay=0.5),
+        FaultRule(kind="drop_after_commit", path="/batch$", count=1),
         FaultRule(kind="status", status=503, probability=0.10),
         FaultRule(kind="rate_limit", probability=0.05, retry_after=1.0),
         FaultRule(kind="timeout", probability=0.02, delay=0.5),

@@ -81,16 +81,19 @@ class FaultRule:
     kind: str
     path: str = ".*"  # regex on the request path
     method: str = ""  # empty = any
+    body: str = ""  # regex the request body must contain (a batch of payments: '"Payment"'); empty = any
     probability: float = 1.0
     count: int | None = None
     status: int = 500
     delay: float = 0.0
     retry_after: float = 1.0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: str = "") -> bool:
         if self.count is not None and self.count <= 0:
             return False
         if self.method and self.method.upper() != method:
+            return False
+        if self.body and re.search(self.body, body) is None:
             return False
         return re.search(self.path, path) is not None
 
@@ -208,7 +211,7 @@ class Emulator:
         self.requests.append(entry)
         request = Request(scope, _Replay(body))
 
-        fault = self._pick_fault(entry.method, entry.path)
+        fault = self._pick_fault(entry.method, entry.path, entry.body)
         if fault and fault.kind in ("latency", "timeout"):
             entry.fault = fault.kind
             await asyncio.sleep(fault.delay)
@@ -264,9 +267,9 @@ class Emulator:
         entry.finished = self.clock.now()
         await response(scope, receive, send)
 
-    def _pick_fault(self, method: str, path: str) -> FaultRule | None:
+    def _pick_fault(self, method: str, path: str, body: str) -> FaultRule | None:
         for rule in self.faults:
-            if rule.matches(method, path) and self.random.random() < rule.probability:
+            if rule.matches(method, path, body) and self.random.random() < rule.probability:
                 if rule.count is not None:
                     rule.count -= 1
                 return rule

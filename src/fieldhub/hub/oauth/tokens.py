@@ -11,6 +11,7 @@ rotated refresh token) is committed before the lock is released, so no one can u
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ from fieldhub.log import get_logger
 log = get_logger(__name__)
 # Refresh this long before the provider says the token expires: clocks drift and requests take time.
 SKEW = timedelta(seconds=120)
+REUSE_SECONDS = 30.0  # ConnectionAuth reuses a token it read this long; must stay well under SKEW
 # refresh_due() renews tokens expiring within this window, and refresh tokens within REFRESH_TOKEN_AHEAD.
 REFRESH_AHEAD = timedelta(minutes=10)
 REFRESH_TOKEN_AHEAD = timedelta(days=7)
@@ -207,14 +209,24 @@ def _is_oauth(provider: str) -> bool:
 
 @dataclass
 class ConnectionAuth:
-    """The auth object hub/http.py's ProviderClient calls: headers for each request, refresh after a 401."""
+    """The auth object hub/http.py's ProviderClient calls: headers for each request, refresh after a 401.
+
+    A token read from the database is reused for REUSE_SECONDS (one read per half minute of a run,
+    not one per request). That is safe: get_access_token hands out only tokens valid for SKEW more
+    seconds, REUSE_SECONDS is well inside SKEW, and a token revoked meanwhile gets a 401, which
+    refreshes it.
+    """
 
     env: OAuthEnv
     connection_id: int
     _last: str | None = None
+    _read_at: float = 0.0
 
     async def token(self) -> str:
-        self._last = await get_access_token(self.env, self.connection_id)
+        now = time.monotonic()
+        if self._last is None or now - self._read_at > REUSE_SECONDS:
+            self._last = await get_access_token(self.env, self.connection_id)
+            self._read_at = now
         return self._last
 
     async def headers(self) -> dict[str, str]:
@@ -223,3 +235,4 @@ class ConnectionAuth:
     async def refresh(self) -> None:
         """The provider refused the last token: refresh once (shared with anyone else who saw the same 401)."""
         self._last = await get_access_token(self.env, self.connection_id, force_refresh=True, rejected=self._last)
+        self._read_at = time.monotonic()

@@ -151,47 +151,44 @@ def dependencies(entity: str, record: Any, related: dict[str, Any] | None = None
     return []
 
 
-async def related(session: AsyncSession, entity: str, record: Any) -> dict[str, Any]:
-    """What an adapter needs besides the record itself to describe it."""
-    if entity == "invoice" and record.tax_rate_id is not None:
-        return {"tax_rate": await session.get(TaxRate, record.tax_rate_id)}
-    if entity == "payment":
-        return {
-            "invoice": await session.get(Invoice, record.invoice_id),
-            "processor": await _via_processor(session, entity, record),
-        }
-    if entity == "refund":
-        return {
-            "payment": await session.get(Payment, record.payment_id),
-            "invoice": await session.get(Invoice, record.invoice_id),
-            "processor": await _via_processor(session, entity, record),
-        }
-    return {}
+async def related(session: AsyncSession, entity: str, records: Sequence[Any]) -> dict[int, dict[str, Any]]:
+    """What an adapter needs besides each record to describe it, by record id: one query per kind per chunk.
 
-
-async def _via_processor(session: AsyncSession, entity: str, record: Any) -> RemoteLink | None:
-    """The payments provider's link when one reported this payment or refund (its payout carries it to the bank)."""
+    A payment or refund carries its invoice (a refund also its payment) and the payments provider's
+    link when one reported it (its payout carries it to the bank); an invoice its tax rate.
+    """
+    if entity == "invoice":
+        rate_ids = {r.tax_rate_id for r in records if r.tax_rate_id is not None}
+        rates = await _by_id(session, TaxRate, rate_ids)
+        return {r.id: {"tax_rate": rates.get(r.tax_rate_id)} if r.tax_rate_id is not None else {} for r in records}
+    if entity not in ("payment", "refund"):
+        return {r.id: {} for r in records}
+    invoices = await _by_id(session, Invoice, {r.invoice_id for r in records})
+    payments = await _by_id(session, Payment, {r.payment_id for r in records}) if entity == "refund" else {}
     processors = [spec.key for spec in registry.all() if spec.category == Capability.PAYMENTS]
-    return await session.scalar(
-        select(RemoteLink)
-        .where(
-            RemoteLink.tenant_id == record.tenant_id,
+    links: dict[tuple[int, int], RemoteLink] = {}
+    for link in await session.scalars(
+        select(RemoteLink).where(
+            RemoteLink.tenant_id.in_({r.tenant_id for r in records}),
             RemoteLink.local_entity == entity,
-            RemoteLink.local_id == record.id,
+            RemoteLink.local_id.in_([r.id for r in records]),
             RemoteLink.provider.in_(processors),
         )
-        .limit(1)
-    )
+    ):
+        links.setdefault((link.tenant_id, link.local_id), link)
+    found: dict[int, dict[str, Any]] = {}
+    for r in records:
+        context = {"invoice": invoices.get(r.invoice_id), "processor": links.get((r.tenant_id, r.id))}
+        if entity == "refund":
+            context["payment"] = payments.get(r.payment_id)
+        found[r.id] = context
+    return found
 
 
-async def _preload_related(session: AsyncSession, entity: str, records: Any) -> None:
-    """Load the invoices a chunk of payments or refunds points at in one query (related() then finds them loaded)."""
-    invoice_ids = {r.invoice_id for r in records} if entity in ("payment", "refund") else set()
-    if invoice_ids:
-        await session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)))
-    payment_ids = {r.payment_id for r in records} if entity == "refund" else set()
-    if payment_ids:
-        await session.scalars(select(Payment).where(Payment.id.in_(payment_ids)))
+async def _by_id(session: AsyncSession, model: Any, ids: set[int]) -> dict[int, Any]:
+    if not ids:
+        return {}
+    return {obj.id: obj for obj in await session.scalars(select(model).where(model.id.in_(ids)))}
 
 
 async def due_counts(session: AsyncSession, connection_id: int, entities: Sequence[str]) -> dict[str, int]:
@@ -530,12 +527,9 @@ class Engine:
         # Round trips, not CPU, are what a run costs: what the chunk points at is read in one query per
         # kind (the records a payment or refund describes, then the ledger rows of every dependency),
         # and nothing inside the loop below flushes, so the keys go out in one executemany at commit.
-        await _preload_related(session, entity, records.values())
-        contexts = {}
-        for row in rows:
-            record = records.get(row.local_id)
-            if record is not None and record.tenant_id == row.tenant_id:
-                contexts[row.id] = await related(session, entity, record)
+        mine = [r for r in rows if (rec := records.get(r.local_id)) is not None and rec.tenant_id == r.tenant_id]
+        described = await related(session, entity, [records[r.local_id] for r in mine])
+        contexts = {row.id: described[row.local_id] for row in mine}
         wanted = {
             dep
             for row in rows

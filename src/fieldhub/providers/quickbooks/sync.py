@@ -3,11 +3,12 @@
 Every create carries `requestid=<the ledger's idempotency key>` (QBO answers a repeat with the
 original object) and every call `minorversion=75`. Updates are sparse with the stored SyncToken; on
 5010 (someone changed it in QuickBooks since) the object is re-read and the update re-applied once.
-Backfills of customers, items and invoices go through the batch endpoint, 30 per request; those
-three have a unique natural key (DisplayName, Name, DocNumber), which is how `find_existing`
-recognises a batched create whose reply was lost. Payments and refunds, which have none, always go
-one by one under their own requestid, and so do deposits (a payout's, linking its payments and refund
-receipts, which the engine syncs first).
+Backfills of customers, items, invoices and payments go through the batch endpoint, 30 per request.
+A batched create whose reply was lost has no requestid of its own to replay, so `find_existing`
+recognises it: customers, items and invoices by their natural key (DisplayName, Name, DocNumber),
+payments by the marker in PrivateNote among the customer's payments of that date (CustomerRef and
+TxnDate are filterable; PrivateNote is not). Refunds always go one by one under their own requestid,
+and so do deposits (a payout's, linking its payments and refund receipts, which the engine syncs first).
 
 A payment or refund that went through a card processor (the engine says so in `related["processor"]`)
 stays in Undeposited Funds until its payout's Deposit moves it to the bank; see mapping.deposit_body.
@@ -42,7 +43,7 @@ REMOTE = {
     "refund": "RefundReceipt",
     "deposit": "Deposit",
 }
-BATCHED = ("customer", "item", "invoice")
+BATCHED = ("customer", "item", "invoice", "payment")
 # A record found by its natural key counts as ours only if QuickBooks created it after we first sent it.
 CLOCK_SKEW = timedelta(minutes=5)
 MAPPING_FIX = "Open QuickBooks → Field mapping, choose the accounts again and save, then retry."
@@ -468,14 +469,20 @@ class QuickBooksAdapter:
             return None  # sent alone under its requestid: pushing again replays the original reply
         record = item.record
         entity = REMOTE[item.entity]
-        field, value = {
-            "customer": ("DisplayName", getattr(record, "display_name", "")),
-            "item": ("Name", getattr(record, "name", "")),
-            "invoice": ("DocNumber", getattr(record, "number", "")),
-        }[item.entity]
-        escaped = str(value).strip().replace("'", "\\'")
-        found = (await self.query(f"SELECT * FROM {entity} WHERE {field} = '{escaped}'")).get(entity, [])
-        for obj in found:
+        if item.entity == "payment":
+            customer = item.refs.get(("customer", record.customer_id), "")
+            statement = f"SELECT * FROM Payment WHERE CustomerRef = '{customer}' AND TxnDate = '{record.received_on}'"
+            note = mapping.marker("payment", record.id)
+            candidates = [p for p in (await self.query(statement)).get(entity, []) if p.get("PrivateNote") == note]
+        else:
+            field, value = {
+                "customer": ("DisplayName", getattr(record, "display_name", "")),
+                "item": ("Name", getattr(record, "name", "")),
+                "invoice": ("DocNumber", getattr(record, "number", "")),
+            }[item.entity]
+            escaped = str(value).strip().replace("'", "\\'")
+            candidates = (await self.query(f"SELECT * FROM {entity} WHERE {field} = '{escaped}'")).get(entity, [])
+        for obj in candidates:
             created = _parse_time((obj.get("MetaData") or {}).get("CreateTime"))
             if item.sent_at is None or (created is not None and created >= item.sent_at - CLOCK_SKEW):
                 return self._result(entity, {entity: obj}, "created", {})
