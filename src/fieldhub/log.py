@@ -21,6 +21,7 @@ _INLINE_CREDENTIAL = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re
 # Every decrypted token is registered, and access tokens rotate hourly: keep the newest ones only, so
 # scrubbing stays one regex pass instead of a scan that grows for as long as the process lives.
 MAX_REGISTERED = 5000
+SHORTEST_SECRET = 8  # shorter values are not registered, and an inline credential is longer: no scrub needed
 _registered: dict[str, None] = {}
 _lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
@@ -29,7 +30,7 @@ _pattern: re.Pattern[str] | None = None
 def register_secret(value: str | None) -> None:
     """Any log field that contains this exact value is redacted from then on (token values, keys)."""
     global _pattern
-    if not value or len(value) < 8:
+    if not value or len(value) < SHORTEST_SECRET:
         return
     with _lock:
         if value in _registered:

@@ -219,3 +219,20 @@ async def test_concurrency_cap_holds_across_real_processes(db_url, app) -> None:
     # The two processes really competed: their busy periods overlap in time.
     spans = [(min(a for a, _ in p), max(b for _, b in p)) for p in per_process]
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+
+
+async def test_a_request_gets_a_slot_in_every_bucket_it_counts_against_or_in_none(sessionmaker) -> None:
+    from fieldhub.hub.ratelimit import Limit
+
+    limiter = RateLimiter(sessionmaker, time_scale=1, max_wait=0)
+    batch = (Limit("r:batch", per_minute=1),)  # QBO: a batch request also takes one of the realm's batch slots
+    first = await limiter.acquire("acme", "r", per_minute=100, concurrency=10, also=batch)
+    assert len(first.also) == 1
+    with pytest.raises(RetryLater):
+        await limiter.acquire("acme", "r", per_minute=100, concurrency=10, also=batch)
+    async with sessionmaker() as s:
+        held = dict((await s.execute(select(RateLease.bucket, func.count()).group_by(RateLease.bucket))).all())
+    assert held == {"r": 1, "r:batch": 1}  # the refused request left nothing in "r"
+    await limiter.release(first)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).where(RateLease.released_at.is_(None))) == 0

@@ -29,7 +29,7 @@ import httpx
 
 from fieldhub.hub import metrics
 from fieldhub.hub.errors import NeedsReauth, NotEntitled, ProviderError, Rejected, RetryLater
-from fieldhub.hub.ratelimit import RateLimiter
+from fieldhub.hub.ratelimit import Limit, RateLimiter
 from fieldhub.log import get_logger
 
 log = get_logger("fieldhub.http")
@@ -270,24 +270,21 @@ class ProviderClient:
         send_headers = dict(headers or {})
         if idempotency_key:
             send_headers[self.idempotency_header] = idempotency_key
+        batch_limit = getattr(self.config, "batch_per_minute", None) if batch else None
+        # A batch request counts against both limits (QBO: 40 batches and 500 requests a minute per realm),
+        # taken together in one transaction.
         slot: AbstractAsyncContextManager[object] = (
             self.limiter.slot(
                 self.provider,
                 bucket,
                 per_minute=self.config.rate_limit_per_minute,
                 concurrency=self.config.concurrency,
+                also=(Limit(f"{bucket}:batch", batch_limit),) if batch_limit else (),
             )
             if self.limiter is not None
             else nullcontext()
         )
-        batch_limit = getattr(self.config, "batch_per_minute", None) if batch else None
-        # A batch request counts against both limits (QBO: 40 batches and 500 requests a minute per realm).
-        batch_slot: AbstractAsyncContextManager[object] = (
-            self.limiter.slot(self.provider, f"{bucket}:batch", per_minute=batch_limit, concurrency=None)
-            if self.limiter is not None and batch_limit
-            else nullcontext()
-        )
-        async with batch_slot, slot:
+        async with slot:
             if self.auth is not None:
                 send_headers.update(await self.auth.headers())
             request = self._client.build_request(

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ from fieldhub.hub.sync.models import (
 )
 from fieldhub.hub.sync.status import record_labels
 from fieldhub.hub.webhooks.models import RemoteLink
-from fieldhub.log import get_logger, scrub_text
+from fieldhub.log import SHORTEST_SECRET, get_logger, scrub_text
 
 log = get_logger("fieldhub.sync")
 
@@ -825,13 +826,16 @@ def _error(item: PushItem, code: str, reason: str, fix: str) -> dict[str, Any]:
 
 
 def _redact(body: Any) -> Any:
-    """Bodies go to history: scrub anything that looks like a secret from every string in them."""
+    """Bodies go to history as JSON: amounts become exact strings, and anything that looks like a secret
+    is scrubbed from every string long enough to hold one (most are short: ids, codes, names)."""
     if isinstance(body, dict):
         return {k: _redact(v) for k, v in body.items()}
     if isinstance(body, list):
         return [_redact(v) for v in body]
     if isinstance(body, str):
-        return scrub_text(body)
+        return scrub_text(body) if len(body) >= SHORTEST_SECRET else body
+    if isinstance(body, Decimal):
+        return str(body)
     return body
 
 

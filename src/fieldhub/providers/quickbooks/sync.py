@@ -405,8 +405,8 @@ class QuickBooksAdapter:
             remote_id=str(obj.get("Id", "")),
             remote_version=str(obj.get("SyncToken", "")) or None,
             action=action,
-            sent=_plain(sent),
-            received=_plain(obj),
+            sent=sent,  # the engine turns amounts into strings when it writes the history
+            received=obj,
         )
 
     async def push_batch(self, items: Sequence[PushItem]) -> list[PushResult | ProviderError]:
