@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import re
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,6 +48,11 @@ BATCHED = ("customer", "item", "invoice", "payment")
 # A record found by its natural key counts as ours only if QuickBooks created it after we first sent it.
 CLOCK_SKEW = timedelta(minutes=5)
 MAPPING_FIX = "Open QuickBooks → Field mapping, choose the accounts again and save, then retry."
+# A company's tax codes and rates, read once per connection and kept this long across runs: a run per
+# invoice (real-time sync) would otherwise spend two more requests on every invoice. A refused record
+# drops them, so a rate set up in QuickBooks to fix it is seen by the retry; a reconnect is a new key.
+TAX_CODES_TTL = 600.0
+_tax_cache: dict[tuple[str, int, str], tuple[float, list[dict[str, Any]], dict[str, dict[str, Any]]]] = {}
 
 
 # ----------------------------------------------------------------------------- JSON numbers
@@ -198,6 +204,7 @@ class QuickBooksAdapter:
         self._tax: Tax | None = None
         self._codes: list[dict[str, Any]] | None = None
         self._undeposited: str | None = None
+        self._tax_key = (str(self.realm), int(connection.id), str(connection.connected_at))
 
     # --- plumbing -------------------------------------------------------------------------------
     async def _call(
@@ -312,9 +319,19 @@ class QuickBooksAdapter:
 
     async def _tax_codes(self) -> list[dict[str, Any]]:
         if self._codes is None:
-            self._codes = (await self.query("SELECT * FROM TaxCode")).get("TaxCode", [])
-            self._rates = {str(r["Id"]): r for r in (await self.query("SELECT * FROM TaxRate")).get("TaxRate", [])}
+            cached = _tax_cache.get(self._tax_key)
+            if cached is not None and cached[0] > time.monotonic():
+                _, self._codes, self._rates = cached
+            else:
+                self._codes = (await self.query("SELECT * FROM TaxCode")).get("TaxCode", [])
+                rates = (await self.query("SELECT * FROM TaxRate")).get("TaxRate", [])
+                self._rates = {str(r["Id"]): r for r in rates}
+                _tax_cache[self._tax_key] = (time.monotonic() + TAX_CODES_TTL, self._codes, self._rates)
         return self._codes
+
+    def _forget_tax_codes(self, outcomes: Sequence[Any]) -> None:
+        if any(isinstance(o, Rejected) for o in outcomes):
+            _tax_cache.pop(self._tax_key, None)
 
     async def _code_rate(self, code: dict[str, Any]) -> Decimal:
         details = (code.get("SalesTaxRateList") or {}).get("TaxRateDetail", [])
@@ -357,6 +374,13 @@ class QuickBooksAdapter:
 
     # --- pushes ---------------------------------------------------------------------------------
     async def push(self, item: PushItem) -> PushResult:
+        try:
+            return await self._push(item)
+        except Rejected as e:
+            self._forget_tax_codes([e])
+            raise
+
+    async def _push(self, item: PushItem) -> PushResult:
         entity = REMOTE[item.entity]
         path = entity.lower()
         if item.operation in (Operation.VOID, Operation.DELETE):
@@ -461,7 +485,9 @@ class QuickBooksAdapter:
                     results[index] = e
                     if isinstance(e, RetryLater) and e.retry_after:
                         throttled = e
-        return [r for r in results if r is not None]
+        found = [r for r in results if r is not None]
+        self._forget_tax_codes(found)
+        return found
 
     async def find_existing(self, item: PushItem) -> PushResult | None:
         """A create whose reply was lost inside a batch: the object QuickBooks made from it, if any."""
