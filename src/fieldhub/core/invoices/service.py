@@ -421,6 +421,22 @@ async def _recompute_paid(session: AsyncSession, invoice: Invoice) -> None:
 async def record_payment(
     session: AsyncSession, tenant_id: int, invoice_id: int, data: PaymentIn | Mapping[str, Any]
 ) -> Payment:
+    payment, invoice = await _new_payment(session, tenant_id, invoice_id, data, PaymentStatus.SUCCEEDED)
+    await _paid_changed(session, invoice, payment)
+    return payment
+
+
+async def record_pending_payment(
+    session: AsyncSession, tenant_id: int, invoice_id: int, data: PaymentIn | Mapping[str, Any]
+) -> Payment:
+    """A payment whose money has not arrived yet: on record, but out of amount paid and balance until settled."""
+    payment, _ = await _new_payment(session, tenant_id, invoice_id, data, PaymentStatus.PENDING)
+    return payment
+
+
+async def _new_payment(
+    session: AsyncSession, tenant_id: int, invoice_id: int, data: PaymentIn | Mapping[str, Any], status: PaymentStatus
+) -> tuple[Payment, Invoice]:
     values = parse(PaymentIn, data)
     invoice = await _locked_invoice(session, tenant_id, invoice_id)
     if invoice.status == InvoiceStatus.DRAFT:
@@ -437,25 +453,45 @@ async def record_payment(
         amount=values.amount,
         received_on=values.received_on or _today(),
         method=values.method,
-        status=PaymentStatus.SUCCEEDED,
+        status=status,
         reference=values.reference,
         notes=values.notes,
     )
     session.add(payment)
     await session.flush()
-    await record_event(
-        session,
-        "payment",
-        payment,
-        "created",
-        {"invoice_id": invoice.id, "customer_id": invoice.customer_id, "amount": str(payment.amount)},
-    )
+    await _payment_event(session, payment, invoice, "created")
+    return payment, invoice
+
+
+async def _payment_event(session: AsyncSession, payment: Payment, invoice: Invoice, kind: str) -> None:
+    data = {
+        "invoice_id": invoice.id,
+        "customer_id": invoice.customer_id,
+        "amount": str(payment.amount),
+        "status": str(payment.status),
+    }
+    await record_event(session, "payment", payment, kind, data)
+
+
+async def _paid_changed(session: AsyncSession, invoice: Invoice, payment: Payment, *, voided: bool = False) -> None:
+    """A payment now counts, or no longer does (`voided`): the invoice's paid amount, balance and status follow."""
     await _recompute_paid(session, invoice)
     invoice.version += 1
     await session.flush()
     kind = "paid" if invoice.status == InvoiceStatus.PAID else "partially_paid"
+    if voided:
+        kind = "payment_voided"
     await record_event(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
-    return payment
+
+
+async def _locked_payment(session: AsyncSession, tenant_id: int, payment_id: int) -> tuple[Payment, Invoice]:
+    """The payment, read again under its invoice's lock (a concurrent settle or void may have won)."""
+    payment = await session.scalar(select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id))
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    invoice = await _locked_invoice(session, tenant_id, payment.invoice_id)
+    await session.refresh(payment)
+    return payment, invoice
 
 
 async def refund_payment(
@@ -497,47 +533,6 @@ async def refund_payment(
     return refund
 
 
-async def record_pending_payment(
-    session: AsyncSession, tenant_id: int, invoice_id: int, data: PaymentIn | Mapping[str, Any]
-) -> Payment:
-    """A payment whose money has not arrived yet: on record, but out of amount paid and balance until settled."""
-    values = parse(PaymentIn, data)
-    invoice = await _locked_invoice(session, tenant_id, invoice_id)
-    if invoice.status == InvoiceStatus.DRAFT:
-        raise ValidationFailed.one("status", "A draft invoice can't take payments: send it first.")
-    if invoice.status == InvoiceStatus.VOID:
-        raise ValidationFailed.one("status", "A void invoice can't take payments.")
-    if values.amount > invoice.balance:
-        raise ValidationFailed.one("amount", f"That is more than the balance due ({format_money(invoice.balance)}).")
-    payment = Payment(
-        tenant_id=tenant_id,
-        version=1,
-        invoice_id=invoice.id,
-        customer_id=invoice.customer_id,
-        amount=values.amount,
-        received_on=values.received_on or _today(),
-        method=values.method,
-        status=PaymentStatus.PENDING,
-        reference=values.reference,
-        notes=values.notes,
-    )
-    session.add(payment)
-    await session.flush()
-    await record_event(
-        session,
-        "payment",
-        payment,
-        "created",
-        {
-            "invoice_id": invoice.id,
-            "customer_id": invoice.customer_id,
-            "amount": str(payment.amount),
-            "status": str(PaymentStatus.PENDING),
-        },
-    )
-    return payment
-
-
 async def settle_payment(
     session: AsyncSession, tenant_id: int, payment_id: int, outcome: PaymentStatus | str
 ) -> Payment:
@@ -545,11 +540,7 @@ async def settle_payment(
     outcome = PaymentStatus(outcome)
     if outcome == PaymentStatus.PENDING:
         raise ValidationFailed.one("status", "A payment can only settle as succeeded or failed.")
-    payment = await session.scalar(select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id))
-    if payment is None:
-        raise NotFound("payment", payment_id)
-    invoice = await _locked_invoice(session, tenant_id, payment.invoice_id)
-    await session.refresh(payment)  # read again under the invoice lock: a concurrent settle may have won
+    payment, invoice = await _locked_payment(session, tenant_id, payment_id)
     if payment.status == outcome:
         return payment
     if payment.status != PaymentStatus.PENDING:
@@ -559,24 +550,9 @@ async def settle_payment(
     payment.status = outcome
     payment.version += 1
     await session.flush()
-    await record_event(
-        session,
-        "payment",
-        payment,
-        str(outcome),
-        {
-            "invoice_id": invoice.id,
-            "customer_id": invoice.customer_id,
-            "amount": str(payment.amount),
-            "status": str(outcome),
-        },
-    )
+    await _payment_event(session, payment, invoice, str(outcome))
     if outcome == PaymentStatus.SUCCEEDED:
-        await _recompute_paid(session, invoice)
-        invoice.version += 1
-        await session.flush()
-        kind = "paid" if invoice.status == InvoiceStatus.PAID else "partially_paid"
-        await record_event(session, "invoice", invoice, kind, {**_invoice_data(invoice), "payment_id": payment.id})
+        await _paid_changed(session, invoice, payment)
     return payment
 
 
@@ -586,11 +562,7 @@ async def void_payment(session: AsyncSession, tenant_id: int, payment_id: int, r
     A payment with refunds is refused (the refunds would point at money that never counted); voiding
     twice is a no-op.
     """
-    payment = await session.scalar(select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id))
-    if payment is None:
-        raise NotFound("payment", payment_id)
-    invoice = await _locked_invoice(session, tenant_id, payment.invoice_id)
-    await session.refresh(payment)
+    payment, invoice = await _locked_payment(session, tenant_id, payment_id)
     if payment.status == PaymentStatus.VOIDED:
         return payment
     if await refunded_amount(session, payment.id) > ZERO:
@@ -601,25 +573,9 @@ async def void_payment(session: AsyncSession, tenant_id: int, payment_id: int, r
         payment.notes = (payment.notes + "\n" if payment.notes else "") + reason
     payment.version += 1
     await session.flush()
-    await record_event(
-        session,
-        "payment",
-        payment,
-        "voided",
-        {
-            "invoice_id": invoice.id,
-            "customer_id": invoice.customer_id,
-            "amount": str(payment.amount),
-            "status": str(PaymentStatus.VOIDED),
-        },
-    )
+    await _payment_event(session, payment, invoice, "voided")
     if was_counted:
-        await _recompute_paid(session, invoice)
-        invoice.version += 1
-        await session.flush()
-        await record_event(
-            session, "invoice", invoice, "payment_voided", {**_invoice_data(invoice), "payment_id": payment.id}
-        )
+        await _paid_changed(session, invoice, payment, voided=True)
     return payment
 
 
