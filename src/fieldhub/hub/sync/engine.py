@@ -76,8 +76,6 @@ MODELS: dict[str, Any] = {
     "deposit": Deposit,
 }
 CHUNK = 100
-# Records sent right after the chunk of records they depend on (engine._send_followers).
-FOLLOWERS: dict[str, tuple[str, Any, Any]] = {"invoice": ("payment", Payment, Payment.invoice_id)}
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 3600.0
 WAIT_FOR_DEPENDENCY = timedelta(seconds=30)
@@ -472,44 +470,9 @@ class Engine:
                         raise LeaseHeld("the lease expired during the run; another worker took over")
                     self.leased_at = time.monotonic()
                 await self._send(session, adapter, items)
-                if entity in FOLLOWERS and FOLLOWERS[entity][0] in entities:
-                    await self._send_followers(session, adapter, entity, [item.local_id for item, _ in items])
                 if last_chunk:
                     break
         return added
-
-    async def _send_followers(self, session: AsyncSession, adapter: Adapter, entity: str, local_ids: list[int]) -> None:
-        """Send the due payments of the invoices just sent, before the next chunk of invoices.
-
-        Dependency order holds per record (a payment still goes after its invoice), but the run no
-        longer waits for the last invoice batch before the first payment: under QBO's limits the
-        payments' single requests fill the wait between two batch requests (40 a minute), where they
-        would otherwise add their own minutes after all the batches.
-        """
-        follower, model, column = FOLLOWERS[entity]
-        ids = list(await session.scalars(select(model.id).where(column.in_(local_ids))))
-        if not ids:
-            await session.commit()
-            return
-        rows = list(
-            await session.scalars(
-                select(LedgerRow)
-                .where(
-                    LedgerRow.connection_id == self.connection_id,
-                    LedgerRow.entity == follower,
-                    LedgerRow.local_id.in_(ids),
-                    LedgerRow.state == LedgerState.PENDING,
-                    LedgerRow.next_attempt_at <= utcnow(),
-                )
-                .order_by(LedgerRow.id)
-            )
-        )
-        if not rows:
-            await session.commit()
-            return
-        items, _ = await self._prepare_items(session, follower, model, rows)
-        await session.commit()
-        await self._send(session, adapter, items)
 
     async def _prepare_items(
         self, session: AsyncSession, entity: str, model: Any, rows: list[LedgerRow]
