@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fieldhub.hub import registry
 from fieldhub.hub.emulator.core import Emulator, EmulatorConfig
+from fieldhub.hub.http import ssl_context
 from fieldhub.log import get_logger
 from fieldhub.settings import Settings
 
@@ -117,6 +118,7 @@ class Endpoints:
         transport = self.transport(key)
         if transport is not None:
             kwargs["transport"] = transport
+        kwargs.setdefault("verify", ssl_context())
         return httpx.AsyncClient(**kwargs)
 
     def add(self, key: str, emulator: Emulator) -> ASGIApp:
