@@ -20,6 +20,16 @@ app.add_typer(keys_app, name="keys")
 console = Console()
 
 
+def _logged_settings() -> Settings:
+    """The settings, with logging set up from them (FIELDHUB_LOG_LEVEL, FIELDHUB_LOG_JSON): for the
+    commands that do their work in this process (serve's app configures its own)."""
+    from fieldhub import log as logging
+
+    settings = get_settings()
+    logging.configure(settings.log_level, settings.log_json)
+    return settings
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Migrate the database (FIELDHUB_DATABASE_URL) to the newest schema."""
@@ -221,7 +231,7 @@ def sync_now(
     from fieldhub.hub.sync.dispatch import request_sync
     from fieldhub.hub.sync.engine import LeaseHeld, sync_connection
 
-    settings = get_settings()
+    settings = _logged_settings()
 
     async def go() -> int:
         env = OAuthEnv.standalone(settings)
@@ -272,7 +282,7 @@ def reconcile(
     from fieldhub.hub.errors import ProviderError
     from fieldhub.hub.oauth.env import OAuthEnv
 
-    settings = get_settings()
+    settings = _logged_settings()
 
     async def go() -> Any:
         """The report, or an exit code when there is none."""
@@ -320,15 +330,13 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Connections synced at once by this process")] = 4,
 ) -> None:
     """Scale-out worker: syncs every connection with due work; any number may run against one PostgreSQL."""
-    from fieldhub import log as logging
     from fieldhub.core import events
     from fieldhub.hub.emulator.mount import Endpoints
     from fieldhub.hub.oauth.env import OAuthEnv
     from fieldhub.hub.sync.dispatch import worker_loop
     from fieldhub.hub.sync.ledger import on_domain_event
 
-    settings = get_settings()
-    logging.configure(settings.log_level, settings.log_json)
+    settings = _logged_settings()
     events.subscribe(on_domain_event)
 
     async def go() -> None:
