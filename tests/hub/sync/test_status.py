@@ -132,3 +132,25 @@ async def test_history_keyset_pages_are_disjoint_and_ordered(session, biz, other
     assert len(seen) == 30 == len(set(seen))
     # Another tenant asking for this connection sees nothing.
     assert (await status.history(session, other_biz.tenant.id, conn.id)).runs == []
+
+
+async def test_the_chart_counts_each_run_on_its_utc_day(session, biz) -> None:
+    from datetime import UTC, datetime
+
+    conn = await _conn(session, biz)
+    now = datetime(2026, 11, 20, 0, 30, tzinfo=UTC)  # just past midnight: a run an hour ago is yesterday
+    session.add_all(
+        [
+            _run(conn, RunStatus.SUCCESS, now - timedelta(minutes=10)),
+            _run(conn, RunStatus.FAILED, now - timedelta(minutes=20)),
+            _run(conn, RunStatus.SUCCESS, now - timedelta(hours=1)),
+            _run(conn, RunStatus.PARTIAL, now - timedelta(days=3)),
+            _run(conn, RunStatus.SUCCESS, now - timedelta(days=status.CHART_DAYS)),  # before the window
+            _run(conn, RunStatus.RUNNING, now - timedelta(minutes=1)),  # not finished
+        ]
+    )
+    await session.commit()
+    chart = await status.runs_per_day(session, conn.id, now=now)
+    assert len(chart) == status.CHART_DAYS and chart[-1].day.date() == now.date()
+    counts = {c.day.date().isoformat(): (c.success, c.partial, c.failed) for c in chart if c.total}
+    assert counts == {"2026-11-20": (1, 0, 1), "2026-11-19": (1, 0, 0), "2026-11-17": (0, 1, 0)}

@@ -35,6 +35,8 @@ class LedgerRow(IdMixin, Base):
         # The sweep's query across every connection: pending rows whose time has come.
         Index("ix_sync_ledger_sweep", "state", "next_attempt_at"),
         Index("ix_sync_ledger_remote", "connection_id", "entity", "remote_id"),
+        # The stats bar's "Synced today" (status.synced_since) reads today's rows only.
+        Index("ix_sync_ledger_synced", "connection_id", "state", "synced_at"),
     )
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -70,7 +72,13 @@ class RunStatus(StrEnum):
 
 class SyncRun(IdMixin, Base):
     __tablename__ = "sync_runs"
-    __table_args__ = (Index("ix_sync_runs_connection_started", "connection_id", "started_at"),)
+    # Sync History pages newest first by (started_at, id), filtered by status or entity or neither: an
+    # index per filter, each ending in the sort, so a page reads its rows and stops (bench/history.py).
+    __table_args__ = (
+        Index("ix_sync_runs_connection_started", "connection_id", "started_at", "id"),
+        Index("ix_sync_runs_connection_status", "connection_id", "status", "started_at", "id"),
+        Index("ix_sync_runs_connection_entity", "connection_id", "entity", "started_at", "id"),
+    )
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
