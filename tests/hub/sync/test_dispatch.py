@@ -118,3 +118,18 @@ async def test_two_workers_never_sync_one_connection_at_once(app, session, biz: 
     assert qbo.emulator.max_inflight[qbo.realm] == 1  # never two requests for the realm at once
     names = [c["DisplayName"] for c in qbo.objects("Customer").values() if c["DisplayName"].startswith("Busy ")]
     assert len(names) == len(set(names)) == 40
+
+
+async def test_the_sweep_leaves_out_a_connection_another_worker_holds(session, biz: Business, qbo: QBOSetup):
+    from fieldhub.hub.sync.dispatch import due_connections
+    from fieldhub.hub.sync.engine import release_lease
+
+    await create_customer(session, biz.tenant.id, {"display_name": "Held Hana"})
+    await session.commit()
+    assert await due_connections(qbo.env) == [qbo.connection_id]
+    assert await acquire_lease(session, qbo.connection_id, "other-host:1:run", seconds=60)
+    assert await due_connections(qbo.env) == []  # a worker takes the next connection instead
+    await release_lease(session, qbo.connection_id, "other-host:1:run")
+    assert await due_connections(qbo.env) == [qbo.connection_id]  # its rows show up again once it lets go
+    assert await acquire_lease(session, qbo.connection_id, "other-host:1:run", seconds=-1)  # an expired lease
+    assert await due_connections(qbo.env) == [qbo.connection_id]
