@@ -169,6 +169,17 @@ async def create_tenant(env: OAuthEnv, slug: str) -> int:
         return tenant.id
 
 
+async def bare_connection(session: Any) -> tuple[int, int]:
+    """A tenant and a QuickBooks connection row with no tokens: for benchmarks that only read the sync tables."""
+    from fieldhub.hub.connections.models import Connection
+
+    tenant_id = (await accounts.create_tenant(session, name="Bench", slug="bench")).id
+    connection = Connection(tenant_id=tenant_id, provider="quickbooks", account_id="1", account_name="Bench")
+    session.add(connection)
+    await session.commit()
+    return tenant_id, connection.id
+
+
 async def connect(env: OAuthEnv, tenant_id: int, realm: str = US_REALM) -> int:
     """Connect QuickBooks through the emulator's consent and token endpoints, then save the account mapping."""
     spec = registry.get("quickbooks")

@@ -33,9 +33,7 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
-from fieldhub.core.accounts import service as accounts  # noqa: E402
 from fieldhub.db import make_engine, make_sessionmaker  # noqa: E402
-from fieldhub.hub.connections.models import Connection  # noqa: E402
 from fieldhub.hub.sync import status  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow, SyncRun  # noqa: E402
 
@@ -73,11 +71,7 @@ async def _load(url: str, runs: int, ledger: int) -> tuple[int, int]:
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
-        tenant_id = (await accounts.create_tenant(session, name="Bench", slug="bench")).id
-        connection = Connection(tenant_id=tenant_id, provider="quickbooks", account_id="1", account_name="Bench")
-        session.add(connection)
-        await session.commit()
-        connection_id = connection.id
+        tenant_id, connection_id = await _qbo.bare_connection(session)
         now = datetime.now(UTC)
         batch: list[dict[str, Any]] = []
         for i in range(runs):

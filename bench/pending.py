@@ -28,9 +28,7 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
-from fieldhub.core.accounts import service as accounts  # noqa: E402
 from fieldhub.db import make_engine, make_sessionmaker  # noqa: E402
-from fieldhub.hub.connections.models import Connection  # noqa: E402
 from fieldhub.hub.sync.dispatch import due_connections, due_query  # noqa: E402
 from fieldhub.hub.sync.engine import due_counts, due_counts_query  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow  # noqa: E402
@@ -42,11 +40,7 @@ async def _load(url: str, rows: int, pending: int) -> int:
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
-        tenant_id = (await accounts.create_tenant(session, name="Bench", slug="bench")).id
-        connection = Connection(tenant_id=tenant_id, provider="quickbooks", account_id="1", account_name="Bench")
-        session.add(connection)
-        await session.commit()
-        connection_id = connection.id
+        tenant_id, connection_id = await _qbo.bare_connection(session)
         now = datetime.now(UTC)
         every = max(1, rows // max(1, pending))
         batch: list[dict[str, Any]] = []

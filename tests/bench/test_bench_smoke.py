@@ -94,6 +94,23 @@ def test_pending(backend):
     assert any("ix_sync_ledger_sweep" in line for line in figures["plan_sweep"]), figures["plan_sweep"]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_history(backend):
+    url = PG_URL if backend == "postgresql" else ""
+    figures = bench("history", *sets(runs=3000, ledger=200, repeat=2), database_url=url)
+    pages = figures["rows_on_page"]
+    # A page is 50 runs; of 3,000, 1 % failed and 0.1 % refunds; no run is a deposit's.
+    assert pages == {"first_page": 50, "failed_page": 30, "rare_entity_page": 3, "empty_filter_page": 0}, pages
+    assert set(figures["timings"]) == {
+        "first_page",
+        "deep_page",
+        "failed_page",
+        "rare_entity_page",
+        "empty_filter_page",
+        "dashboard",
+    }
+
+
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="scale runs on PostgreSQL, which does not answer here")
 def test_scale():
     options = sets(connections=2, invoices=4, customers=1, items=1, latency=0.01, warmup=2)
