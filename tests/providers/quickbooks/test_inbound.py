@@ -637,3 +637,39 @@ async def test_a_full_cdc_reply_is_not_a_checkpoint(session, biz, qbo) -> None: 
     newest = max(company.stamps[("Customer", cid)] for cid in company.objects["Customer"])
     assert inbound.parse_qbo_time(cursor.value).timestamp() >= int(newest) - 2
     assert await session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+async def test_a_webhook_waits_for_a_running_sync_and_then_applies(monkeypatch, owner, session, biz, qbo) -> None:  # noqa: ANN001
+    from fieldhub.hub.sync.engine import acquire_lease, release_lease
+    from fieldhub.hub.webhooks import inbox
+
+    customer, remote = await synced_customer(session, biz, qbo, "two_way")
+    await control(owner, qbo, f"customer/{remote}", {"PrimaryPhone": {"FreeFormNumber": "555-0142"}})
+    monkeypatch.setattr(inbound, "WEBHOOK_LEASE_WAIT", 0.3)
+    # A run holds the connection: the event is not applied beside it, and not counted as a failure.
+    assert await acquire_lease(session, qbo.connection_id, "other-host:1:run", seconds=60)
+    await deliver(qbo)
+    row = (await session.scalars(select(WebhookInbox).order_by(WebhookInbox.id.desc()))).first()
+    assert (row.state, row.attempts) == (InboxState.RECEIVED, 0), row.error
+    assert (await session.get(Customer, customer.id, populate_existing=True)).phone == "555-0100"
+    # Once the run lets go, the sweep applies it.
+    await release_lease(session, qbo.connection_id, "other-host:1:run")
+    await inbox.process(qbo.env, row.id)
+    assert (await session.get(Customer, customer.id, populate_existing=True)).phone == "555-0142"
+    await session.refresh(row)
+    assert row.state == InboxState.PROCESSED
+
+
+async def test_an_older_copy_of_a_customer_never_overwrites_a_newer_one(owner, session, biz, qbo) -> None:  # noqa: ANN001
+    customer, remote = await synced_customer(session, biz, qbo, "two_way")
+    await control(owner, qbo, f"customer/{remote}", {"PrimaryPhone": {"FreeFormNumber": "555-0177"}})
+    await deliver(qbo)
+    row = await ledger(session, qbo, "customer", customer.id)
+    newer = row.remote_version
+    older = dict(qbo.objects("Customer")[remote], SyncToken=str(int(newer) - 1))
+    older["PrimaryPhone"] = {"FreeFormNumber": "555-0000"}
+    conn = await session.get(Connection, qbo.connection_id)
+    applier = inbound.Inbound(session, conn, "webhook")
+    assert await applier.apply("Customer", remote, older) is False  # read before the newer one, applied after
+    await session.commit()
+    assert (await session.get(Customer, customer.id, populate_existing=True)).phone == "555-0177"

@@ -703,7 +703,8 @@ class Engine:
             row.remote_id = outcome.remote_id
             row.remote_version = outcome.remote_version
             # A settled create may have been the provider replaying an older version's body: an update follows.
-            row.synced_version = row.synced_version if item.settling else item.local_version
+            # Never backwards: a change applied from the provider meanwhile may have moved it further.
+            row.synced_version = row.synced_version if item.settling else max(row.synced_version, item.local_version)
             row.idempotency_key = None
             row.sent_at = None
             row.attempts = 0

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.db import utcnow
 from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.sync.engine import LeaseHeld
 from fieldhub.hub.webhooks.models import InboxState, RemoteLink, WebhookInbox
 from fieldhub.log import get_logger
 
@@ -207,6 +208,11 @@ async def process(env: OAuthEnv, inbox_id: int) -> InboxState | None:
             await session.commit()
             log.info("webhook.processed", provider=row.provider, event_type=row.event_type, state=str(row.state))
             return InboxState(row.state)
+        except LeaseHeld:
+            # The connection is syncing: not a failure. The row stays `received` for the sweep.
+            await session.rollback()
+            log.info("webhook.deferred", inbox_id=inbox_id, provider=row.provider)
+            return InboxState.RECEIVED
         except Exception as exc:  # noqa: BLE001 - any failure is kept on the row for the sweep and the owner
             await session.rollback()
             error = f"{type(exc).__name__}: {exc}"[:2000]

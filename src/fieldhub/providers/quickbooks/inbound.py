@@ -24,6 +24,7 @@ changes (or fails to change) something writes an import run to the sync history.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -51,7 +52,7 @@ from fieldhub.hub.errors import Rejected
 from fieldhub.hub.notify import notify
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync.clients import client_for
-from fieldhub.hub.sync.engine import LEASE_SECONDS, acquire_lease, release_lease
+from fieldhub.hub.sync.engine import LEASE_SECONDS, PROCESS, LeaseHeld, acquire_lease, release_lease
 from fieldhub.hub.sync.models import (
     LedgerRow,
     LedgerState,
@@ -69,6 +70,7 @@ from fieldhub.providers.quickbooks import mapping
 from fieldhub.providers.quickbooks.sync import QuickBooksAdapter, _plain
 
 log = get_logger(__name__)
+WEBHOOK_LEASE_WAIT = 10.0  # seconds a webhook waits for a running sync before leaving the event to the sweep
 KEY = "quickbooks"
 CURSOR = "cdc"
 ENTITIES = ("Customer", "Invoice", "Payment")  # CDC order; also what webhooks act on
@@ -519,8 +521,8 @@ class Inbound:
         if obj is None:
             return await self._customer_gone(row, remote_id)
         token = str(obj.get("SyncToken") or "")
-        if row is not None and row.remote_version == token:
-            return False  # what we sent, or what we already applied
+        if row is not None and not _newer_token(token, row.remote_version):
+            return False  # what we sent, what we already applied, or an older copy read before a newer one
         if not self.two_way:
             if row is None:
                 await self.note(
@@ -546,7 +548,8 @@ class Inbound:
             return False
         theirs = _updated_at(obj) or utcnow()
         ours = customer.updated_at
-        local_pending = row.local_version > row.synced_version
+        # The record's own version, not the ledger's: edits made while disconnected never reached the ledger.
+        local_pending = max(customer.version, row.local_version) > row.synced_version
         # Only an edit here not yet sent can be newer. QuickBooks stamps whole seconds: theirs happened
         # within [theirs, theirs + 1 s), so ours is newer only from the next second on.
         if local_pending and ours is not None and ours >= theirs + timedelta(seconds=1):
@@ -654,6 +657,15 @@ async def read(adapter: QuickBooksAdapter, entity: str, remote_id: str) -> dict[
     return found if isinstance(found, dict) else None
 
 
+def _newer_token(token: str, known: str | None) -> bool:
+    """QuickBooks' SyncToken counts up with every change: is `token` a later version than the one we hold?"""
+    if not known:
+        return True
+    if token.isdigit() and known.isdigit():
+        return int(token) > int(known)
+    return token != known
+
+
 def _connection_lock(connection_id: int) -> Any:
     """The same row lock the webhook inbox takes: one connection's inbound changes are applied one at a time."""
     return (
@@ -676,9 +688,10 @@ async def apply_notices(
 ) -> bool:
     """A webhook's changes, realm by realm (one notification may name several): read each object, apply it.
 
-    Reading QuickBooks uses sessions of its own (the token, the shared rate limiter), so the reads
-    happen with no lock held here — on SQLite a held write lock would stall them — and the changes
-    are applied afterwards under the connection's row lock, the one the inbox and the CDC poll take.
+    Under each connection's sync lease (LeaseHeld when a run or a poll has it: the inbox leaves the
+    event for its sweep). Reading QuickBooks uses sessions of its own (the token, the shared rate
+    limiter), so the reads happen with no database lock held — on SQLite a held write lock would stall
+    them — and the changes are applied afterwards under the connection's row lock and committed here.
     """
     by_realm: dict[str, dict[tuple[str, str], dict[str, str]]] = {}
     for notice in notices:
@@ -702,25 +715,55 @@ async def apply_notices(
     if not wanted:
         return False
     await session.commit()
-    fetched: list[tuple[Connection, list[tuple[dict[str, str], dict[str, Any] | None]]]] = []
-    for conn, chosen in wanted:
-        async with client_for(env, conn) as client:
-            adapter = QuickBooksAdapter(conn, client, env.settings)
-            objects = []
-            for notice in chosen:
-                gone = notice["operation"] == "Delete"
-                objects.append((notice, None if gone else await read(adapter, notice["entity"], notice["id"])))
-        fetched.append((conn, objects))
-    changed = False
-    for conn, objects in fetched:
-        await session.execute(_connection_lock(conn.id))
-        inbound = Inbound(session, conn, "webhook")
-        for notice, obj in objects:
-            changed |= await inbound.apply(notice["entity"], notice["id"], obj)
-            if notice.get("deleted_id"):  # a merge: the other object is gone
-                changed |= await inbound.apply(notice["entity"], notice["deleted_id"], None)
-        inbound.finish()
-    return changed
+    # The connection's lease, the one export runs and the CDC poll take: QuickBooks is read and the
+    # changes applied with no run of ours in between, so nothing read here is older than what a run
+    # just sent, and no run settles over a change applied here. Busy: the event waits for the sweep.
+    holder = f"{PROCESS}:webhook:{uuid.uuid4().hex[:8]}"
+    held: list[int] = []
+    try:
+        for conn, _ in wanted:
+            if not await _wait_for_lease(env, conn.id, holder):
+                raise LeaseHeld(f"connection {conn.id} is syncing; the webhook is applied after it")
+            held.append(conn.id)
+        changed = False
+        for conn, chosen in wanted:
+            async with client_for(env, conn) as client:
+                adapter = QuickBooksAdapter(conn, client, env.settings)
+                objects = []
+                for notice in chosen:
+                    gone = notice["operation"] == "Delete"
+                    objects.append((notice, None if gone else await read(adapter, notice["entity"], notice["id"])))
+            await session.execute(_connection_lock(conn.id))
+            inbound = Inbound(session, conn, "webhook")
+            for notice, obj in objects:
+                changed |= await inbound.apply(notice["entity"], notice["id"], obj)
+                if notice.get("deleted_id"):  # a merge: the other object is gone
+                    changed |= await inbound.apply(notice["entity"], notice["deleted_id"], None)
+            inbound.finish()
+            await session.commit()  # before the lease goes: a run that follows sees these changes
+        return changed
+    finally:
+        for connection_id in held:
+            try:
+                async with env.sessionmaker() as fresh:
+                    await release_lease(fresh, connection_id, holder)
+            except Exception:  # noqa: BLE001 - the lease expires by itself
+                log.warning("quickbooks.webhook.release_failed", connection_id=connection_id)
+
+
+async def _wait_for_lease(env: OAuthEnv, connection_id: int, holder: str) -> bool:
+    """The lease, waiting out a short run (a real-time one takes well under a second) before giving up.
+
+    On a session of its own: a refused take rolls back, which would expire the caller's objects.
+    """
+    deadline = time.monotonic() + WEBHOOK_LEASE_WAIT
+    while True:
+        async with env.sessionmaker() as session:
+            if await acquire_lease(session, connection_id, holder):
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
 
 
 async def _worth_reading(inbound: Inbound, entity: str, remote_id: str, operation: str) -> bool:
@@ -916,9 +959,9 @@ class _Poll:
             seen: set[str] = set()
             start = 1
             while True:
-                reply = await adapter._call(
-                    "GET", "query", query=f"SELECT * FROM {entity} STARTPOSITION {start} MAXRESULTS {PAGE}"
-                )
+                # In id order: a page boundary must not move when something is created or deleted meanwhile.
+                statement = f"SELECT * FROM {entity} ORDERBY Id STARTPOSITION {start} MAXRESULTS {PAGE}"
+                reply = await adapter._call("GET", "query", query=statement)
                 if started is None:  # said once the first read is in (no write is held while reading)
                     started = parse_qbo_time(reply.get("time")) or utcnow()
                     await self.inbound.note("", "", "full_reread", reason)
@@ -928,15 +971,22 @@ class _Poll:
                     seen.add(str(obj.get("Id", "")))
                     await self.inbound.apply(entity, str(obj.get("Id", "")), obj)
                 await self.session.commit()
+                # Kept for the whole read, page by page: no run sends anything until the diff below is done.
+                async with self.env.sessionmaker() as fresh:  # its rollback must not expire this session's objects
+                    renewed = await acquire_lease(fresh, self.conn.id, self.holder)
+                if not renewed:
+                    raise LeaseHeld("the lease expired during the full re-read; another worker took over")
                 if len(rows) < PAGE:
                     break
                 start += PAGE
             if entity in ("Invoice", "Payment"):
-                await self._gone(entity, seen)
+                await self._gone(adapter, entity, seen)
         await self._commit((started or utcnow()) - OVERLAP)
 
-    async def _gone(self, entity: str, seen: set[str]) -> None:
-        """Synced records whose QuickBooks object was not in the full read were deleted there."""
+    async def _gone(self, adapter: QuickBooksAdapter, entity: str, seen: set[str]) -> None:
+        """Synced records whose QuickBooks object was not in the full read, and which QuickBooks then says
+        it does not have (610), were deleted there. The read-back keeps a live record from being voided
+        here because a page of the read missed it."""
         local = LOCAL[entity]
         missing = sorted(
             {
@@ -951,8 +1001,14 @@ class _Poll:
                 if rid and rid not in seen
             }
         )
-        for rid in missing:
+        await self.session.commit()  # no transaction open while QuickBooks is read (SQLite: one writer)
+        gone = [rid for rid in missing if await read(adapter, entity, rid) is None]
+        if not gone:
+            return
+        await self.session.execute(_connection_lock(self.conn.id))
+        for rid in gone:
             await self.inbound.apply(entity, rid, None)
+        await self.session.commit()
 
     async def _failed(self, connection_id: int, tenant_id: int, error: Exception) -> None:
         """A catch-up that could not finish: a failed import run says why; the cursor stays where it was."""
