@@ -512,7 +512,8 @@ class Company:
         self._sales_lines(obj, old, customer)
         if self.settings.refuse_zero_total_invoices and obj["TotalAmt"] == 0:
             raise business("An invoice must have a total greater than zero.", "TotalAmt")
-        obj["Balance"] = obj["TotalAmt"] - self._applied_to(obj["Id"])
+        # No payment can point at an invoice being created; an update sums what is applied to it.
+        obj["Balance"] = obj["TotalAmt"] - (self._applied_to(obj["Id"]) if old else Decimal("0"))
         if obj["Balance"] < 0:
             raise business("This invoice already has payments larger than its new total.", "TotalAmt")
         obj["LinkedTxn"] = old.get("LinkedTxn", []) if old else []
@@ -846,7 +847,13 @@ class Company:
                     raise business(
                         f"Invoice {invoice['Id']} belongs to another customer; a payment applies only to its customer."
                     )
-                open_balance = invoice["TotalAmt"] - self._applied_to(invoice["Id"], excluding=obj["Id"])
+                # Every write settles balances, so a new payment reads the invoice's own; an update must
+                # leave its own earlier amount out, and sums the others.
+                open_balance = (
+                    invoice["TotalAmt"] - self._applied_to(invoice["Id"], excluding=obj["Id"])
+                    if old is not None
+                    else invoice.get("Balance", invoice["TotalAmt"])
+                )
                 if line["Amount"] > open_balance:
                     raise business(
                         f"The payment amount {line['Amount']} is more than the open balance {open_balance} "
