@@ -82,6 +82,14 @@ def test_overhead():
     assert figures["cpu_ms_per_record"] > 0 and figures["records_per_second"] > 0
 
 
+def test_phases():
+    figures = bench("phases", *sets(invoices=40, customers=4, items=2))
+    assert figures["run_status"] == "success" and figures["records"]["total"] == 40 + 4 + 2 + 10
+    phases = figures["phases_cpu_ms_per_record"]
+    assert 0 < phases["settle_replies"] < figures["cpu_ms_per_record"]
+    assert figures["phases_calls"]["http_request"] >= figures["phases_calls"]["push_batch"] >= 4
+
+
 def test_memory():
     figures = bench("memory", *sets(records=60, mark=20, customers=3, items=2))
     assert figures["unsynced_left"] == 0
