@@ -43,6 +43,7 @@ from fieldhub.hub.emulator import Account, EmulatorConfig
 from fieldhub.hub.emulator.core import FaultRule
 from fieldhub.hub.emulator.mount import Endpoints, emulator_config
 from fieldhub.hub.oauth.env import OAuthEnv
+from fieldhub.hub.ratelimit import RateLimiter
 from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation
 from fieldhub.migrate import upgrade
@@ -546,3 +547,40 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+# ----------------------------------------------------------------------------- a pending backlog, unthrottled
+
+NEVER_WAIT = 1e6  # a limiter clock scaled so far it never makes a request wait (its database work stays)
+
+
+@dataclass
+class Backlog:
+    env: OAuthEnv
+    connection_id: int
+    records: Records
+    url: str  # the emulator process's address
+    limiter: RateLimiter  # the hub's shared limiter, in the path, on a clock that never waits
+
+
+@contextlib.asynccontextmanager
+async def backlog(
+    db: str, slug: str, counts: dict[str, int], *, log_size: int = 1000, keep: bool = True
+) -> AsyncIterator[Backlog]:
+    """The set-up of overhead, memory and phases: a QuickBooks company in its own emulator process with
+    QBO's rate rules off, connected through OAuth, and `counts` (invoices, customers, items, pay_every)
+    of records pending in the ledger."""
+    async with emulator_process(unlimited=True, log_size=log_size) as (url, _pid):
+        env = OAuthEnv.standalone(make_settings(db, keys=new_key(), emulator_url=url))
+        try:
+            tenant_id = await create_tenant(env, slug)
+            connection_id = await connect(env, tenant_id)
+            records = await write_records(env, tenant_id, connection_id, **counts, keep=keep)
+            yield Backlog(env, connection_id, records, url, RateLimiter(env.sessionmaker, time_scale=NEVER_WAIT))
+        finally:
+            await env.engine.dispose()
+
+
+def backlog_counts(args: dict[str, Any], **defaults: int) -> dict[str, int]:
+    """invoices, customers, items and pay_every from --set options, with the benchmark's defaults."""
+    return {key: int(args.get(key, default)) for key, default in defaults.items()}

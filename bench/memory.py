@@ -23,65 +23,50 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
-from fieldhub.hub.ratelimit import RateLimiter  # noqa: E402
 from fieldhub.hub.sync.engine import Progress, sync_connection  # noqa: E402
-
-NEVER_WAIT = 1e6
 
 
 async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
-    async with _qbo.emulator_process(unlimited=True, log_size=100) as (url, _pid):
-        settings = _qbo.make_settings(db, keys=_qbo.new_key(), emulator_url=url)
-        env = _qbo.OAuthEnv.standalone(settings)
+    counts = {k: params[k] for k in ("invoices", "customers", "items", "pay_every")}
+    async with _qbo.backlog(db, "memory", counts, log_size=100, keep=False) as work:
+        records = work.records
+        rss_before = _qbo.rss_mb()
+        peak = {"all": rss_before, "at_mark": 0.0}
+        done = {"n": 0}
+        mark = params["mark"]
+
+        def sample() -> None:
+            rss = _qbo.rss_mb()
+            peak["all"] = max(peak["all"], rss)
+            if done["n"] <= mark:
+                peak["at_mark"] = max(peak["at_mark"], rss)
+
+        def progress(p: Progress) -> None:
+            done["n"] = p.done
+
+        async def sampler() -> None:
+            while True:
+                sample()
+                await asyncio.sleep(0.1)
+
+        task = asyncio.create_task(sampler())
+        started = time.perf_counter()
         try:
-            tenant_id = await _qbo.create_tenant(env, "memory")
-            connection_id = await _qbo.connect(env, tenant_id)
-            records = await _qbo.write_records(
-                env,
-                tenant_id,
-                connection_id,
-                invoices=params["invoices"],
-                customers=params["customers"],
-                items=params["items"],
-                pay_every=params["pay_every"],
-                keep=False,
+            run = await sync_connection(
+                work.env,
+                work.connection_id,
+                trigger="backfill",
+                progress=progress,
+                client_options={"limiter": work.limiter},
             )
-            rss_before = _qbo.rss_mb()
-            peak = {"all": rss_before, "at_mark": 0.0}
-            done = {"n": 0}
-            mark = params["mark"]
-
-            def sample() -> None:
-                rss = _qbo.rss_mb()
-                peak["all"] = max(peak["all"], rss)
-                if done["n"] <= mark:
-                    peak["at_mark"] = max(peak["at_mark"], rss)
-
-            def progress(p: Progress) -> None:
-                done["n"] = p.done
-
-            async def sampler() -> None:
-                while True:
-                    sample()
-                    await asyncio.sleep(0.1)
-
-            task = asyncio.create_task(sampler())
-            limiter = RateLimiter(env.sessionmaker, time_scale=NEVER_WAIT)
-            started = time.perf_counter()
-            try:
-                run = await sync_connection(
-                    env, connection_id, trigger="backfill", progress=progress, client_options={"limiter": limiter}
-                )
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            sample()
-            elapsed = time.perf_counter() - started
-            left = await _qbo.unsynced(env, connection_id)
         finally:
-            await env.engine.dispose()
-        objects = await _qbo.remote_objects(url)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sample()
+        elapsed = time.perf_counter() - started
+        left = await _qbo.unsynced(work.env, work.connection_id)
+        objects = await _qbo.remote_objects(work.url)
     created = sum(len(objects.get(k, {})) for k in ("Invoice", "Payment"))
     return {
         "records": records.counts(),

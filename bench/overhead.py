@@ -21,39 +21,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
-from fieldhub.hub.ratelimit import RateLimiter  # noqa: E402
 from fieldhub.hub.sync.engine import sync_connection  # noqa: E402
 from fieldhub.providers.quickbooks.emulator import US_REALM  # noqa: E402
 
-NEVER_WAIT = 1e6
-
 
 async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
-    async with _qbo.emulator_process(unlimited=True) as (url, _pid):
-        settings = _qbo.make_settings(db, keys=_qbo.new_key(), emulator_url=url)
-        env = _qbo.OAuthEnv.standalone(settings)
-        try:
-            tenant_id = await _qbo.create_tenant(env, "overhead")
-            connection_id = await _qbo.connect(env, tenant_id)
-            records = await _qbo.write_records(
-                env,
-                tenant_id,
-                connection_id,
-                invoices=params["invoices"],
-                customers=params["customers"],
-                items=params["items"],
-                pay_every=params["pay_every"],
-            )
-            limiter = RateLimiter(env.sessionmaker, time_scale=NEVER_WAIT)
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            usage0 = resource.getrusage(resource.RUSAGE_SELF)
-            run = await sync_connection(env, connection_id, trigger="backfill", client_options={"limiter": limiter})
-            usage1 = resource.getrusage(resource.RUSAGE_SELF)
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            left = await _qbo.unsynced(env, connection_id)
-            check = _qbo.check_emulator(await _qbo.remote_objects(url, US_REALM), records)
-        finally:
-            await env.engine.dispose()
+    async with _qbo.backlog(db, "overhead", params) as work:
+        records = work.records
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        run = await sync_connection(
+            work.env, work.connection_id, trigger="backfill", client_options={"limiter": work.limiter}
+        )
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        left = await _qbo.unsynced(work.env, work.connection_id)
+        check = _qbo.check_emulator(await _qbo.remote_objects(work.url, US_REALM), records)
     n = records.total
     return {
         "records": records.counts(),
@@ -71,12 +54,7 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
-    params = {
-        "invoices": int(args.get("invoices", 5_000)),
-        "customers": int(args.get("customers", 500)),
-        "items": int(args.get("items", 50)),
-        "pay_every": int(args.get("pay_every", 4)),
-    }
+    params = _qbo.backlog_counts(args, invoices=5_000, customers=500, items=50, pay_every=4)
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "overhead") as db:
         figures = asyncio.run(_main(db, params))
@@ -85,7 +63,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "database": _qbo.backend(db),
         "parameters": params,
         "emulator": "QuickBooks, own process (uvicorn, 127.0.0.1), rate rules off",
-        "hub_limiter": f"on, clock scaled x{NEVER_WAIT:g} so it never waits",
+        "hub_limiter": f"on, clock scaled x{_qbo.NEVER_WAIT:g} so it never waits",
         "log_level": _qbo.LOG_LEVEL,
         **figures,
         "target_records_per_cpu_second": 2000,

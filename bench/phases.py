@@ -26,7 +26,6 @@ from fieldhub.hub import http, ratelimit  # noqa: E402
 from fieldhub.hub.sync import engine  # noqa: E402
 from fieldhub.providers.quickbooks import sync as quickbooks  # noqa: E402
 
-NEVER_WAIT = 1e6
 PHASES: dict[str, tuple[Any, str]] = {
     "prepare_chunk": (engine.Engine, "_prepare_items"),
     "settle_replies": (engine.Engine, "_settle_many"),
@@ -55,27 +54,19 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
     spent: collections.Counter[str] = collections.Counter()
     calls: collections.Counter[str] = collections.Counter()
     originals = {name: getattr(owner, attr) for name, (owner, attr) in PHASES.items()}
-    async with _qbo.emulator_process(unlimited=True) as (url, _pid):
-        settings = _qbo.make_settings(db, keys=_qbo.new_key(), emulator_url=url)
-        env = _qbo.OAuthEnv.standalone(settings)
+    async with _qbo.backlog(db, "phases", params) as work:
+        records = work.records
+        for name, (owner, attr) in PHASES.items():
+            setattr(owner, attr, _timed(spent, calls, name, originals[name]))
         try:
-            tenant_id = await _qbo.create_tenant(env, "phases")
-            connection_id = await _qbo.connect(env, tenant_id)
-            records = await _qbo.write_records(env, tenant_id, connection_id, **params)
-            limiter = ratelimit.RateLimiter(env.sessionmaker, time_scale=NEVER_WAIT)
-            for name, (owner, attr) in PHASES.items():
-                setattr(owner, attr, _timed(spent, calls, name, originals[name]))
-            try:
-                cpu0 = time.process_time()
-                run = await engine.sync_connection(
-                    env, connection_id, trigger="backfill", client_options={"limiter": limiter}
-                )
-                cpu = time.process_time() - cpu0
-            finally:
-                for name, (owner, attr) in PHASES.items():
-                    setattr(owner, attr, originals[name])
+            cpu0 = time.process_time()
+            run = await engine.sync_connection(
+                work.env, work.connection_id, trigger="backfill", client_options={"limiter": work.limiter}
+            )
+            cpu = time.process_time() - cpu0
         finally:
-            await env.engine.dispose()
+            for name, (owner, attr) in PHASES.items():
+                setattr(owner, attr, originals[name])
     n = records.total
     return {
         "records": records.counts(),
@@ -87,12 +78,7 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
-    params = {
-        "invoices": int(args.get("invoices", 2000)),
-        "customers": int(args.get("customers", 200)),
-        "items": int(args.get("items", 20)),
-        "pay_every": int(args.get("pay_every", 4)),
-    }
+    params = _qbo.backlog_counts(args, invoices=2000, customers=200, items=20, pay_every=4)
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "phases") as db:
         figures = asyncio.run(_main(db, params))
