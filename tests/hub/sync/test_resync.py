@@ -9,6 +9,7 @@ from sqlalchemy import select
 from fieldhub.core.invoices.service import record_payment
 from fieldhub.db import utcnow
 from fieldhub.hub.emulator.core import FaultRule
+from fieldhub.hub.sync import engine
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent
 from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup
@@ -29,8 +30,10 @@ def payments_noted(qbo: QBOSetup, payment_id: int) -> list[dict]:
 
 
 async def test_resync_sends_the_invoice_and_the_payment_that_missed_it(
-    session, owner, make_client, biz: Business, other_biz: Business, qbo: QBOSetup
+    session, owner, make_client, biz: Business, other_biz: Business, qbo: QBOSetup, monkeypatch
 ):
+    # The backoff is a full jitter, which can be a few ms: a minute here, so "not due yet" holds every time.
+    monkeypatch.setattr(engine, "backoff", lambda attempts, retry_after, rng: 60.0)
     _, _, invoice = await make_invoice(session, biz, "Resync Rita")
     early = await record_payment(session, biz.tenant.id, invoice.id, {"amount": "20.00"})
     await session.commit()
