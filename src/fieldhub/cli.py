@@ -335,12 +335,14 @@ def worker(
     from fieldhub.hub.oauth.env import OAuthEnv
     from fieldhub.hub.sync.dispatch import worker_loop
     from fieldhub.hub.sync.ledger import on_domain_event
+    from fieldhub.runtime import freeze_startup_heap
 
     settings = _logged_settings()
     events.subscribe(on_domain_event)
 
     async def go() -> None:
         env = OAuthEnv.standalone(settings, Endpoints(settings))
+        freeze_startup_heap()
         try:
             await worker_loop(env, concurrency=concurrency)
         finally:

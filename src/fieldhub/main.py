@@ -21,6 +21,7 @@ from fieldhub.hub import registry
 from fieldhub.hub.emulator.mount import mount_emulators
 from fieldhub.hub.notify import invoice_mail
 from fieldhub.hub.sync.ledger import on_domain_event
+from fieldhub.runtime import freeze_startup_heap
 from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
 from fieldhub.web.deps import LoginRequired
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher = Dispatcher(env_for(app), workers=settings.embedded_workers)
             await dispatcher.start()
             app.state.sync_dispatcher = dispatcher
+        if settings.mode != "test":  # a test process starts many apps; its heap is the test run's
+            freeze_startup_heap()
         yield
         if dispatcher is not None:
             await dispatcher.stop()
