@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 
 from fieldhub import log
@@ -68,3 +70,34 @@ def test_the_registry_is_bounded_and_keeps_the_newest(monkeypatch) -> None:
     assert scrub_text("rotating-token-0004") == REDACTED
     assert scrub_text("rotating-token-0000") == "rotating-token-0000"
     assert len(log._registered) <= 3
+
+
+def test_history_bodies_are_scrubbed_as_json_with_exact_amounts() -> None:
+    """history_body scrubs the body's JSON text: a secret is matched as JSON writes it, escapes and all."""
+    import json
+
+    from fieldhub.hub.sync.models import history_body
+
+    quoted = 'quote"and\\backslash-secret'
+    register_secret(quoted)
+    register_secret("registered-secret-in-body-2")
+    register_secret("clé-secrète-non-ascii")
+    body = {
+        "Line": [{"Amount": Decimal("12.50"), "Description": f"pay with {quoted} now"}],
+        "Note": "registered-secret-in-body-2",
+        "registered-secret-in-body-2": 1,
+        "Memo": "clé-secrète-non-ascii and Authorization: Bearer eyJhbGciOi.J9xyz_-abc",
+        "Count": 3,
+        "Empty": None,
+    }
+    text = history_body(body)
+    assert text is not None
+    out = json.loads(text)
+    assert quoted not in text and "registered-secret-in-body-2" not in text
+    assert "secrète" not in text and "eyJhbGciOi" not in text
+    assert out["Line"][0] == {"Amount": "12.50", "Description": f"pay with {REDACTED} now"}
+    assert out["Note"] == REDACTED and out[REDACTED] == 1
+    assert out["Memo"] == f"{REDACTED} and Authorization: Bearer {REDACTED}"
+    assert out["Count"] == 3 and out["Empty"] is None
+    assert history_body(None) is None
+    assert body["Note"] == "registered-secret-in-body-2"  # the caller's body is left as it was

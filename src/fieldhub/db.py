@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -89,7 +90,17 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class JSONText(str):
+    """JSON already written: a JSON column stores this text as it is (see _json_serializer)."""
+
+
+def _json_serializer(value: Any) -> str:
+    """JSON columns: json.dumps, except for text written once already (hub.sync.models.history_body)."""
+    return value if type(value) is JSONText else json.dumps(value)
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("json_serializer", _json_serializer)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -25,11 +26,12 @@ SHORTEST_SECRET = 8  # shorter values are not registered, and an inline credenti
 _registered: dict[str, None] = {}
 _lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
+_json_pattern: re.Pattern[str] | None = None
 
 
 def register_secret(value: str | None) -> None:
     """Any log field that contains this exact value is redacted from then on (token values, keys)."""
-    global _pattern
+    global _pattern, _json_pattern
     if not value or len(value) < SHORTEST_SECRET:
         return
     with _lock:
@@ -38,25 +40,41 @@ def register_secret(value: str | None) -> None:
         _registered[value] = None
         while len(_registered) > MAX_REGISTERED:
             del _registered[next(iter(_registered))]
-        _pattern = None
+        _pattern = _json_pattern = None
 
 
-def _secret_pattern() -> re.Pattern[str] | None:
-    global _pattern
+def _secret_pattern(*, as_json: bool = False) -> re.Pattern[str] | None:
+    """One regex over every registered secret, or over each as it reads inside a JSON string."""
+    global _pattern, _json_pattern
     with _lock:
         if _pattern is None and _registered:
             # Longest first, so a secret that contains another is removed whole.
             alternatives = sorted(_registered, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(a) for a in alternatives))
-        return _pattern
+            written = sorted((json.dumps(a, ensure_ascii=False)[1:-1] for a in _registered), key=len, reverse=True)
+            _json_pattern = re.compile("|".join(re.escape(a) for a in written))
+        return _json_pattern if as_json else _pattern
 
 
 def scrub_text(text: str) -> str:
     """`text` with every registered secret and inline bearer/basic credential replaced by [redacted]."""
-    pattern = _secret_pattern()
+    return _scrub_with(_secret_pattern(), text)
+
+
+def scrub_json(text: str) -> str:
+    """`text`, JSON written with ensure_ascii=False, with every registered secret and inline credential
+    replaced by [redacted]: each secret is matched as JSON writes it (a quote or backslash in one is
+    escaped there), in keys and values alike."""
+    return _scrub_with(_secret_pattern(as_json=True), text)
+
+
+def _scrub_with(pattern: re.Pattern[str] | None, text: str) -> str:
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
-    return _INLINE_CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    lowered = text.lower()  # a case-insensitive regex tries every position; two substring tests don't
+    if "bearer" in lowered or "basic" in lowered:
+        text = _INLINE_CREDENTIAL.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return text
 
 
 def _scrub(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldhub.db import Base, IdMixin, UTCDateTime, utcnow
+from fieldhub.db import Base, IdMixin, JSONText, UTCDateTime, utcnow
+from fieldhub.log import scrub_json
 
 
 class LedgerState(StrEnum):
@@ -94,6 +96,15 @@ class SyncRun(IdMixin, Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def history_body(body: Any) -> JSONText | None:
+    """What a RecordEvent keeps of a body sent or received: JSON with amounts as exact strings and every
+    secret scrubbed. Written once, by json's C encoder, and scrubbed as text: a walk in Python over
+    every value, then json.dumps again at insert, cost about 0.1 ms a record in a backfill."""
+    if body is None:
+        return None
+    return JSONText(scrub_json(json.dumps(body, default=str, ensure_ascii=False)))
 
 
 class RecordEvent(IdMixin, Base):
