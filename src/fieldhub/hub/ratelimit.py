@@ -28,8 +28,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Double, String, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Double, String, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -71,6 +72,54 @@ class Limit:
 class _NoRoom(Exception):
     def __init__(self, wait: float, blocked_by: str, bucket: str) -> None:
         self.wait, self.blocked_by, self.bucket = wait, blocked_by, bucket
+
+
+# The statements a slot costs, built once: a statement object is immutable and keeps its cache key, so a
+# call only binds values (building them per call cost more CPU than the database spent running them).
+_MINE = (RateLease.provider == bindparam("v_provider"), RateLease.bucket == bindparam("v_bucket"))
+_HOLDING = (RateLease.released_at.is_(None), RateLease.expires_at > bindparam("v_now"))
+_LOCK = (
+    update(RateBucket)
+    .where(RateBucket.provider == bindparam("v_provider"), RateBucket.bucket == bindparam("v_bucket"))
+    .values(version=RateBucket.version + 1)
+)
+# Leases outside the window that hold no slot any more are history.
+_PRUNE = delete(RateLease).where(
+    *_MINE,
+    RateLease.started_at <= bindparam("v_since"),
+    or_(RateLease.released_at.is_not(None), RateLease.expires_at <= bindparam("v_now")),
+)
+_STARTED = select(func.count()).where(*_MINE, RateLease.started_at > bindparam("v_since"))
+_HELD = select(func.count()).where(*_MINE, *_HOLDING)
+_ACTIVE = select(func.count(), func.min(RateLease.expires_at)).where(*_MINE, *_HOLDING)
+_RELEASE = (
+    update(RateLease)
+    .where(RateLease.id.in_(bindparam("v_ids", expanding=True)), RateLease.released_at.is_(None))
+    .values(released_at=bindparam("v_at"))
+)
+_COLUMNS = ["id", "provider", "bucket", "started_at", "expires_at", "holder"]
+
+
+def _take_statement(rate: bool, concurrency: bool) -> Any:
+    """INSERT ... SELECT that adds the lease only if the limits in force leave room; RETURNING says if it did
+    (psycopg reports no rowcount for INSERT ... SELECT)."""
+    room = []
+    if rate:
+        room.append(_STARTED.scalar_subquery() < bindparam("v_per_minute"))
+    if concurrency:
+        room.append(_HELD.scalar_subquery() < bindparam("v_concurrency"))
+    row = select(
+        bindparam("v_id", type_=String),
+        bindparam("v_provider", type_=String),
+        bindparam("v_bucket", type_=String),
+        bindparam("v_now", type_=Double),
+        bindparam("v_expires_at", type_=Double),
+        bindparam("v_holder", type_=String),
+    ).where(and_(*room))
+    return insert(RateLease).from_select(_COLUMNS, row).returning(RateLease.id)
+
+
+_TAKE = {(rate, conc): _take_statement(rate, conc) for rate in (False, True) for conc in (False, True) if rate or conc}
 
 
 class RateLimiter:
@@ -179,11 +228,7 @@ class RateLimiter:
         if not lease.id:
             return
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(RateLease)
-                .where(RateLease.id.in_([lease.id, *lease.also]), RateLease.released_at.is_(None))
-                .values(released_at=self._clock())
-            )
+            await conn.execute(_RELEASE, {"v_ids": [lease.id, *lease.also], "v_at": self._clock()})
         event = self._released.pop((lease.provider, lease.bucket), None)
         if event is not None:
             event.set()
@@ -206,88 +251,58 @@ class RateLimiter:
 
     async def _take(self, conn: AsyncConnection, provider: str, limit: Limit, now: float, prune: bool) -> str:
         """A lease in one bucket inside the caller's transaction, or _NoRoom."""
-        await self._lock_bucket(conn, provider, limit.bucket)
-        since = now - self.window
-        mine = (RateLease.provider == provider, RateLease.bucket == limit.bucket)
-        if prune:
-            # Leases outside the window that hold no slot any more are history: drop them, under the lock,
-            # now and then (not on every try: it is a statement each time).
-            await conn.execute(
-                delete(RateLease).where(
-                    *mine,
-                    RateLease.started_at <= since,
-                    or_(RateLease.released_at.is_not(None), RateLease.expires_at <= now),
-                )
-            )
+        where = {"v_provider": provider, "v_bucket": limit.bucket, "v_now": now, "v_since": now - self.window}
+        await self._lock_bucket(conn, where)
+        if prune:  # under the lock, now and then (not on every try: it is a statement each time)
+            await conn.execute(_PRUNE, where)
         # The common case is one statement: the lease goes in only if both limits leave room for it.
         lease_id = uuid.uuid4().hex
-        room = []
-        if limit.per_minute:
-            started_q = select(func.count()).where(*mine, RateLease.started_at > since)
-            room.append(started_q.scalar_subquery() < limit.per_minute)
-        if limit.concurrency:
-            holding = (RateLease.released_at.is_(None), RateLease.expires_at > now)
-            active_q = select(func.count()).where(*mine, *holding)
-            room.append(active_q.scalar_subquery() < limit.concurrency)
-        row = select(
-            literal(lease_id, String),
-            literal(provider, String),
-            literal(limit.bucket, String),
-            literal(now, Double),
-            literal(now + self.lease_seconds, Double),
-            literal(HOLDER, String),
-        ).where(and_(*room))
-        columns = ["id", "provider", "bucket", "started_at", "expires_at", "holder"]
-        # RETURNING says whether the row went in (psycopg reports no rowcount for INSERT ... SELECT).
-        taken = await conn.scalar(insert(RateLease).from_select(columns, row).returning(RateLease.id))
-        if taken is not None:
+        values = {
+            **where,
+            "v_id": lease_id,
+            "v_expires_at": now + self.lease_seconds,
+            "v_holder": HOLDER,
+            "v_per_minute": limit.per_minute,
+            "v_concurrency": limit.concurrency,
+        }
+        if await conn.scalar(_TAKE[bool(limit.per_minute), bool(limit.concurrency)], values) is not None:
             return lease_id
         # No room: which limit, and when a retry is worth it.
         if limit.per_minute:
-            started = await conn.scalar(select(func.count()).where(*mine, RateLease.started_at > since))
+            started = await conn.scalar(_STARTED, where)
             if started and started >= limit.per_minute:
                 # The slot frees when the start that puts us at the limit leaves the window.
                 pivot = await conn.scalar(
                     select(RateLease.started_at)
-                    .where(*mine, RateLease.started_at > since)
+                    .where(*_MINE, RateLease.started_at > bindparam("v_since"))
                     .order_by(RateLease.started_at)
                     .offset(started - limit.per_minute)
-                    .limit(1)
+                    .limit(1),
+                    where,
                 )
                 raise _NoRoom(max((pivot or now) + self.window - now, 0.001), "rate", limit.bucket)
         if limit.concurrency:
-            active = (
-                await conn.execute(
-                    select(func.count(), func.min(RateLease.expires_at)).where(
-                        *mine, RateLease.released_at.is_(None), RateLease.expires_at > now
-                    )
-                )
-            ).one()
+            active = (await conn.execute(_ACTIVE, where)).one()
             if active[0] >= limit.concurrency:
                 # Another process's release can't wake us; poll, but never later than the first expiry.
                 raise _NoRoom(max(min(self.poll_seconds, active[1] - now), 0.001), "concurrency", limit.bucket)
         raise _NoRoom(self.poll_seconds, "rate", limit.bucket)  # pragma: no cover - the counts saw what the insert saw
 
     @staticmethod
-    async def _lock_bucket(conn: AsyncConnection, provider: str, bucket: str) -> None:
+    async def _lock_bucket(conn: AsyncConnection, where: dict[str, Any]) -> None:
         # The UPDATE comes first in the transaction on purpose: on SQLite it takes the write lock before
         # anything is read, so no other process can slip a lease in between our count and our insert.
-        lock = (
-            update(RateBucket)
-            .where(RateBucket.provider == provider, RateBucket.bucket == bucket)
-            .values(version=RateBucket.version + 1)
-        )
-        if (await conn.execute(lock)).rowcount:
+        if (await conn.execute(_LOCK, where)).rowcount:
             return
         dialect = conn.dialect.name
-        values = {"provider": provider, "bucket": bucket, "version": 0}
+        values = {"provider": where["v_provider"], "bucket": where["v_bucket"], "version": 0}
         if dialect == "postgresql":
             await conn.execute(postgresql.insert(RateBucket).values(values).on_conflict_do_nothing())
         elif dialect == "sqlite":
             await conn.execute(sqlite.insert(RateBucket).values(values).on_conflict_do_nothing())
         else:  # pragma: no cover - the hub runs on SQLite or PostgreSQL
             await conn.execute(insert(RateBucket).values(values))
-        await conn.execute(lock)
+        await conn.execute(_LOCK, where)
 
     async def _wait(self, provider: str, bucket: str, seconds: float, *, on_release: bool) -> None:
         # Jitter spreads waiters that computed the same moment, so they don't all hit the lock together.
