@@ -159,3 +159,56 @@ async def test_unmapped_accounts_refuse_the_run(session, biz: Business, qbo: QBO
     assert run.status == RunStatus.FAILED
     assert run.errors[0]["reason"] == "Map your chart of accounts first"
     assert not qbo.api_requests(since=before)
+    # No sweep starts it again every few seconds, each run failing the same way into the history...
+    from fieldhub.hub.sync.dispatch import due_connections, request_sync
+
+    assert await due_connections(qbo.env) == []
+    # ...until the mapping is saved, which makes the waiting rows due at once.
+    assert await request_sync(session, qbo.connection_id) == 1
+    await session.commit()
+    assert await due_connections(qbo.env) == [qbo.connection_id]
+
+
+async def test_the_next_batch_goes_out_while_a_reply_is_written_but_never_after_a_retry_after(
+    session, biz: Business, qbo: QBOSetup, monkeypatch
+):
+    """Batches overlap the ledger's work (the provider's time on batch 2 runs while batch 1 is settled);
+    a reply whose Retry-After the client could not wait out inline stops the run before anything else goes."""
+    from fieldhub.hub.sync import engine
+
+    for n in range(75):  # three batches of customers: 30, 30, 15
+        await create_customer(session, biz.tenant.id, {"display_name": f"Overlap {n}"})
+    await session.commit()
+    events: list[str] = []
+    settle, push = engine.Engine._settle_many, engine.Engine._push_batch
+
+    async def settling(self, session, results):
+        events.append("settle start")
+        await settle(self, session, results)
+        events.append("settle end")
+
+    async def pushing(adapter, chunk):
+        events.append("push")
+        return await push(adapter, chunk)
+
+    monkeypatch.setattr(engine.Engine, "_settle_many", settling)
+    monkeypatch.setattr(engine.Engine, "_push_batch", staticmethod(pushing))
+    run = await qbo.sync()
+    assert run.created == 75 and len(qbo.objects("Customer")) >= 75
+    pushes = [n for n, e in enumerate(events) if e == "push"]
+    settled = [n for n, e in enumerate(events) if e == "settle end"]
+    assert len(pushes) == len(settled) == 3
+    # Batch 2 leaves before batch 1's outcomes are written, batch 3 before batch 2's.
+    assert pushes[1] < settled[0] and pushes[2] < settled[1]
+    assert pushes[1] > pushes[0] and pushes[2] > settled[0]  # and never two batches out at once
+
+    for n in range(75):
+        await create_customer(session, biz.tenant.id, {"display_name": f"Throttled {n}"})
+    await session.commit()
+    events.clear()
+    # Four 429s on the first batch: the client's inline retries (fake sleeps) run out and the run stops.
+    qbo.emulator.faults.append(FaultRule(kind="rate_limit", path="/batch$", count=4, retry_after=2.0))
+    run = await qbo.sync()
+    assert any(e["code"] == "throttled" for e in run.errors), run.errors
+    assert events == ["push", "settle start", "settle end"]  # batches 2 and 3 never left
+    assert qbo.emulator.requests[-1].status == 429  # nothing reached QuickBooks after the last 429

@@ -17,6 +17,8 @@ so one run never loops on a record that keeps failing. Counting: a create is `cr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -25,11 +27,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Row, Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -57,10 +58,11 @@ from fieldhub.hub.sync.models import (
     RunStatus,
     SyncLease,
     SyncRun,
+    history_body,
 )
 from fieldhub.hub.sync.status import record_labels
 from fieldhub.hub.webhooks.models import RemoteLink
-from fieldhub.log import SHORTEST_SECRET, get_logger, scrub_text
+from fieldhub.log import get_logger
 
 log = get_logger("fieldhub.sync")
 
@@ -79,9 +81,91 @@ CHUNK = 100
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 3600.0
 WAIT_FOR_DEPENDENCY = timedelta(seconds=30)
+# A connection nothing of which can sync until a person fixes it (its accounts not mapped) waits this long
+# before a sweep tries it again; saving the fix makes its rows due at once (dispatch.request_sync).
+WAIT_FOR_FIX = timedelta(minutes=15)
 LEASE_SECONDS = 60.0
 ACTIONS = {Operation.VOID: "voided", Operation.DELETE: "deleted"}
 ALERT_LINES = 5  # records named in a failed-sync alert; the link lists them all
+
+
+# The engine's hot statements, built once (building a statement per call costs more CPU than running it):
+# a chunk's due rows, the remote ids its records point at and what preparing it writes; the rows of one
+# reply, locked, and their new state. Writes are one executemany per kind of change. Core, not ORM
+# objects: the session holds no ledger row between chunks (Engine._pass), so nothing it holds goes stale.
+_LEDGER = cast(Table, LedgerRow.__table__)
+_SETTLED_COLUMNS = (
+    "remote_id",
+    "remote_version",
+    "synced_version",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "idempotency_key",
+    "sent_at",
+    "error_code",
+    "error_reason",
+    "error_fix",
+    "synced_at",
+)
+_DUE_ROWS = (
+    select(
+        *(
+            _LEDGER.c[name]
+            for name in (
+                "id",
+                "tenant_id",
+                "connection_id",
+                "local_id",
+                "local_version",
+                "remote_id",
+                "remote_version",
+                "operation",
+                "attempts",
+                "idempotency_key",
+                "sent_at",
+                "next_attempt_at",
+                "created_at",
+            )
+        )
+    )
+    .where(
+        _LEDGER.c.connection_id == bindparam("v_connection"),
+        _LEDGER.c.entity == bindparam("v_entity"),
+        _LEDGER.c.state == LedgerState.PENDING,
+        _LEDGER.c.next_attempt_at <= bindparam("v_now"),
+        _LEDGER.c.id > bindparam("v_after"),
+    )
+    .order_by(_LEDGER.c.id)
+    .limit(bindparam("v_limit"))
+)
+_LOCK_ROWS = (
+    select(_LEDGER.c.id, _LEDGER.c.local_version, *(_LEDGER.c[name] for name in _SETTLED_COLUMNS))
+    .where(_LEDGER.c.id.in_(bindparam("v_ids", expanding=True)))
+    .with_for_update()
+)
+_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _update_rows(columns: tuple[str, ...]) -> Any:
+    """UPDATE of these ledger columns by id, for an executemany of {"v_id": …, "v_<column>": …}; built once."""
+    if columns not in _UPDATES:
+        values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in columns}
+        _UPDATES[columns] = update(_LEDGER).where(_LEDGER.c.id == bindparam("v_id")).values(values)
+    return _UPDATES[columns]
+
+
+_WRITE_ROWS = _update_rows(_SETTLED_COLUMNS)
+# What preparing a chunk writes: a vanished record's row, a row waiting for its dependencies, a create's key.
+_SKIPPED = ("state", "error_reason")
+_WAITING = ("error_code", "error_reason", "error_fix", "next_attempt_at")
+_KEYED = ("idempotency_key", "sent_at")
+_REMOTE_IDS = select(_LEDGER.c.local_id, _LEDGER.c.remote_id).where(
+    _LEDGER.c.connection_id == bindparam("v_connection"),
+    _LEDGER.c.entity == bindparam("v_entity"),
+    _LEDGER.c.local_id.in_(bindparam("v_ids", expanding=True)),
+)
+_ADD_EVENTS = insert(cast(Table, RecordEvent.__table__))
 
 
 def _pid_namespace() -> str:
@@ -215,25 +299,14 @@ def due_counts_query(connection_id: int, entities: Sequence[str]) -> Select[str,
 
 async def due_rows(
     session: AsyncSession, connection_id: int, entity: str, *, after_id: int = 0, limit: int = CHUNK
-) -> list[LedgerRow]:
-    """The engine's hot query: one connection's due rows of one entity, in id order.
+) -> list[Row[Any]]:
+    """The engine's hot query: one connection's due rows of one entity, in id order, as plain rows.
 
     Served by ix_sync_ledger_due (connection, state, entity, id): synced rows, the vast majority, are
-    never read. bench/pending.py times exactly this function.
+    never read.
     """
-    result = await session.scalars(
-        select(LedgerRow)
-        .where(
-            LedgerRow.connection_id == connection_id,
-            LedgerRow.entity == entity,
-            LedgerRow.state == LedgerState.PENDING,
-            LedgerRow.next_attempt_at <= utcnow(),
-            LedgerRow.id > after_id,
-        )
-        .order_by(LedgerRow.id)
-        .limit(limit)
-    )
-    return list(result)
+    params = {"v_connection": connection_id, "v_entity": entity, "v_now": utcnow(), "v_after": after_id}
+    return list(await session.execute(_DUE_ROWS, {**params, "v_limit": limit}))
 
 
 def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
@@ -315,6 +388,8 @@ class Engine:
     client_options: dict[str, Any] = field(default_factory=dict)
     lease_seconds: float = LEASE_SECONDS
     rng: random.Random = field(default_factory=random.Random)
+    # Send the next batch while a reply is settled; off, one step at a time (bench/phases times each step).
+    pipeline: bool = True
 
     def __post_init__(self) -> None:
         self.sessionmaker = self.env.sessionmaker
@@ -430,6 +505,8 @@ class Engine:
                 return e
             except Rejected as e:  # the whole connection can't sync (e.g. accounts not mapped)
                 await session.rollback()
+                # Not again every sweep, each run failing the same way into the history, until someone acts.
+                await self._defer_pending(session, utcnow() + WAIT_FOR_FIX)
                 self.tally.errors.append({"code": e.code, "reason": e.reason, "fix": e.fix})
                 return e
             except LeaseHeld as e:
@@ -464,6 +541,9 @@ class Engine:
                 items, new_rows = await self._prepare_items(session, entity, model, rows)
                 added = added or new_rows
                 await session.commit()
+                # Settle writes ledger rows with Core statements, so the session keeps no copy to go stale;
+                # the records go to the adapter detached, as loaded.
+                session.expunge_all()
                 # Renewed once a third of its life has passed (not per chunk: two round trips each time).
                 if time.monotonic() - self.leased_at > self.lease_seconds / 3:
                     if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
@@ -475,9 +555,10 @@ class Engine:
         return added
 
     async def _prepare_items(
-        self, session: AsyncSession, entity: str, model: Any, rows: list[LedgerRow]
+        self, session: AsyncSession, entity: str, model: Any, rows: list[Row[Any]]
     ) -> tuple[list[tuple[PushItem, datetime]], bool]:
-        """Load records, resolve dependencies and commit idempotency keys; what can go now, in order."""
+        """Load records, resolve dependencies and write idempotency keys (the caller commits them before
+        anything is sent); what can go now, in order."""
         options = [selectinload(Invoice.lines)] if model is Invoice else []
         records: dict[int, Any] = {
             r.id: r
@@ -488,9 +569,9 @@ class Engine:
         now = utcnow()
         ready: list[tuple[PushItem, datetime]] = []
         new_rows = False
-        # Round trips, not CPU, are what a run costs: what the chunk points at is read in one query per
-        # kind (the records a payment or refund describes, then the ledger rows of every dependency),
-        # and nothing inside the loop below flushes, so the keys go out in one executemany at commit.
+        # What the chunk points at is read in one query per kind (the records a payment or refund
+        # describes, then the remote ids of every dependency), and what the loop below decides is
+        # written with one executemany per kind of change at its end.
         mine = [r for r in rows if (rec := records.get(r.local_id)) is not None and rec.tenant_id == r.tenant_id]
         described = await related(session, entity, [records[r.local_id] for r in mine])
         contexts = {row.id: described[row.local_id] for row in mine}
@@ -500,54 +581,64 @@ class Engine:
             if row.id in contexts
             for dep in dependencies(entity, records[row.local_id], contexts[row.id])
         }
-        known = await self._ledger_rows(session, wanted)
+        known = await self._remote_ids(session, wanted)
+        writes: dict[tuple[str, ...], list[dict[str, Any]]] = {_SKIPPED: [], _WAITING: [], _KEYED: []}
         for row in rows:
             record = records.get(row.local_id)
             if row.id not in contexts:
-                row.state = LedgerState.SKIPPED
-                row.error_reason = "The record no longer exists in fieldhub."
+                gone = "The record no longer exists in fieldhub."
+                writes[_SKIPPED].append({"v_id": row.id, "v_state": LedgerState.SKIPPED, "v_error_reason": gone})
                 self._tick()
                 continue
             refs: dict[tuple[str, int], str] = {}
             waiting: list[str] = []
             context = contexts[row.id]
             for dep in dependencies(entity, record, context):
-                dep_row = known.get(dep)
-                if dep_row is not None and dep_row.remote_id:
-                    refs[dep] = dep_row.remote_id
+                remote_id = known.get(dep)
+                if remote_id:
+                    refs[dep] = remote_id
                     continue
-                if dep_row is None:
+                if dep not in known:  # no ledger row yet: one, pending, and this record waits for it
                     new_rows = True
                     dep_record = await session.get(MODELS[dep[0]], dep[1])
-                    known[dep] = LedgerRow(
-                        tenant_id=row.tenant_id,
-                        connection_id=self.connection_id,
-                        entity=dep[0],
-                        local_id=dep[1],
-                        local_version=getattr(dep_record, "version", 1) or 1,
-                        state=LedgerState.PENDING,
-                        operation=Operation.UPSERT,
-                        next_attempt_at=now,
+                    session.add(
+                        LedgerRow(
+                            tenant_id=row.tenant_id,
+                            connection_id=self.connection_id,
+                            entity=dep[0],
+                            local_id=dep[1],
+                            local_version=getattr(dep_record, "version", 1) or 1,
+                            state=LedgerState.PENDING,
+                            operation=Operation.UPSERT,
+                            next_attempt_at=now,
+                        )
                     )
-                    session.add(known[dep])
+                    known[dep] = None
                     self.state.total += 1
                 waiting.append(f"{dep[0]} #{dep[1]}")
             if waiting:
-                row.error_code = "waiting"
-                row.error_reason = f"waiting for {', '.join(waiting)} to sync first"
-                row.error_fix = ""
-                row.next_attempt_at = now if new_rows else now + WAIT_FOR_DEPENDENCY
+                writes[_WAITING].append(
+                    {
+                        "v_id": row.id,
+                        "v_error_code": "waiting",
+                        "v_error_reason": f"waiting for {', '.join(waiting)} to sync first",
+                        "v_error_fix": "",
+                        "v_next_attempt_at": now if new_rows else now + WAIT_FOR_DEPENDENCY,
+                    }
+                )
                 self._tick()
                 continue
-            settling = bool(row.idempotency_key)
+            key, sent_at = row.idempotency_key, row.sent_at
+            settling = bool(key)
             is_create = row.operation == Operation.UPSERT and not row.remote_id
             if is_create and not settling:
                 # Committed before anything is sent: the one thing a crash must not lose. The row's own
                 # creation time is part of it: a record deleted here and its id reused (SQLite does) is
                 # a new record, and must not get the key QuickBooks remembers for the old one.
                 op = f"create-{row.attempts}-{row.id}-{row.created_at.timestamp():.6f}"
-                row.idempotency_key = idempotency_key(row.connection_id, entity, row.local_id, row.local_version, op)
-                row.sent_at = now
+                key = idempotency_key(row.connection_id, entity, row.local_id, row.local_version, op)
+                sent_at = now
+                writes[_KEYED].append({"v_id": row.id, "v_idempotency_key": key, "v_sent_at": now})
             item = PushItem(
                 ledger_id=row.id,
                 entity=entity,
@@ -557,37 +648,31 @@ class Engine:
                 local_version=row.local_version,
                 remote_id=row.remote_id,
                 remote_version=row.remote_version,
-                idempotency_key=row.idempotency_key if is_create else None,
+                idempotency_key=key if is_create else None,
                 settling=settling and is_create,
-                sent_at=row.sent_at,
+                sent_at=sent_at,
                 refs=refs,
                 related=context,
             )
             ready.append((item, row.next_attempt_at))
-        # The commit that follows expires what the session holds; the adapter reads these after it.
-        for item, _ in ready:
-            for obj in (item.record, *item.related.values()):
-                if obj is not None and obj in session:
-                    session.expunge(obj)
+        for columns, params in writes.items():
+            if params:  # one executemany per kind of change
+                await session.execute(_update_rows(columns), params)
         return ready, new_rows
 
-    async def _ledger_rows(
+    async def _remote_ids(
         self, session: AsyncSession, wanted: set[tuple[str, int]]
-    ) -> dict[tuple[str, int], LedgerRow]:
-        """This connection's ledger rows for these (entity, local id) pairs: one query per entity."""
-        found: dict[tuple[str, int], LedgerRow] = {}
+    ) -> dict[tuple[str, int], str | None]:
+        """The remote id (None while not synced) of each of these (entity, local id) pairs that has a ledger
+        row on this connection: one query per entity, for two columns (not rows as objects)."""
+        found: dict[tuple[str, int], str | None] = {}
         by_entity: dict[str, list[int]] = {}
         for dep_entity, local_id in wanted:
             by_entity.setdefault(dep_entity, []).append(local_id)
         for dep_entity, ids in by_entity.items():
-            for dep_row in await session.scalars(
-                select(LedgerRow).where(
-                    LedgerRow.connection_id == self.connection_id,
-                    LedgerRow.entity == dep_entity,
-                    LedgerRow.local_id.in_(ids),
-                )
-            ):
-                found[(dep_entity, dep_row.local_id)] = dep_row
+            params = {"v_connection": self.connection_id, "v_entity": dep_entity, "v_ids": ids}
+            for local_id, remote_id in await session.execute(_REMOTE_IDS, params):
+                found[(dep_entity, local_id)] = remote_id
         return found
 
     def _tick(self) -> None:
@@ -598,17 +683,30 @@ class Engine:
         batchable = [(i, due) for i, due in items if not i.settling]
         single = [(i, due) for i, due in items if i.settling]
         if adapter.batch_size > 1 and len(batchable) > 1:
-            for start in range(0, len(batchable), adapter.batch_size):
-                chunk = batchable[start : start + adapter.batch_size]
-                try:
-                    outcomes = await adapter.push_batch([i for i, _ in chunk])
-                except (RetryLater, Rejected, NotEntitled) as e:
-                    outcomes = [e] * len(chunk)
-                # One commit for the whole reply: every outcome in it is known, so nothing is lost between them.
-                await self._settle_many(
-                    session, [(item, due, result) for (item, due), result in zip(chunk, outcomes, strict=True)]
-                )
-                await self._obey_retry_after(session, outcomes)
+            size = adapter.batch_size
+            batches = [batchable[start : start + size] for start in range(0, len(batchable), size)]
+            # The next batch goes out while this one's outcomes are written, so the provider's time on it
+            # overlaps ours on the ledger; one at a time, so the adapter never runs two at once. It goes
+            # only after a reply that asked for no wait: a Retry-After or lost access holds everything back.
+            sending: asyncio.Task[list[PushResult | ProviderError]] | None = None
+            try:
+                for n, chunk in enumerate(batches):
+                    if sending is None:  # the first batch, or every batch when not pipelining
+                        sending = asyncio.create_task(self._push_batch(adapter, chunk))
+                    outcomes = await sending
+                    sending = None
+                    if self.pipeline and n + 1 < len(batches) and not any(_holds_back(o) for o in outcomes):
+                        sending = asyncio.create_task(self._push_batch(adapter, batches[n + 1]))
+                    # One commit for the whole reply: every outcome in it is known, so nothing is lost between them.
+                    await self._settle_many(
+                        session, [(item, due, result) for (item, due), result in zip(chunk, outcomes, strict=True)]
+                    )
+                    await self._obey_retry_after(session, outcomes)
+            finally:
+                if sending is not None:  # the run stops here: a reply the ledger never hears of is settled later
+                    sending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await sending
         else:
             single = items
         for item, due in single:
@@ -626,6 +724,13 @@ class Engine:
             await self._settle(session, item, due, outcome)
             await self._obey_retry_after(session, [outcome])
 
+    @staticmethod
+    async def _push_batch(adapter: Adapter, chunk: list[tuple[PushItem, datetime]]) -> list[PushResult | ProviderError]:
+        try:
+            return await adapter.push_batch([i for i, _ in chunk])
+        except (RetryLater, Rejected, NotEntitled) as e:
+            return [e] * len(chunk)
+
     async def _obey_retry_after(self, session: AsyncSession, outcomes: Sequence[PushResult | ProviderError]) -> None:
         """A Retry-After the client gave up waiting for holds for the whole connection, not just this record.
 
@@ -636,7 +741,11 @@ class Engine:
         wait = max((o.retry_after or 0.0 for o in outcomes if isinstance(o, RetryLater)), default=0.0)
         if wait <= 0:
             return
-        until = utcnow() + timedelta(seconds=wait)
+        await self._defer_pending(session, utcnow() + timedelta(seconds=wait))
+        raise Throttled(f"{self.provider} asked fieldhub to wait {wait:g} s; the rest follows after that")
+
+    async def _defer_pending(self, session: AsyncSession, until: datetime) -> None:
+        """Every pending row of the connection due no sooner than `until` (in the ledger: any worker obeys)."""
         await session.execute(
             update(LedgerRow)
             .where(
@@ -647,7 +756,6 @@ class Engine:
             .values(next_attempt_at=until)
         )
         await session.commit()
-        raise Throttled(f"{self.provider} asked fieldhub to wait {wait:g} s; the rest follows after that")
 
     async def _settle(
         self, session: AsyncSession, item: PushItem, due: datetime, outcome: PushResult | ProviderError
@@ -665,22 +773,16 @@ class Engine:
         reauth = next((n for n, (_, _, outcome) in enumerate(results) if isinstance(outcome, NeedsReauth)), None)
         settled = results if reauth is None else results[:reauth]
         if settled:
-            rows = {
-                row.id: row
-                for row in await session.scalars(
-                    select(LedgerRow)
-                    .where(LedgerRow.id.in_([item.ledger_id for item, _, _ in settled]))
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
-                )
-            }
+            ids = [item.ledger_id for item, _, _ in settled]
+            rows = {row.id: row._asdict() for row in await session.execute(_LOCK_ROWS, {"v_ids": ids})}
             now = utcnow()
             events: list[dict[str, Any]] = []
-            with session.no_autoflush:
-                for item, due, outcome in settled:
-                    self._apply(rows[item.ledger_id], item, due, outcome, now, events)
-            if events:  # one executemany (ORM adds would insert them one by one to fetch each id)
-                await session.execute(insert(RecordEvent), events)
+            for item, due, outcome in settled:
+                self._apply(rows[item.ledger_id], item, due, outcome, now, events)
+            written = [{"v_id": row["id"], **{f"v_{k}": row[k] for k in _SETTLED_COLUMNS}} for row in rows.values()]
+            await session.execute(_WRITE_ROWS, written)
+            if events:  # one executemany
+                await session.execute(_ADD_EVENTS, events)
             await session.commit()
             for _ in settled:
                 self._tick()
@@ -691,62 +793,64 @@ class Engine:
 
     def _apply(
         self,
-        row: LedgerRow,
+        row: dict[str, Any],
         item: PushItem,
         due: datetime,
         outcome: PushResult | ProviderError,
         now: datetime,
         events: list[dict[str, Any]],
     ) -> None:
-        """One record's outcome on its ledger row (its history event appended to `events`); the caller commits."""
+        """One record's outcome on its ledger row's columns (its history event appended to `events`)."""
         if isinstance(outcome, PushResult):
-            row.remote_id = outcome.remote_id
-            row.remote_version = outcome.remote_version
+            row["remote_id"] = outcome.remote_id
+            row["remote_version"] = outcome.remote_version
             # A settled create may have been the provider replaying an older version's body: an update follows.
             # Never backwards: a change applied from the provider meanwhile may have moved it further.
-            row.synced_version = row.synced_version if item.settling else max(row.synced_version, item.local_version)
-            row.idempotency_key = None
-            row.sent_at = None
-            row.attempts = 0
-            row.error_code = row.error_reason = row.error_fix = ""
-            row.synced_at = now
-            if row.local_version > row.synced_version:
+            row["synced_version"] = (
+                row["synced_version"] if item.settling else max(row["synced_version"], item.local_version)
+            )
+            row["idempotency_key"] = None
+            row["sent_at"] = None
+            row["attempts"] = 0
+            row["error_code"] = row["error_reason"] = row["error_fix"] = ""
+            row["synced_at"] = now
+            if row["local_version"] > row["synced_version"]:
                 self.requeued = True
-                row.state = LedgerState.PENDING
-                row.next_attempt_at = now
+                row["state"] = LedgerState.PENDING
+                row["next_attempt_at"] = now
             else:
-                row.state = LedgerState.SYNCED
-            if item.operation in (Operation.VOID, Operation.DELETE) and row.state == LedgerState.PENDING:
-                row.state = LedgerState.SYNCED  # nothing more to send for a voided or deleted record
+                row["state"] = LedgerState.SYNCED
+            if item.operation in (Operation.VOID, Operation.DELETE) and row["state"] == LedgerState.PENDING:
+                row["state"] = LedgerState.SYNCED  # nothing more to send for a voided or deleted record
             events.append(
                 {
-                    "ledger_id": row.id,
+                    "ledger_id": row["id"],
                     "run_id": self.run_id,
                     "action": outcome.action,
                     "summary": f"{outcome.action} {item.entity} #{item.local_id} as {outcome.remote_id}",
-                    "sent": _redact(outcome.sent),
-                    "received": _redact(outcome.received),
+                    "sent": history_body(outcome.sent),
+                    "received": history_body(outcome.received),
                 }
             )
             self.tally.count(outcome.action)
             metrics.SYNC_LATENCY.labels(self.provider).observe(max((now - due).total_seconds(), 0.0))
         elif isinstance(outcome, RetryLater):
-            row.attempts += 1
-            row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, outcome.retry_after, self.rng))
-            row.error_code = "retry_later"
-            row.error_reason = outcome.reason
-            row.error_fix = "fieldhub will try again by itself."
-            self.tally.errors.append(_error(item, "retry_later", outcome.reason, row.error_fix))
+            row["attempts"] += 1
+            row["next_attempt_at"] = now + timedelta(seconds=backoff(row["attempts"], outcome.retry_after, self.rng))
+            row["error_code"] = "retry_later"
+            row["error_reason"] = outcome.reason
+            row["error_fix"] = "fieldhub will try again by itself."
+            self.tally.errors.append(_error(item, "retry_later", outcome.reason, row["error_fix"]))
         elif isinstance(outcome, Rejected):
-            row.attempts += 1
-            row.state = LedgerState.FAILED
+            row["attempts"] += 1
+            row["state"] = LedgerState.FAILED
             # Nothing was created (the provider refused it); a retry after the fix sends under a new key.
-            row.idempotency_key = None
-            row.sent_at = None
-            row.error_code, row.error_reason, row.error_fix = outcome.code[:40], outcome.reason, outcome.fix
+            row["idempotency_key"] = None
+            row["sent_at"] = None
+            row["error_code"], row["error_reason"], row["error_fix"] = outcome.code[:40], outcome.reason, outcome.fix
             events.append(
                 {
-                    "ledger_id": row.id,
+                    "ledger_id": row["id"],
                     "run_id": self.run_id,
                     "action": "failed",
                     "summary": outcome.reason,
@@ -755,12 +859,12 @@ class Engine:
                 }
             )
             self.tally.failed += 1
-            self.tally.rejected.append(row.id)
+            self.tally.rejected.append(row["id"])
             self.tally.errors.append(_error(item, outcome.code, outcome.reason, outcome.fix))
         elif isinstance(outcome, NotEntitled):
-            row.state = LedgerState.SKIPPED
-            row.idempotency_key = None
-            row.error_code, row.error_reason, row.error_fix = "not_entitled", outcome.reason, ""
+            row["state"] = LedgerState.SKIPPED
+            row["idempotency_key"] = None
+            row["error_code"], row["error_reason"], row["error_fix"] = "not_entitled", outcome.reason, ""
             self.tally.errors.append(_error(item, "not_entitled", outcome.reason, ""))
 
     async def _alert(self, session: AsyncSession, run: SyncRun) -> None:
@@ -770,7 +874,11 @@ class Engine:
         refused record is never retried by back-off (it waits for a person), so there is no retry storm to
         repeat the alert; the record alerts again only if it fails anew after someone edits or retries it.
         """
-        rows = list(await session.scalars(select(LedgerRow).where(LedgerRow.id.in_(self.tally.rejected))))
+        rows = list(
+            await session.scalars(
+                select(LedgerRow).where(LedgerRow.id.in_(self.tally.rejected)).execution_options(populate_existing=True)
+            )
+        )
         labels = await record_labels(session, run.tenant_id, rows)
         spec = registry.get(self.provider)
         count = len(rows)
@@ -785,22 +893,13 @@ class Engine:
         await notify(session, run.tenant_id, "sync.failed", title, "\n".join(lines), link)
 
 
+def _holds_back(outcome: PushResult | ProviderError) -> bool:
+    """An outcome after which nothing more may be sent until the run has dealt with it."""
+    return isinstance(outcome, NeedsReauth) or (isinstance(outcome, RetryLater) and bool(outcome.retry_after))
+
+
 def _error(item: PushItem, code: str, reason: str, fix: str) -> dict[str, Any]:
     return {"entity": item.entity, "local_id": item.local_id, "code": code, "reason": reason, "fix": fix}
-
-
-def _redact(body: Any) -> Any:
-    """Bodies go to history as JSON: amounts become exact strings, and anything that looks like a secret
-    is scrubbed from every string long enough to hold one (most are short: ids, codes, names)."""
-    if isinstance(body, dict):
-        return {k: _redact(v) for k, v in body.items()}
-    if isinstance(body, list):
-        return [_redact(v) for v in body]
-    if isinstance(body, str):
-        return scrub_text(body) if len(body) >= SHORTEST_SECRET else body
-    if isinstance(body, Decimal):
-        return str(body)
-    return body
 
 
 async def sync_connection(
