@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -270,31 +270,44 @@ async def worker_loop(
     """
     stop = stop or asyncio.Event()
     running: dict[int, asyncio.Task[Any]] = {}
+    ended: dict[int, float] = {}  # connection → when its last run here ended
     log.info("sync.worker.started", holder=HOLDER, concurrency=concurrency)
     last_periodic = 0.0
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        if loop.time() - last_periodic >= refresh_every:
-            last_periodic = loop.time()
-            await run_periodic(env)
-        for cid in [c for c, t in running.items() if t.done()]:
-            running.pop(cid)
-        try:
-            due = await due_connections(env)
-        except Exception:  # noqa: BLE001 — the database may be restarting; try again next round
-            log.exception("sync.worker.poll_failed")
-            due = []
-        for cid in _fair(due, running):
-            if len(running) >= concurrency:
-                break
-            running[cid] = asyncio.create_task(run_connection(env, cid, "schedule", None, **options))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), poll_seconds)
-    await asyncio.gather(*running.values(), return_exceptions=True)
+    stopping = asyncio.ensure_future(stop.wait())
+    periodic: asyncio.Task[Any] | None = None
+    try:
+        while not stop.is_set():
+            # Beside the runs, not in their way: a round of inbound polls can take seconds.
+            if (periodic is None or periodic.done()) and loop.time() - last_periodic >= refresh_every:
+                last_periodic = loop.time()
+                periodic = asyncio.create_task(run_periodic(env))
+            now = loop.time()
+            for cid in [c for c, t in running.items() if t.done()]:
+                _log_failure(cid, running.pop(cid))
+                ended[cid] = now
+            # A connection whose run just ended waits for the next round (a run that can't get anywhere,
+            # like one with no account mapping, must not start again at once); a freed slot goes to another.
+            ended = {c: t for c, t in ended.items() if now - t < poll_seconds}
+            try:
+                due = await due_connections(env)
+            except Exception:  # noqa: BLE001 — the database may be restarting; try again next round
+                log.exception("sync.worker.poll_failed")
+                due = []
+            for cid in [c for c in due if c not in running and c not in ended]:
+                if len(running) >= concurrency:
+                    break
+                running[cid] = asyncio.create_task(run_connection(env, cid, "schedule", None, **options))
+            # Back when a run ends (its slot is free now), at the next round, or at stop.
+            await asyncio.wait([stopping, *running.values()], timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    await asyncio.gather(*running.values(), *([periodic] if periodic else []), return_exceptions=True)
 
 
-def _fair(due: Iterable[int], running: dict[int, Any]) -> list[int]:
-    return [c for c in due if c not in running]
+def _log_failure(connection_id: int, task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("sync.run.crashed", connection_id=connection_id, exc_info=task.exception())
 
 
 # ----------------------------------------------------------------------------- periodic tasks
