@@ -271,3 +271,14 @@ async def test_sync_now_after_mapping_makes_the_entity_due(owner, session) -> No
     assert r.status_code == 200 and "Invoices: sync started" in r.text
     await session.refresh(row)
     assert row.state != LedgerState.PENDING or row.next_attempt_at < later
+
+
+async def test_saving_the_mapping_makes_what_waited_for_it_due(owner, session) -> None:
+    """A run refused for want of a mapping holds the rows back 15 minutes; saving the mapping sends them now."""
+    conn = await _connect(owner, session)
+    later = utcnow() + timedelta(minutes=15)
+    row = await _ledger(session, conn, "invoice", 1, LedgerState.PENDING, next_attempt_at=later)
+    r = await owner.submit(f"/settings/integrations/quickbooks/{conn.id}/mapping", MAPPING)
+    assert r.status_code == 303
+    await session.refresh(row)
+    assert row.state != LedgerState.PENDING or row.next_attempt_at < later

@@ -36,7 +36,7 @@ from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync.clients import client_for
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent, history_body
 from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
 from fieldhub.providers.quickbooks.testsync import TestSyncRefused, sync_until_settled
 
@@ -378,7 +378,7 @@ async def _settled_row(
             ledger_id=row.id,
             action=action,
             summary=f"{action} {entity} #{record.id} with QuickBooks {entity} {obj['Id']} “{name}” (backfill)",
-            received={k: obj[k] for k in ("Id", "SyncToken", "DisplayName", "Name") if k in obj},
+            received=history_body({k: obj[k] for k in ("Id", "SyncToken", "DisplayName", "Name") if k in obj}),
         )
     )
 

@@ -27,7 +27,7 @@ from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync import dispatch
 from fieldhub.hub.sync.clients import client_for
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, history_body
 from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
 from fieldhub.providers.quickbooks.testsync import quote
 
@@ -214,7 +214,7 @@ async def link(env: OAuthEnv, session: AsyncSession, conn: Connection, ledger_id
             ledger_id=row.id,
             action="linked",
             summary=f"linked customer #{customer.id} to the existing QuickBooks customer {holder.remote_id}",
-            received=_plain(holder),
+            received=history_body(_plain(holder)),
         )
     )
     await dispatch.request_sync(session, conn.id, trigger="retry")

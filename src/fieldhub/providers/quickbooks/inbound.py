@@ -62,12 +62,13 @@ from fieldhub.hub.sync.models import (
     SyncCursor,
     SyncLease,
     SyncRun,
+    history_body,
 )
 from fieldhub.hub.webhooks.inbox import connection_for
 from fieldhub.hub.webhooks.models import RemoteLink
 from fieldhub.log import get_logger
 from fieldhub.providers.quickbooks import mapping
-from fieldhub.providers.quickbooks.sync import QuickBooksAdapter, _plain
+from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
 
 log = get_logger(__name__)
 WEBHOOK_LEASE_WAIT = 10.0  # seconds a webhook waits for a running sync before leaving the event to the sweep
@@ -232,7 +233,7 @@ class Inbound:
                 run_id=run.id,
                 action=action,
                 summary=summary[:2000],
-                received=_plain(received) if received is not None else None,
+                received=history_body(received),
             )
         )
 
@@ -254,6 +255,15 @@ class Inbound:
         if row is not None:
             await self.event(row, "conflict", f"{reason} {fix}".strip())
         await self.note(entity, remote_id, "conflict", reason, fix)
+
+    async def refuse(
+        self, row: LedgerRow | None, entity: str, remote_id: str, reason: str, fix: str, *, alert: tuple[str, str, str]
+    ) -> None:
+        """A change made in QuickBooks that can't be applied here: failed in the run and the record's history,
+        and the owner told (`alert`: title, body, link of a "sync.conflict" notification)."""
+        await self.fail(row, entity, remote_id, reason, fix)
+        title, body, link = alert
+        await notify(self.session, self.tenant_id, "sync.conflict", title, body, link=link)
 
     def finish(self) -> SyncRun | None:
         """Fill in the run row (if anything happened); the caller commits."""
@@ -400,20 +410,17 @@ class Inbound:
             payment = await invoices.record_payment(self.session, self.tenant_id, invoice.id, values)
         except ValidationFailed as e:
             reason = "; ".join(e.errors.values())
-            await self.fail(
+            await self.refuse(
                 invoice_row,
                 "Payment",
                 remote_id,
                 f"A {format_money(amount)} payment for {invoice.number} made in QuickBooks was not applied: {reason}",
                 "Check the invoice and the payment in QuickBooks.",
-            )
-            await notify(
-                self.session,
-                self.tenant_id,
-                "sync.conflict",
-                f"A QuickBooks payment for {invoice.number} was not applied",
-                f"{format_money(amount)} was recorded in QuickBooks, but {reason}",
-                link=f"/invoices/{invoice.id}",
+                alert=(
+                    f"A QuickBooks payment for {invoice.number} was not applied",
+                    f"{format_money(amount)} was recorded in QuickBooks, but {reason}",
+                    f"/invoices/{invoice.id}",
+                ),
             )
             return False
         row = await self.in_step("payment", payment.id, payment.version, remote_id, str(obj.get("SyncToken") or ""))
@@ -451,16 +458,17 @@ class Inbound:
             )
         except ValidationFailed as e:
             reason = "; ".join(e.errors.values())
-            await self.fail(
-                row, "Payment", remote_id, f"The payment was {gone} in QuickBooks but not here: {reason}", ""
-            )
-            await notify(
-                self.session,
-                self.tenant_id,
-                "sync.conflict",
-                f"A payment {gone} in QuickBooks is still recorded here",
-                f"{format_money(payment.amount)}: {reason}",
-                link=f"/invoices/{payment.invoice_id}",
+            await self.refuse(
+                row,
+                "Payment",
+                remote_id,
+                f"The payment was {gone} in QuickBooks but not here: {reason}",
+                "",
+                alert=(
+                    f"A payment {gone} in QuickBooks is still recorded here",
+                    f"{format_money(payment.amount)}: {reason}",
+                    f"/invoices/{payment.invoice_id}",
+                ),
             )
             return False
         version = str(obj.get("SyncToken") or "") if obj else None
@@ -494,20 +502,17 @@ class Inbound:
             await invoices.void_invoice(self.session, self.tenant_id, invoice.id)
         except ValidationFailed as e:
             reason = "; ".join(e.errors.values())
-            await self.fail(
+            await self.refuse(
                 row,
                 "Invoice",
                 remote_id,
                 f"{invoice.number} was {gone} in QuickBooks but stays open here: {reason}",
                 "Refund or void its payments here, then void the invoice.",
-            )
-            await notify(
-                self.session,
-                self.tenant_id,
-                "sync.conflict",
-                f"{invoice.number} was {gone} in QuickBooks",
-                f"It has payments recorded here, so it was not voided: {reason}",
-                link=f"/invoices/{invoice.id}",
+                alert=(
+                    f"{invoice.number} was {gone} in QuickBooks",
+                    f"It has payments recorded here, so it was not voided: {reason}",
+                    f"/invoices/{invoice.id}",
+                ),
             )
             return False
         await self.in_step("invoice", invoice.id, invoice.version, row.remote_id, version)

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from fieldhub.hub import registry
 from fieldhub.hub.errors import NeedsReauth, ProviderError, Rejected, RetryLater
 from fieldhub.hub.http import DEFAULT_FIX, ProviderClient, parse_retry_after
 from fieldhub.hub.sync.adapter import PushItem, PushResult
@@ -172,6 +173,8 @@ def classify(response: httpx.Response) -> ProviderError | None:
         )
     if status == 401:
         return NeedsReauth("QuickBooks no longer accepts fieldhub's access. Click Reconnect.", status=status)
+    if status < 400 and b'"Fault"' not in response.content and b'"fault"' not in response.content:
+        return None  # the common case, told without parsing the reply (the caller parses it once, exactly)
     try:
         body = response.json()
     except ValueError:
@@ -190,9 +193,9 @@ def classify(response: httpx.Response) -> ProviderError | None:
 
 
 class QuickBooksAdapter:
-    batch_size = 30
-
     def __init__(self, connection: Any, client: ProviderClient, settings: Any) -> None:
+        api = registry.get("quickbooks").api
+        self.batch_size = (api.batch_size if api else None) or 1  # provider.toml [api] batch_size
         self.client = client
         self.realm = connection.account_id
         self.settings = dict(connection.settings or {})
@@ -520,17 +523,6 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value))
     except ValueError:
         return None
-
-
-def _plain(value: Any) -> Any:
-    """History rows are JSON: amounts become exact strings."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
 
 
 def create_adapter(connection: Any, client: ProviderClient, settings: Any) -> QuickBooksAdapter:

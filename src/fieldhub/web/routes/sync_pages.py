@@ -379,6 +379,8 @@ async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connectio
         mapping.save_mapping(conn, fields, accounts, chosen)
     except mapping.MappingInvalid as e:
         return await _mapping_page(request, ctx, spec, conn, chosen=chosen, error=str(e), status=400)
+    # What waited for the mapping (a run refused without it holds the rows back a while) goes now.
+    await _maybe_await(_dispatch().request_sync(ctx.db, conn.id, trigger="manual"))
     return RedirectResponse(f"{_back(spec)}/{conn.id}/mapping?saved=mapping", status_code=303)
 
 
