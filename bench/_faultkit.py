@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bench._qbo import SETUP_REQUESTS
 from fieldhub.core.accounts import service as accounts
 from fieldhub.core.accounts.models import Role
 from fieldhub.core.customers.models import Customer
@@ -36,6 +37,7 @@ from fieldhub.core.invoices.service import create_invoice, record_payment, send_
 from fieldhub.core.items.models import Item
 from fieldhub.core.items.service import create_item
 from fieldhub.core.payments.models import Payment
+from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.emulator import EmulatorConfig
 from fieldhub.hub.emulator.core import LoggedRequest
@@ -404,21 +406,27 @@ async def kill_and_restart(
 ) -> CrashReport:
     """`fieldhub sync now --connection ID` in its own OS process, SIGKILLed `kills` times, then run to the end.
 
-    Each kill comes once the emulator has seen a random 1..max_requests requests from the process,
-    then 0..jitter seconds more, so it lands anywhere in a run: between a key's commit and its
-    request, mid-batch, before a reply's commit. Counted in requests, not seconds, so a faster
-    engine or a slower machine still gets killed mid-run. Each restart is a fresh process that must
-    resume from the ledger alone.
+    Each kill comes once the emulator has seen a random 1..n requests from the process, then 0..jitter
+    seconds more, so it lands anywhere in a run: between a key's commit and its request, mid-batch,
+    before a reply's commit. n is at most `max_requests`, and at most twice the requests the work left
+    needs (a batch request per 30 unsynced records, and a few reads) shared among the kills still to
+    come, so all of them land before the backfill is done. Counted in requests, not seconds, so a
+    faster engine or a slower machine still gets killed mid-run. Each restart is a fresh process that
+    must resume from the ledger alone.
     """
     import asyncio
     import signal
 
     report = CrashReport()
+    api = registry.get("quickbooks").api
+    batch = (api.batch_size if api else None) or 1
     env = process_env(settings)
     command = fieldhub_command("sync", "now", "--connection", str(connection_id))
     with log_path.open("ab") as out:
-        for _ in range(kills):
-            target = _last_seq(emulator) + rng.randint(1, max_requests)
+        for done in range(kills):
+            requests_left = await _unsynced(sessionmaker, connection_id) // batch + SETUP_REQUESTS
+            span = max(1, min(max_requests, 2 * requests_left // (kills - done + 1)))
+            target = _last_seq(emulator) + rng.randint(1, span)
             proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=out, stderr=out)
             deadline = time.monotonic() + 120
             # The emulator runs in another thread: its log is polled, there is no event to wait on.

@@ -50,6 +50,7 @@ from fieldhub.migrate import upgrade
 from fieldhub.providers.quickbooks.emulator import US_REALM, QuickBooksEmulator
 from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING, us_company
 from fieldhub.providers.quickbooks.emulator.store import Company
+from fieldhub.runtime import freeze_startup_heap
 from fieldhub.settings import ProviderCredentials, Settings
 
 HUB_URL = "http://bench.fieldhub.local"
@@ -531,6 +532,13 @@ async def remote_objects(url: str, realm: str = US_REALM) -> dict[str, dict[str,
     return objects
 
 
+async def emulator_requests(url: str) -> list[dict[str, Any]]:
+    """The emulator process's request log (what it answered, and when), without bodies."""
+    async with httpx.AsyncClient(timeout=300) as http:
+        logged = (await http.get(url + "/_emulator/requests")).json()
+    return [{k: v for k, v in entry.items() if k not in ("body", "response", "headers")} for entry in logged]
+
+
 async def unsynced(env: OAuthEnv, connection_id: int | None = None) -> int:
     """Ledger rows not synced yet (of one connection, or all)."""
     from sqlalchemy import func, select
@@ -551,6 +559,7 @@ def rss_mb() -> float:
 
 # ----------------------------------------------------------------------------- a pending backlog, unthrottled
 
+SETUP_REQUESTS = 2  # the adapter's reads per run (tax codes and rates), before anything is pushed
 NEVER_WAIT = 1e6  # a limiter clock scaled so far it never makes a request wait (its database work stays)
 
 
@@ -576,6 +585,7 @@ async def backlog(
             tenant_id = await create_tenant(env, slug)
             connection_id = await connect(env, tenant_id)
             records = await write_records(env, tenant_id, connection_id, **counts, keep=keep)
+            freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
             yield Backlog(env, connection_id, records, url, RateLimiter(env.sessionmaker, time_scale=NEVER_WAIT))
         finally:
             await env.engine.dispose()

@@ -1,6 +1,7 @@
 """backfill: 10,000 invoices with their customers, items and payments into a QuickBooks emulator enforcing QBO's limits.
 
-The emulator enforces QuickBooks Online's published limits per realm — 500 requests a minute, 10 in
+The emulator runs in its own process (uvicorn on a loopback port), as QuickBooks is another machine,
+and enforces QuickBooks Online's published limits per realm — 500 requests a minute, 10 in
 flight, batches of at most 30 operations, 40 batch requests a minute — on its clock, and the hub's
 shared rate limiter meters on the same scaled clock: `--time-scale 60` makes an emulated minute last
 one real second for both. The records are written first through the core services (the ledger is
@@ -35,13 +36,14 @@ from fieldhub.hub.ratelimit import RateLimiter  # noqa: E402
 from fieldhub.hub.sync.engine import sync_connection  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow, LedgerState  # noqa: E402
 from fieldhub.providers.quickbooks.emulator import US_REALM  # noqa: E402
+from fieldhub.runtime import freeze_startup_heap  # noqa: E402
 
-SETUP_REQUESTS = 2  # the adapter's reads per run (tax codes and rates), before anything is pushed
+LOG_SIZE = 50_000  # the emulator keeps this many requests in its log: every one of a 10,000-invoice backfill
 
 
 def ceiling(counts: dict[str, int], *, per_minute: int, batch_size: int, batch_per_minute: int) -> dict[str, float]:
     batches = sum(math.ceil(counts[k] / batch_size) for k in ("customers", "items", "invoices", "payments"))
-    singles = SETUP_REQUESTS
+    singles = _qbo.SETUP_REQUESTS
     minutes = max((batches - 1) // batch_per_minute, (batches + singles - 1) // per_minute)
     return {"batch_requests": batches, "single_requests": singles, "ideal_minutes": minutes}
 
@@ -60,49 +62,50 @@ async def _unsynced(env: Any, connection_id: int) -> int:
 
 async def _main(db: str, args: dict[str, Any]) -> dict[str, Any]:
     scale = float(args["time_scale"])
-    settings = _qbo.make_settings(db, keys=_qbo.new_key())
-    emulator = _qbo.build_emulator(settings, time_scale=scale)
-    env = _qbo.in_process_env(settings, emulator)
-    _qbo.subscribe_ledger()
-    try:
-        tenant_id = await _qbo.create_tenant(env, "backfill")
-        connection_id = await _qbo.connect(env, tenant_id)
-        started = time.perf_counter()
-        records = await _qbo.write_records(
-            env,
-            tenant_id,
-            connection_id,
-            invoices=args["invoices"],
-            customers=args["customers"],
-            items=args["items"],
-            pay_every=args["pay_every"],
-        )
-        setup_s = time.perf_counter() - started
-        limiter = RateLimiter(env.sessionmaker, time_scale=scale)
-        runs = 0
-        started = time.perf_counter()
-        while True:
-            runs += 1
-            await sync_connection(env, connection_id, trigger="backfill", client_options={"limiter": limiter})
-            if not await _unsynced(env, connection_id) or runs >= args["max_runs"]:
-                break
-        elapsed = time.perf_counter() - started
-        left = await _unsynced(env, connection_id)
-        api = [r for r in emulator.requests if "/v3/company/" in r.path]
-        return {
-            "records": records.counts(),
-            "setup_seconds": round(setup_s, 1),
-            "seconds": round(elapsed, 2),
-            "runs": runs,
-            "unsynced_left": left,
-            "requests": len(api),
-            "batch_requests_sent": sum(1 for r in api if r.path.rstrip("/").endswith("/batch")),
-            "http_429": sum(1 for r in api if r.status == 429),
-            "records_total": records.total,
-            **_qbo.check_emulator(emulator.companies[US_REALM].objects, records),
-        }
-    finally:
-        await env.engine.dispose()
+    # Its own process, as QuickBooks is another machine: the hub's process does the hub's work only.
+    async with _qbo.emulator_process(time_scale=scale, log_size=LOG_SIZE) as (url, _pid):
+        env = _qbo.OAuthEnv.standalone(_qbo.make_settings(db, keys=_qbo.new_key(), emulator_url=url))
+        _qbo.subscribe_ledger()
+        try:
+            tenant_id = await _qbo.create_tenant(env, "backfill")
+            connection_id = await _qbo.connect(env, tenant_id)
+            started = time.perf_counter()
+            records = await _qbo.write_records(
+                env,
+                tenant_id,
+                connection_id,
+                invoices=args["invoices"],
+                customers=args["customers"],
+                items=args["items"],
+                pay_every=args["pay_every"],
+            )
+            setup_s = time.perf_counter() - started
+            freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
+            limiter = RateLimiter(env.sessionmaker, time_scale=scale)
+            runs = 0
+            started = time.perf_counter()
+            while True:
+                runs += 1
+                await sync_connection(env, connection_id, trigger="backfill", client_options={"limiter": limiter})
+                if not await _unsynced(env, connection_id) or runs >= args["max_runs"]:
+                    break
+            elapsed = time.perf_counter() - started
+            left = await _unsynced(env, connection_id)
+            api = [r for r in await _qbo.emulator_requests(url) if "/v3/company/" in r["path"]]
+            return {
+                "records": records.counts(),
+                "setup_seconds": round(setup_s, 1),
+                "seconds": round(elapsed, 2),
+                "runs": runs,
+                "unsynced_left": left,
+                "requests": len(api),
+                "batch_requests_sent": sum(1 for r in api if r["path"].rstrip("/").endswith("/batch")),
+                "http_429": sum(1 for r in api if r["status"] == 429),
+                "records_total": records.total,
+                **_qbo.check_emulator(await _qbo.remote_objects(url, US_REALM), records),
+            }
+        finally:
+            await env.engine.dispose()
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +142,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "database": _qbo.backend(db),
         "parameters": params,
         "qbo_limits": limits,
-        "emulator": "QuickBooks, in-process, QBO limits enforced on the scaled clock",
+        "emulator": "QuickBooks, own process (uvicorn, 127.0.0.1), QBO limits enforced on the scaled clock",
         **figures,
         "emulated_minutes": round(emulated_minutes, 2),
         "ideal_minutes": round(ideal["ideal_minutes"], 2),

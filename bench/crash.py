@@ -7,7 +7,9 @@ the end; then every local record (customers, items, invoices, payments) must exi
 emulator, pointed at by its ledger row, with every amount equal to the cent.
 
 Options (--set key=value): records (5000), kills (20), max_requests (a process is killed once the
-emulator has seen 1..max_requests of its requests, drawn uniformly, plus 0..50 ms; 120), seed (7);
+emulator has seen 1..n of its requests, drawn uniformly, plus 0..50 ms; n is at most max_requests
+(120) and at most twice the requests the work left needs shared among the kills to come, so every
+kill lands before the backfill is done), seed (7);
 --database-url for PostgreSQL (an empty database), else a fresh SQLite file.
 """
 

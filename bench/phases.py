@@ -3,8 +3,10 @@
 The same set-up as `overhead` (the emulator in its own process, QBO's rate rules off, the hub's
 limiter on a clock that never waits), at a smaller size. Each phase of the engine is wrapped in a
 timer of this process's CPU time (time.process_time: user + system, every thread); the engine runs
-one connection at a time, so nothing else of the hub runs inside a phase. Phases nest (the limiter's
-slot is inside the HTTP request, which is inside the batch push): each is reported on its own.
+one connection at a time, and here one step at a time (Engine(pipeline=False): the next batch is not
+sent while a reply is settled, as it is in production), so nothing else of the hub runs inside a
+phase. Phases nest (the limiter's slot is inside the HTTP request, which is inside the batch push):
+each is reported on its own.
 
 Options (--set key=value): invoices (2000), customers (200), items (20), pay_every (4).
 """
@@ -60,9 +62,15 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
             setattr(owner, attr, _timed(spent, calls, name, originals[name]))
         try:
             cpu0 = time.process_time()
-            run = await engine.sync_connection(
-                work.env, work.connection_id, trigger="backfill", client_options={"limiter": work.limiter}
-            )
+            run = await engine.Engine(
+                work.env,
+                work.connection_id,
+                "backfill",
+                None,
+                f"{engine.PROCESS}:phases",
+                client_options={"limiter": work.limiter},
+                pipeline=False,  # one step at a time, so no phase's timer runs while another phase works
+            ).run()
             cpu = time.process_time() - cpu0
         finally:
             for name, (owner, attr) in PHASES.items():
@@ -86,6 +94,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "benchmark": "phases",
         "database": _qbo.backend(db),
         "parameters": params,
+        "engine": "one step at a time (Engine pipeline off)",
         **figures,
         "loadavg_start": load_start,
         "loadavg_end": _qbo.loadavg(),
