@@ -128,7 +128,7 @@ def login(context: Any, base: str, email: str, next_url: str) -> Any:
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     # Exact: a glob would also match the login page's own ?next=… URL.
-    page.wait_for_url(f"{base}{next_url}")
+    page.wait_for_url(f"{base}{next_url}", timeout=UI_TIMEOUT_MS)
     return page
 
 
