@@ -24,6 +24,11 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+def _include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    # procrastinate's tables are its own schema (migration 20261122b1), not fieldhub's models.
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -31,6 +36,7 @@ def _configure(connection: Connection) -> None:
         render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
 
 

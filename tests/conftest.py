@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.core.accounts import service as accounts
 from fieldhub.core.accounts.models import Role, Tenant, User
 from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.hub.sync import queue
 from fieldhub.main import create_app
 from fieldhub.models import metadata
 from fieldhub.settings import Settings
@@ -82,7 +83,10 @@ def pg_template() -> Iterator[str]:
     admin = _pg_conninfo(PG_URL)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    asyncio.run(_create_schema(PG_URL.rsplit("/", 1)[0] + f"/{name}"))
+    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(_create_schema(url))
+    with psycopg.connect(_pg_conninfo(url), autocommit=True) as conn:
+        conn.execute(queue.schema_sql())  # procrastinate's tables, as migration 20261122b1 makes them
     yield name
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

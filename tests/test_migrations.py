@@ -8,8 +8,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 
-from fieldhub.migrate import check, upgrade
+from fieldhub.migrate import alembic_config, check, upgrade
 from tests.conftest import BACKENDS, PG_URL, _pg_conninfo
 
 
@@ -28,6 +29,24 @@ def test_upgrade_from_empty_then_no_drift(backend: str, tmp_path: Path) -> None:
         url = re.sub(r"/[^/]+$", f"/{name}", PG_URL)
         upgrade(url)
         check(url)
+        # procrastinate's queue comes and goes with its migration, and nothing of it is left behind.
+        assert _procrastinate_objects(url) > 10
+        command.downgrade(alembic_config(url), "20261122a1")
+        assert _procrastinate_objects(url) == 0
+        upgrade(url)
+        check(url)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _procrastinate_objects(url: str) -> int:
+    """Tables, routines and types named procrastinate_… in the database."""
+    with psycopg.connect(_pg_conninfo(url)) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'procrastinate%')"
+            " + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%')"
+            " + (SELECT count(*) FROM pg_type WHERE typname LIKE 'procrastinate%')"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

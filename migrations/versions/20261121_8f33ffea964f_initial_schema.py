@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "8f33ffea964f"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
