@@ -327,24 +327,27 @@ def reconcile(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Connections synced at once by this process")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once by this process (connection runs, sweeps)")] = 4,
 ) -> None:
-    """Scale-out worker: syncs every connection with due work; any number may run against one PostgreSQL."""
+    """Scale-out worker (PostgreSQL): runs procrastinate's sync jobs; any number may run against one database."""
     from fieldhub.core import events
     from fieldhub.hub.emulator.mount import Endpoints
     from fieldhub.hub.oauth.env import OAuthEnv
-    from fieldhub.hub.sync.dispatch import worker_loop
     from fieldhub.hub.sync.ledger import on_domain_event
+    from fieldhub.hub.sync.queue import run_worker
     from fieldhub.runtime import freeze_startup_heap
 
     settings = _logged_settings()
+    if settings.is_sqlite:
+        console.print("[red]`fieldhub worker` needs PostgreSQL.[/red] On SQLite, sync runs inside `fieldhub serve`.")
+        raise typer.Exit(2)
     events.subscribe(on_domain_event)
 
     async def go() -> None:
         env = OAuthEnv.standalone(settings, Endpoints(settings))
         freeze_startup_heap()
         try:
-            await worker_loop(env, concurrency=concurrency)
+            await run_worker(env, concurrency=concurrency)
         finally:
             await env.engine.dispose()
 

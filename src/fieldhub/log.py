@@ -107,6 +107,10 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
 
 def configure(level: str = "INFO", json: bool = False) -> None:
     logging.basicConfig(format="%(message)s", level=level.upper())
+    # procrastinate logs every job start and end at INFO: a worker's sweep alone is three lines a second.
+    # Its warnings and errors show; all of it at DEBUG.
+    numeric = logging.getLevelName(level.upper())
+    logging.getLogger("procrastinate").setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[

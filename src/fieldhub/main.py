@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
@@ -55,15 +56,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dispatcher = None
-        # Embedded sync workers (hub/sync/dispatch.py). Tests drive sync explicitly, so none run there.
-        if settings.embedded_workers > 0 and settings.mode != "test":
+        dispatcher: Any = None
+        # Embedded sync workers (hub/sync/dispatch.py), or, with none on PostgreSQL, wake-ups deferred as
+        # procrastinate jobs for `fieldhub worker`s (hub/sync/queue.py). Tests drive sync explicitly.
+        if settings.mode != "test":
             from fieldhub.hub.oauth.env import env_for
-            from fieldhub.hub.sync.dispatch import Dispatcher
 
-            dispatcher = Dispatcher(env_for(app), workers=settings.embedded_workers)
-            await dispatcher.start()
-            app.state.sync_dispatcher = dispatcher
+            if settings.embedded_workers > 0:
+                from fieldhub.hub.sync.dispatch import Dispatcher
+
+                dispatcher = Dispatcher(env_for(app), workers=settings.embedded_workers)
+                app.state.sync_dispatcher = dispatcher
+            elif not settings.is_sqlite:
+                from fieldhub.hub.sync.queue import JobQueue
+
+                dispatcher = JobQueue(env_for(app))
+            if dispatcher is not None:
+                await dispatcher.start()
         if settings.mode != "test":  # a test process starts many apps; its heap is the test run's
             freeze_startup_heap()
         yield

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from fieldhub.core.customers.service import create_customer
 from fieldhub.hub.oauth.env import OAuthEnv
-from fieldhub.hub.sync.dispatch import Dispatcher, request_sync, worker_loop
+from fieldhub.hub.sync.dispatch import Dispatcher, request_sync
 from fieldhub.hub.sync.engine import LeaseHeld, acquire_lease, sync_connection
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
 from tests.conftest import Business
@@ -100,18 +100,19 @@ async def test_two_workers_never_sync_one_connection_at_once(app, session, biz: 
     for n in range(40):
         await create_customer(session, biz.tenant.id, {"display_name": f"Busy {n}"})
     await session.commit()
-    # Two workers with their own engines and holder ids, as two processes would have.
+    # Two dispatchers with their own engines and holder ids, as two processes would have, sweeping hard.
     envs = [OAuthEnv.standalone(app.state.settings, app.state.endpoints) for _ in range(2)]
-    stop = asyncio.Event()
-    workers = [asyncio.create_task(worker_loop(env, poll_seconds=0.01, refresh_every=3600, stop=stop)) for env in envs]
+    workers = [Dispatcher(env, workers=2, sweep_seconds=0.01) for env in envs]
+    for worker in workers:
+        await worker.start()
     try:
         for _ in range(400):
             if await unsynced(session, qbo) == 0:
                 break
             await asyncio.sleep(0.05)
     finally:
-        stop.set()
-        await asyncio.gather(*workers)
+        for worker in workers:
+            await worker.stop()
         for env in envs:
             await env.engine.dispose()
     assert await unsynced(session, qbo) == 0
@@ -133,85 +134,3 @@ async def test_the_sweep_leaves_out_a_connection_another_worker_holds(session, b
     assert await due_connections(qbo.env) == [qbo.connection_id]  # its rows show up again once it lets go
     assert await acquire_lease(session, qbo.connection_id, "other-host:1:run", seconds=-1)  # an expired lease
     assert await due_connections(qbo.env) == [qbo.connection_id]
-
-
-async def test_a_worker_gives_a_freed_slot_to_the_next_connection_at_once(monkeypatch):
-    """The slot a run frees goes to the next due connection then, not at the next poll (30 s here)."""
-    from fieldhub.hub.sync import dispatch
-
-    started: dict[int, float] = {}
-    loop = asyncio.get_running_loop()
-
-    async def run(env, connection_id, trigger, entity, **options):
-        started[connection_id] = loop.time()
-        await asyncio.sleep(0.1)
-
-    async def due(env):
-        return [c for c in (1, 2) if c not in started]
-
-    monkeypatch.setattr(dispatch, "run_connection", run)
-    monkeypatch.setattr(dispatch, "due_connections", due)
-    monkeypatch.setattr(dispatch, "run_periodic", lambda env: asyncio.sleep(0))
-    stop = asyncio.Event()
-    worker = asyncio.create_task(worker_loop(None, concurrency=1, poll_seconds=30, stop=stop))  # type: ignore[arg-type]
-    for _ in range(100):
-        if len(started) == 2:
-            break
-        await asyncio.sleep(0.02)
-    stop.set()
-    await asyncio.wait_for(worker, 5)
-    assert sorted(started) == [1, 2]
-    assert 0.09 <= started[2] - started[1] < 1.0
-
-
-async def test_a_run_that_gets_nowhere_is_not_started_again_before_the_next_round(monkeypatch):
-    """A connection still due after its run (say, accounts not mapped) waits for the next poll, not a tight loop."""
-    from fieldhub.hub.sync import dispatch
-
-    runs = 0
-
-    async def run(env, connection_id, trigger, entity, **options):
-        nonlocal runs
-        runs += 1
-
-    async def due(env):
-        return [1]
-
-    monkeypatch.setattr(dispatch, "run_connection", run)
-    monkeypatch.setattr(dispatch, "due_connections", due)
-    monkeypatch.setattr(dispatch, "run_periodic", lambda env: asyncio.sleep(0))
-    stop = asyncio.Event()
-    worker = asyncio.create_task(worker_loop(None, concurrency=2, poll_seconds=0.2, stop=stop))  # type: ignore[arg-type]
-    await asyncio.sleep(1.0)
-    stop.set()
-    await asyncio.wait_for(worker, 5)
-    assert 2 <= runs <= 6  # about one per 0.2 s round
-
-
-async def test_a_workers_periodic_tasks_run_beside_its_sync_runs(monkeypatch):
-    """A slow round of periodic tasks (inbound polls of many connections) holds up no sync run."""
-    from fieldhub.hub.sync import dispatch
-
-    started: list[int] = []
-    periodic_done = asyncio.Event()
-
-    async def run(env, connection_id, trigger, entity, **options):
-        started.append(connection_id)
-
-    async def due(env):
-        return [1]
-
-    async def slow_periodic(env):
-        await asyncio.sleep(2)
-        periodic_done.set()
-
-    monkeypatch.setattr(dispatch, "run_connection", run)
-    monkeypatch.setattr(dispatch, "due_connections", due)
-    monkeypatch.setattr(dispatch, "run_periodic", slow_periodic)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(worker_loop(None, poll_seconds=0.05, refresh_every=0, stop=stop))  # type: ignore[arg-type]
-    await asyncio.sleep(0.5)
-    assert started and not periodic_done.is_set()  # runs went ahead while the periodic round was still going
-    stop.set()
-    await asyncio.wait_for(worker, 5)
-    assert periodic_done.is_set()  # a stop lets the round finish

@@ -1,4 +1,4 @@
-"""Who runs sync and when: one task (`run_connection`), driven in-process (embedded) or by `fieldhub worker`.
+"""Who runs sync and when: one task (`run_connection`), driven in-process (embedded) or by procrastinate.
 
 Embedded (SQLite, `fieldhub serve`): a background Dispatcher inside the app. Commits that leave
 pending ledger rows wake it through an in-process queue (an SQLAlchemy after_commit hook collects
@@ -6,12 +6,11 @@ the connection ids a transaction touched); a sweep every few seconds finds due w
 was lost (a crash, a retry whose back-off ran out, a write from another process). Wake-ups for a
 connection already queued coalesce.
 
-Scale-out (PostgreSQL, `fieldhub worker` on any number of machines): the same task in a loop over
-connections with due work. It is a plain loop rather than procrastinate jobs because the guarantee
-that matters — never two workers on one connection — already lives in the database lease every run
-takes (engine.acquire_lease), which holds across processes and machines and frees itself when a
-worker dies; a job queue would add its own schema and migrations for no extra safety. Triggers
-coalesce the same way: a worker that finds the lease taken simply moves on.
+Scale-out (PostgreSQL, `fieldhub worker` on any number of machines): the same task as procrastinate
+jobs, one per connection run with a lock per connection and a queueing lock per trigger; the same
+after-commit hook defers them, and a periodic sweep re-finds lost wake-ups (hub/sync/queue.py).
+Either way the engine's database lease (engine.acquire_lease) is what finally keeps two runs of one
+connection apart, across processes and machines, and frees itself when a worker dies.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -46,7 +45,19 @@ BUSY_RETRY_SECONDS = 0.25  # a wake-up that found the connection busy tries agai
 PERIODIC_TICK = 5.0  # seconds between looks at the periodic tasks (each keeps its own interval)
 STOP_SECONDS = 10.0  # how long stop() waits for runners to finish cancelling
 
-_dispatcher: Dispatcher | None = None
+
+class Waker(Protocol):
+    def wake(self, connection_id: int, trigger: str = "realtime", entity: str | None = None) -> None: ...
+
+
+_waker: Waker | None = None  # the embedded Dispatcher, or queue.JobQueue where procrastinate's workers sync
+
+
+def set_waker(waker: Waker | None, *, only: Waker | None = None) -> None:
+    """Where this process's wake-ups go; with `only`, cleared only if it is still that one."""
+    global _waker
+    if only is None or _waker is only:
+        _waker = waker
 
 
 # ----------------------------------------------------------------------------- the task
@@ -63,10 +74,10 @@ async def run_connection(
         return await sync_connection(env, connection_id, trigger=trigger, entity=entity, **options)
     except LeaseHeld:
         log.info("sync.run.busy", connection_id=connection_id)
-        if _dispatcher is not None:
+        if _waker is not None:
             # Held by another run or by a periodic task (an inbound poll takes the same lease): look
             # again shortly rather than leaving a real-time change to the next sweep, seconds away.
-            asyncio.get_running_loop().call_later(BUSY_RETRY_SECONDS, _dispatcher.wake, connection_id, trigger, entity)
+            asyncio.get_running_loop().call_later(BUSY_RETRY_SECONDS, _waker.wake, connection_id, trigger, entity)
         return None
 
 
@@ -158,9 +169,9 @@ def _collect(session: Session, flush_context: Any) -> None:
 @event.listens_for(Session, "after_commit")
 def _wake(session: Session) -> None:
     wakes = session.info.pop(WAKE_KEY, None)
-    if wakes and _dispatcher is not None:
+    if wakes and _waker is not None:
         for connection_id, trigger, entity in wakes:
-            _dispatcher.wake(connection_id, trigger, entity)
+            _waker.wake(connection_id, trigger, entity)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -201,17 +212,14 @@ class Dispatcher:
         self.queue.put_nowait((connection_id, trigger, entity))
 
     async def start(self) -> None:
-        global _dispatcher
-        _dispatcher = self
+        set_waker(self)
         self.tasks = [asyncio.create_task(self._runner()) for _ in range(self.workers)]
         self.tasks.append(asyncio.create_task(self._sweeper()))
         self.tasks.append(asyncio.create_task(periodic_loop(self.env, every=self.periodic_seconds)))
         log.info("sync.dispatch.started", workers=self.workers)
 
     async def stop(self) -> None:
-        global _dispatcher
-        if _dispatcher is self:
-            _dispatcher = None
+        set_waker(None, only=self)
         for task in self.tasks:
             task.cancel()
         if self.tasks:
@@ -251,69 +259,10 @@ class Dispatcher:
                 log.exception("sync.sweep.failed")
 
 
-# ----------------------------------------------------------------------------- scale-out
-
-
-async def worker_loop(
-    env: OAuthEnv,
-    *,
-    concurrency: int = 4,
-    poll_seconds: float = 1.0,
-    refresh_every: float = 5.0,
-    stop: asyncio.Event | None = None,
-    **options: Any,
-) -> None:
-    """`fieldhub worker`: sync every connection with due work and run the periodic tasks, until `stop`.
-
-    `refresh_every`: seconds between looks at the periodic tasks (refresh-ahead, inbox sweep, inbound
-    polls); each task keeps its own interval across all workers (`run_periodic`).
-    """
-    stop = stop or asyncio.Event()
-    running: dict[int, asyncio.Task[Any]] = {}
-    ended: dict[int, float] = {}  # connection → when its last run here ended
-    log.info("sync.worker.started", holder=HOLDER, concurrency=concurrency)
-    last_periodic = 0.0
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.ensure_future(stop.wait())
-    periodic: asyncio.Task[Any] | None = None
-    try:
-        while not stop.is_set():
-            # Beside the runs, not in their way: a round of inbound polls can take seconds.
-            if (periodic is None or periodic.done()) and loop.time() - last_periodic >= refresh_every:
-                last_periodic = loop.time()
-                periodic = asyncio.create_task(run_periodic(env))
-            now = loop.time()
-            for cid in [c for c, t in running.items() if t.done()]:
-                _log_failure(cid, running.pop(cid))
-                ended[cid] = now
-            # A connection whose run just ended waits for the next round (a run that can't get anywhere,
-            # like one with no account mapping, must not start again at once); a freed slot goes to another.
-            ended = {c: t for c, t in ended.items() if now - t < poll_seconds}
-            try:
-                due = await due_connections(env)
-            except Exception:  # noqa: BLE001 — the database may be restarting; try again next round
-                log.exception("sync.worker.poll_failed")
-                due = []
-            for cid in [c for c in due if c not in running and c not in ended]:
-                if len(running) >= concurrency:
-                    break
-                running[cid] = asyncio.create_task(run_connection(env, cid, "schedule", None, **options))
-            # Back when a run ends (its slot is free now), at the next round, or at stop.
-            await asyncio.wait([stopping, *running.values()], timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-    await asyncio.gather(*running.values(), *([periodic] if periodic else []), return_exceptions=True)
-
-
-def _log_failure(connection_id: int, task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("sync.run.crashed", connection_id=connection_id, exc_info=task.exception())
-
-
 # ----------------------------------------------------------------------------- periodic tasks
 #
-# Run by the embedded Dispatcher (`fieldhub serve`) and by every `fieldhub worker`. Each task has a row
-# in periodic_leases: a process runs it only when one conditional UPDATE moves the row's next_run_at
+# Run by the embedded Dispatcher (`fieldhub serve`) and by `fieldhub worker`s (queue.py's `fieldhub.periodic`).
+# Each task has a row in periodic_leases: a process runs it only when one conditional UPDATE moves the row's next_run_at
 # forward and takes its lease, so with any number of workers each round runs once, two never run one
 # task at the same time, and a process that dies mid-run frees it when the lease expires. A look at a
 # task that is not due is one primary-key read.
@@ -477,7 +426,7 @@ async def run_periodic(env: OAuthEnv, tasks: list[PeriodicTask] | None = None, h
 
 
 async def periodic_loop(env: OAuthEnv, *, every: float = PERIODIC_TICK) -> None:
-    """The embedded Dispatcher's periodic tasks (a worker calls run_periodic from its own loop)."""
+    """The embedded Dispatcher's periodic tasks (procrastinate's workers run run_periodic as a periodic job)."""
     while True:
         await run_periodic(env)
         await asyncio.sleep(every)
