@@ -8,8 +8,9 @@ emulator and PostgreSQL, a zero-latency emulator would measure CPU contention be
 
 Twenty tenants are connected (OAuth through the emulator) and their records bulk-loaded with the
 ledger rows pending but not yet due; then N workers are started (`python -m fieldhub.cli worker`,
-default concurrency), given a few seconds to come up, every row is made due at once and the clock
-runs until the ledger holds no unsynced row. Target: 2 workers ≥ 1.8 × the rate of one.
+default concurrency), given a few seconds to come up; then the clock starts, every row is made due at
+once, a job is deferred per connection (as the web process does after a commit) and the clock runs
+until the ledger holds no unsynced row. Target: 2 workers ≥ 1.8 × the rate of one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import update  # noqa: E402
 
 from bench import _qbo  # noqa: E402
 from fieldhub.db import utcnow  # noqa: E402
+from fieldhub.hub.sync import queue  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow  # noqa: E402
 
 WARMUP_SECONDS = 4.0  # workers import and connect before any row is due
@@ -42,9 +44,11 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
         procs: list[asyncio.subprocess.Process] = []
         try:
             all_records = []
+            connection_ids = []
             for c in range(n):
                 tenant_id = await _qbo.create_tenant(env, f"scale{c}")
                 connection_id = await _qbo.connect(env, tenant_id, _qbo.realm_id(c))
+                connection_ids.append(connection_id)
                 all_records.append(
                     await _qbo.write_records(
                         env,
@@ -76,10 +80,15 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
                     )
                 )
             await asyncio.sleep(params["warmup"])
+            started = time.perf_counter()
             async with env.sessionmaker() as session:
                 await session.execute(update(LedgerRow).values(next_attempt_at=utcnow()))
                 await session.commit()
-            started = time.perf_counter()
+            # As the web process does after a commit: a job per connection (else the workers' sweep finds it).
+            jobs = queue.make_app(env)
+            async with jobs.open_async():
+                for connection_id in connection_ids:
+                    await queue.defer_sync(jobs, connection_id, "realtime")
             while await _qbo.unsynced(env) and time.perf_counter() - started < params["timeout"]:
                 if any(p.returncode is not None for p in procs):
                     raise RuntimeError("a worker exited during the round")
@@ -140,7 +149,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             f"QuickBooks, own process, {params['connections']} realms, QBO limits on, "
             f"{params['latency'] * 1000:g} ms fixed latency per API request"
         ),
-        "worker": "python -m fieldhub.cli worker (default concurrency: 4 connections at once)",
+        "worker": "python -m fieldhub.cli worker: procrastinate jobs, one per connection run, default concurrency 4",
         "one_worker": one,
         "two_workers": two,
         "speedup": round(two["records_per_second"] / one["records_per_second"], 2),
