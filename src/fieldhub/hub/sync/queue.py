@@ -60,9 +60,9 @@ def lock(connection_id: int) -> str:
 
 def make_app(env: OAuthEnv) -> procrastinate.App:
     """The procrastinate App with fieldhub's tasks, bound to `env` (its database, its provider settings)."""
-    app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=conninfo(env.settings.database_url), min_size=1, max_size=4)
-    )
+    # A worker keeps one connection for LISTEN; its jobs, heartbeat and periodic deferrer borrow the rest briefly.
+    connector = procrastinate.PsycopgConnector(conninfo=conninfo(env.settings.database_url), min_size=1, max_size=8)
+    app = procrastinate.App(connector=connector)
 
     @app.task(name=SYNC_TASK, queue=QUEUE)
     async def sync(connection_id: int, trigger: str, entity: str | None = None) -> None:
