@@ -133,3 +133,26 @@ async def test_a_dead_workers_job_is_closed_and_its_connection_synced(db_url, se
 
 async def _none_left(session, qbo: QBOSetup) -> bool:  # noqa: ANN001
     return await unsynced(session, qbo) == 0
+
+
+async def test_failed_jobs_are_pruned_after_three_days(db_url, qbo: QBOSetup):
+    with psycopg.connect(_pg_conninfo(db_url), autocommit=True) as conn:
+        ids = []
+        for _ in range(2):
+            ids.append(
+                conn.execute(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args)"
+                    " VALUES (%s, %s, 'connection:0', '{}') RETURNING id",
+                    (queue.QUEUE, queue.SYNC_TASK),
+                ).fetchone()[0]
+            )
+            conn.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", (ids[-1],))
+            conn.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s", (ids[-1],))
+        # Every job's events say when it changed; the first failed four days ago, the second just now.
+        conn.execute("UPDATE procrastinate_events SET at = now() - interval '4 days' WHERE job_id = %s", (ids[0],))
+    q = queue.JobQueue(qbo.env)
+    async with q.app.open_async():
+        await q.app.tasks["fieldhub.jobs.prune"].func(timestamp=0)
+    with psycopg.connect(_pg_conninfo(db_url)) as conn:
+        left = [r[0] for r in conn.execute("SELECT id FROM procrastinate_jobs ORDER BY id").fetchall()]
+    assert left == [ids[1]]

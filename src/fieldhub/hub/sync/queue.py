@@ -17,6 +17,7 @@
     lock is free again. Its work is still pending in the ledger, and this same sweep defers it again.
   - `fieldhub.periodic`, every 5 s: `dispatch.run_periodic` (token refresh-ahead, the webhook inbox
     sweep, inbound polls). Each of those keeps its own interval in `periodic_leases`, as embedded.
+  - `fieldhub.jobs.prune`, hourly: failed jobs older than KEEP_FAILED_HOURS are deleted.
 
 procrastinate's tables live beside fieldhub's in PostgreSQL; the Alembic migration `20261122b1` creates
 them (`install_schema`). On SQLite there is no queue: the embedded Dispatcher is the only dispatch.
@@ -42,6 +43,7 @@ QUEUE = "sync"
 SYNC_TASK = "fieldhub.sync"
 HEARTBEAT_SECONDS = 2.0  # a worker's heartbeat; one silent STALLED_SECONDS is taken for dead
 STALLED_SECONDS = 10.0
+KEEP_FAILED_HOURS = 72  # a failed job (a crashed run, a dead worker's) stays this long for a look, then goes
 
 
 def conninfo(database_url: str) -> str:
@@ -74,6 +76,12 @@ def make_app(env: OAuthEnv) -> procrastinate.App:
         await close_stalled_jobs(app)
         for connection_id in await dispatch.due_connections(env):
             await defer_sync(app, connection_id, "schedule")
+
+    @app.periodic(cron="17 * * * *", periodic_id="prune")  # hourly
+    @app.task(name="fieldhub.jobs.prune", queue=QUEUE, queueing_lock="fieldhub.jobs.prune")
+    async def prune(timestamp: int) -> None:
+        # Successful jobs are deleted as they end; failed ones would otherwise pile up.
+        await app.job_manager.delete_old_jobs(nb_hours=KEEP_FAILED_HOURS, include_failed=True)
 
     @app.periodic(cron="* * * * * */5", periodic_id="periodic")
     @app.task(name="fieldhub.periodic", queue=QUEUE, queueing_lock="fieldhub.periodic")
