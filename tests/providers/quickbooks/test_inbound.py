@@ -19,6 +19,7 @@ from fieldhub.core.invoices.service import create_invoice, send_invoice
 from fieldhub.core.payments.models import Payment, PaymentStatus
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection
+from fieldhub.hub.errors import RetryLater
 from fieldhub.hub.oauth.flow import disconnect
 from fieldhub.hub.sync import dispatch
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, SyncCursor, SyncRun
@@ -448,6 +449,37 @@ async def test_cursor_older_than_thirty_days_does_a_full_reread(owner, session, 
     assert await invoice_status(session, gone.id) == "VOID"  # deleted there, found missing by the id diff
     cursor = await session.get(SyncCursor, (qbo.connection_id, "cdc"), populate_existing=True)
     assert inbound.parse_qbo_time(cursor.value) > utcnow() - timedelta(minutes=5)
+
+
+async def test_a_full_reread_that_fails_part_way_leaves_one_finished_run(  # noqa: ANN201
+    owner,
+    session,
+    biz,
+    qbo,
+    monkeypatch,  # noqa: ANN001
+):
+    invoice, remote_invoice = await synced_invoice(session, biz, qbo)
+    await control(owner, qbo, f"invoice/{remote_invoice}/pay")
+    old = utcnow() - timedelta(days=45)
+    session.add(SyncCursor(connection_id=qbo.connection_id, name="cdc", value=inbound.qbo_since(old), polled_at=old))
+    await session.commit()
+
+    # QuickBooks goes down after the invoices' page was read and committed, before the payments'.
+    async def down(self, adapter, entity, seen):  # noqa: ANN001, ANN202
+        raise RetryLater("QuickBooks is unavailable")
+
+    monkeypatch.setattr(inbound._Poll, "_gone", down)
+    with pytest.raises(RetryLater):
+        await inbound.poll(qbo.env, qbo.connection_id)
+    runs = list(
+        await session.scalars(
+            select(SyncRun).where(SyncRun.direction == "import").execution_options(populate_existing=True)
+        )
+    )
+    assert [r.status for r in runs] == ["failed"]  # one run, finished: none left "running" forever
+    assert [e["code"] for e in runs[0].errors] == ["full_reread", "retry_later"]
+    assert runs[0].finished_at is not None
+    assert await payments(session, invoice.id) == []  # the payments' page was never reached
 
 
 # ----------------------------------------------------------------------------- periodic tasks

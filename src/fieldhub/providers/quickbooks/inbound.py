@@ -265,13 +265,20 @@ class Inbound:
         title, body, link = alert
         await notify(self.session, self.tenant_id, "sync.conflict", title, body, link=link)
 
-    def finish(self) -> SyncRun | None:
-        """Fill in the run row (if anything happened); the caller commits."""
+    def tally(self) -> SyncRun | None:
+        """The run row's counts and errors brought up to date (it stays running); the caller commits."""
         run = self.run
         if run is None:
             return None
         run.created, run.updated, run.deleted, run.failed = self.created, self.updated, self.deleted, self.failed
         run.errors = list(self.errors)[:200]
+        return run
+
+    def finish(self) -> SyncRun | None:
+        """Fill in the run row (if anything happened); the caller commits."""
+        run = self.tally()
+        if run is None:
+            return None
         changed = self.created + self.updated + self.deleted
         run.status = RunStatus.SUCCESS if not self.failed else RunStatus.PARTIAL if changed else RunStatus.FAILED
         run.finished_at = utcnow()
@@ -975,6 +982,10 @@ class _Poll:
                 for obj in rows:
                     seen.add(str(obj.get("Id", "")))
                     await self.inbound.apply(entity, str(obj.get("Id", "")), obj)
+                # The run row goes in with the page, counted: a later page that fails finishes this run (_failed).
+                run = self.inbound.tally()
+                if run is not None:
+                    self.run_id = run.id
                 await self.session.commit()
                 # Kept for the whole read, page by page: no run sends anything until the diff below is done.
                 async with self.env.sessionmaker() as fresh:  # its rollback must not expire this session's objects
