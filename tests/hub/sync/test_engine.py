@@ -10,7 +10,7 @@ from fieldhub.core.customers.service import create_customer, update_customer
 from fieldhub.core.invoices.service import create_invoice, record_payment, send_invoice, void_invoice
 from fieldhub.core.items.service import create_item
 from fieldhub.hub.emulator.core import FaultRule
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun
 from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup
 
@@ -96,6 +96,20 @@ async def test_draft_not_pushed_and_void_is(session, biz: Business, qbo: QBOSetu
     remote = (await ledger(session, qbo))[("invoice", sent.id)]
     assert remote.state == LedgerState.SYNCED
     assert Decimal(str(qbo.objects("Invoice")[remote.remote_id]["TotalAmt"])) == 0
+
+
+async def test_a_run_left_running_by_a_dead_worker_is_closed_by_the_next(session, biz: Business, qbo: QBOSetup):
+    # What kill -9 leaves: a run row that says "running", whose process will never finish it.
+    dead = SyncRun(tenant_id=biz.tenant.id, connection_id=qbo.connection_id, trigger="schedule", direction="export")
+    session.add(dead)
+    await session.commit()
+    await create_customer(session, biz.tenant.id, {"display_name": "After Ava"})
+    await session.commit()
+    run = await qbo.sync()
+    assert (run.status, run.created) == (RunStatus.SUCCESS, 1)
+    await session.refresh(dead)
+    assert dead.status == RunStatus.FAILED and dead.finished_at is not None
+    assert [e["code"] for e in dead.errors] == ["interrupted"]
 
 
 async def test_dropped_reply_is_settled_without_a_second_create(session, biz: Business, qbo: QBOSetup):

@@ -451,6 +451,20 @@ async def test_cursor_older_than_thirty_days_does_a_full_reread(owner, session, 
     assert inbound.parse_qbo_time(cursor.value) > utcnow() - timedelta(minutes=5)
 
 
+async def test_a_catch_up_closes_a_run_a_dead_worker_left_running(owner, session, biz, qbo) -> None:  # noqa: ANN001
+    invoice, remote_invoice = await synced_invoice(session, biz, qbo)
+    await inbound.poll(qbo.env, qbo.connection_id)  # the cursor starts now
+    dead = SyncRun(tenant_id=biz.tenant.id, connection_id=qbo.connection_id, trigger="schedule", direction="import")
+    session.add(dead)
+    await session.commit()
+    await control(owner, qbo, f"invoice/{remote_invoice}/pay")
+    polled = await inbound.poll(qbo.env, qbo.connection_id)
+    assert polled is not None and polled.run is not None and polled.run.status == "success"
+    await session.refresh(dead)
+    assert (dead.status, [e["code"] for e in dead.errors]) == ("failed", ["interrupted"])
+    assert len(await payments(session, invoice.id)) == 1
+
+
 async def test_a_full_reread_that_fails_part_way_leaves_one_finished_run(  # noqa: ANN201
     owner,
     session,

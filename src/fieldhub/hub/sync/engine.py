@@ -374,6 +374,32 @@ async def release_lease(session: AsyncSession, connection_id: int, holder: str) 
     await session.commit()
 
 
+INTERRUPTED = {
+    "code": "interrupted",
+    "reason": "The worker running this sync stopped before it finished (a crash or a restart).",
+    "fix": "Nothing to do: what it had not confirmed stayed pending, and the next run took it up.",
+}
+
+
+async def close_interrupted_runs(session: AsyncSession, connection_id: int) -> int:
+    """Mark failed the connection's runs still "running" (the caller holds its lease and commits).
+
+    Every run, export or import, is made under the connection's lease, so one found running by a new
+    lease holder can only be a run whose process died (kill -9, OOM) or lost the lease: without this it
+    would show as running in the history forever. Its records lose nothing: the ledger kept them.
+    """
+    result = await session.execute(
+        update(SyncRun)
+        .where(SyncRun.connection_id == connection_id, SyncRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.FAILED, finished_at=utcnow(), errors=[INTERRUPTED])
+        .execution_options(synchronize_session=False)
+    )
+    closed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if closed:
+        log.warning("sync.run.interrupted", connection_id=connection_id, runs=closed)
+    return closed
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -410,6 +436,7 @@ class Engine:
                 connection = await session.get(Connection, self.connection_id)
                 assert connection is not None, f"no connection {self.connection_id}"
                 self.provider = connection.provider
+                await close_interrupted_runs(session, self.connection_id)
                 run = SyncRun(
                     tenant_id=connection.tenant_id,
                     connection_id=connection.id,

@@ -52,7 +52,14 @@ from fieldhub.hub.errors import Rejected
 from fieldhub.hub.notify import notify
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync.clients import client_for
-from fieldhub.hub.sync.engine import LEASE_SECONDS, PROCESS, LeaseHeld, acquire_lease, release_lease
+from fieldhub.hub.sync.engine import (
+    LEASE_SECONDS,
+    PROCESS,
+    LeaseHeld,
+    acquire_lease,
+    close_interrupted_runs,
+    release_lease,
+)
 from fieldhub.hub.sync.models import (
     LedgerRow,
     LedgerState,
@@ -212,6 +219,7 @@ class Inbound:
     # --- history --------------------------------------------------------------------------------
     async def _run(self) -> SyncRun:
         if self.run is None:
+            await close_interrupted_runs(self.session, self.connection.id)  # under the lease, as every run
             self.run = SyncRun(
                 tenant_id=self.tenant_id,
                 connection_id=self.connection.id,
