@@ -33,7 +33,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import raiseload, selectinload
 
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice
@@ -586,7 +586,10 @@ class Engine:
     ) -> tuple[list[tuple[PushItem, datetime]], bool]:
         """Load records, resolve dependencies and write idempotency keys (the caller commits them before
         anything is sent); what can go now, in order."""
-        options = [selectinload(Invoice.lines)] if model is Invoice else []
+        # An invoice goes with its lines; its customer (joined by default) is not read: adapters refer to it by
+        # customer_id through the ledger's remote ids (refs). raiseload: an adapter that reached for it would fail
+        # loudly in the tests, not load one row at a time.
+        options = [selectinload(Invoice.lines), raiseload(Invoice.customer)] if model is Invoice else []
         records: dict[int, Any] = {
             r.id: r
             for r in await session.scalars(
