@@ -96,3 +96,65 @@ async def _started(logs, workers, within: float = 60.0) -> None:
         assert all(w.returncode is None for w in workers), [p.read_text(errors="replace")[-2000:] for p in logs]
         await asyncio.sleep(0.1)
     raise AssertionError("the workers did not start")
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_a_worker_mid_run_within_its_grace(app, db_url, qbo_port, tmp_path) -> None:
+    """A deploy's SIGTERM: the worker gives its running job SHUTDOWN_SECONDS, then cancels it and exits,
+    rather than waiting out a run stuck on a slow provider. The next run closes the cut run's row."""
+    import signal
+
+    from sqlalchemy import select
+
+    from fieldhub.hub.oauth.env import env_for
+    from fieldhub.hub.sync.engine import sync_connection
+    from fieldhub.hub.sync.models import RunStatus, SyncRun
+    from fieldhub.hub.sync.queue import SHUTDOWN_SECONDS
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("`fieldhub worker` runs on PostgreSQL")
+    emulator, url = qbo_port
+    app.state.settings.providers["quickbooks"] = ProviderCredentials(base_url=url)
+    async with app.state.sessionmaker() as session:
+        tenant_id, email = await kit.make_owner(session, "term")
+    connection_id = await kit.connect_quickbooks(app, email)
+    emulator.faults.append(FaultRule(kind="latency", delay=120.0, path="/batch$"))  # QuickBooks hangs
+    async with app.state.sessionmaker() as session:
+        await kit.make_records(session, tenant_id, 6, tag="T ")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = await asyncio.create_subprocess_exec(
+            *kit.fieldhub_command("worker"),
+            cwd=kit.ROOT,
+            env=kit.process_env(app.state.settings, FIELDHUB_LOG_LEVEL="INFO"),
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        running = select(SyncRun.id).where(SyncRun.connection_id == connection_id, SyncRun.status == RunStatus.RUNNING)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the sweep finds the work and a run starts, then hangs on QuickBooks
+            async with app.state.sessionmaker() as session:
+                if await session.scalar(running) is not None:
+                    break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(log.read_text(errors="replace")[-2000:])
+        await asyncio.sleep(1.0)
+        worker.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        await asyncio.wait_for(worker.wait(), SHUTDOWN_SECONDS + 20)
+        took = time.monotonic() - stopped
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    assert SHUTDOWN_SECONDS - 1 <= took <= SHUTDOWN_SECONDS + 15, (took, log.read_text(errors="replace")[-2000:])
+    # QuickBooks answers again: the next run sends everything and closes the cut run's row.
+    emulator.faults.clear()
+    run = await sync_connection(env_for(app), connection_id, trigger="manual")
+    assert run.status == RunStatus.SUCCESS, run.errors
+    async with app.state.sessionmaker() as session:
+        rows = (await session.execute(select(SyncRun.status, SyncRun.errors).order_by(SyncRun.id))).all()
+    assert [(r.status, [e["code"] for e in r.errors]) for r in rows] == [("failed", ["interrupted"]), ("success", [])]
+    assert await kit._unsynced(app.state.sessionmaker, connection_id) == 0

@@ -43,6 +43,7 @@ QUEUE = "sync"
 SYNC_TASK = "fieldhub.sync"
 HEARTBEAT_SECONDS = 2.0  # a worker's heartbeat; one silent STALLED_SECONDS is taken for dead
 STALLED_SECONDS = 10.0
+SHUTDOWN_SECONDS = 10.0  # on SIGTERM, running jobs get this long to end, then are cancelled (they lose nothing)
 KEEP_FAILED_HOURS = 72  # a failed job (a crashed run, a dead worker's) stays this long for a look, then goes
 
 
@@ -131,6 +132,9 @@ async def run_worker(env: OAuthEnv, *, concurrency: int = 4, **options: Any) -> 
             delete_jobs="successful",  # a sweep a second would otherwise grow the jobs table forever
             update_heartbeat_interval=HEARTBEAT_SECONDS,
             stalled_worker_timeout=STALLED_SECONDS,
+            # Not procrastinate's default (wait for ever): a backfill would hold a deploy until SIGKILL. A cancelled
+            # run leaves its unconfirmed records pending, and the next run closes its row as interrupted.
+            shutdown_graceful_timeout=SHUTDOWN_SECONDS,
             **options,
         )
     finally:
