@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.core.accounts import service as accounts
 from fieldhub.core.accounts.models import Role, Tenant, User
-from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.db import libpq_url, make_engine, make_sessionmaker
 from fieldhub.hub.sync import queue
 from fieldhub.main import create_app
 from fieldhub.models import metadata
@@ -41,13 +41,9 @@ PASSWORD = "correct-horse-battery"
 TEST_KEYS = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
-def _pg_conninfo(url: str) -> str:
-    return re.sub(r"^postgresql\+psycopg", "postgresql", url)
-
-
 def _pg_available() -> bool:
     try:
-        with psycopg.connect(_pg_conninfo(PG_URL), connect_timeout=2):
+        with psycopg.connect(libpq_url(PG_URL), connect_timeout=2):
             return True
     except Exception:
         return False
@@ -80,12 +76,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     name = f"fh_tmpl_{uuid.uuid4().hex[:10]}"
-    admin = _pg_conninfo(PG_URL)
+    admin = libpq_url(PG_URL)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
     asyncio.run(_create_schema(url))
-    with psycopg.connect(_pg_conninfo(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute(queue.schema_sql())  # procrastinate's tables, as migration 20261122b1 makes them
     yield name
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -101,7 +97,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     template = request.getfixturevalue("pg_template")
     name = f"fh_t_{uuid.uuid4().hex[:12]}"
-    admin = _pg_conninfo(PG_URL)
+    admin = libpq_url(PG_URL)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield PG_URL.rsplit("/", 1)[0] + f"/{name}"

@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from alembic import command
 
+from fieldhub.db import libpq_url
 from fieldhub.migrate import alembic_config, check, upgrade
-from tests.conftest import BACKENDS, PG_URL, _pg_conninfo
+from tests.conftest import BACKENDS, PG_URL
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -22,7 +23,7 @@ def test_upgrade_from_empty_then_no_drift(backend: str, tmp_path: Path) -> None:
         check(url)
         return
     name = f"fh_mig_{uuid.uuid4().hex[:10]}"
-    admin = _pg_conninfo(PG_URL)
+    admin = libpq_url(PG_URL)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -42,7 +43,7 @@ def test_upgrade_from_empty_then_no_drift(backend: str, tmp_path: Path) -> None:
 
 def _procrastinate_objects(url: str) -> int:
     """Tables, routines and types named procrastinate_… in the database."""
-    with psycopg.connect(_pg_conninfo(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM pg_class WHERE relname LIKE 'procrastinate%')"
             " + (SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%')"

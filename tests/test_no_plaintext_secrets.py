@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from fieldhub import log
+from fieldhub.db import libpq_url
 from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.http import ProviderClient
 from fieldhub.hub.oauth import tokens
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.settings import Settings
-from tests.conftest import TEST_KEYS, _pg_conninfo
+from tests.conftest import TEST_KEYS
 from tests.hub.oauth.conftest import consent
 
 # One provider per refresh-token rule, plus QuickBooks: where each one's API answers a plain read.
@@ -102,7 +103,7 @@ def _pg_dump(db_url: str) -> bytes:
     binary = shutil.which("pg_dump") or ("/usr/bin/pg_dump" if Path("/usr/bin/pg_dump").exists() else None)
     if binary is None:
         pytest.skip("pg_dump is not installed: the PostgreSQL dump cannot be searched")
-    done = subprocess.run([binary, "--no-owner", _pg_conninfo(db_url)], capture_output=True, timeout=60)
+    done = subprocess.run([binary, "--no-owner", libpq_url(db_url)], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 

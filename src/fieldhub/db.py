@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -97,6 +98,11 @@ class JSONText(str):
 def _json_serializer(value: Any) -> str:
     """JSON columns: json.dumps, except for text written once already (hub.sync.models.history_body)."""
     return value if type(value) is JSONText else json.dumps(value)
+
+
+def libpq_url(url: str) -> str:
+    """A PostgreSQL SQLAlchemy URL as libpq (psycopg, procrastinate) takes it: postgresql+psycopg://… → postgresql://…"""
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:

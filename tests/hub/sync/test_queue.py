@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from fieldhub.core.customers.service import create_customer
+from fieldhub.db import libpq_url
 from fieldhub.hub.sync import dispatch, queue
 from fieldhub.hub.sync.models import PeriodicLease
-from tests.conftest import Business, _pg_conninfo
+from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup
 from tests.hub.sync.test_dispatch import unsynced
 
@@ -28,7 +29,7 @@ def _postgresql_only(db_url: str) -> None:
 
 def jobs(db_url: str, task: str = queue.SYNC_TASK) -> list[tuple[str, str, str]]:
     """(status, lock, queueing lock) of the task's jobs."""
-    with psycopg.connect(_pg_conninfo(db_url)) as conn:
+    with psycopg.connect(libpq_url(db_url)) as conn:
         rows = conn.execute(
             "SELECT status::text, lock, queueing_lock FROM procrastinate_jobs WHERE task_name = %s ORDER BY id",
             (task,),
@@ -108,7 +109,7 @@ async def test_a_dead_workers_job_is_closed_and_its_connection_synced(db_url, se
     # A worker killed mid-run: its row's heartbeat went stale, its job still says "doing" and holds the lock
     # every job of this connection needs. Left so, the connection would never sync again.
     lock = f"connection:{qbo.connection_id}"
-    with psycopg.connect(_pg_conninfo(db_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         dead = conn.execute(
             "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 minute') RETURNING id"
         ).fetchone()[0]
@@ -136,7 +137,7 @@ async def _none_left(session, qbo: QBOSetup) -> bool:  # noqa: ANN001
 
 
 async def test_failed_jobs_are_pruned_after_three_days(db_url, qbo: QBOSetup):
-    with psycopg.connect(_pg_conninfo(db_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
         ids = []
         for _ in range(2):
             ids.append(
@@ -153,6 +154,6 @@ async def test_failed_jobs_are_pruned_after_three_days(db_url, qbo: QBOSetup):
     q = queue.JobQueue(qbo.env)
     async with q.app.open_async():
         await q.app.tasks["fieldhub.jobs.prune"].func(timestamp=0)
-    with psycopg.connect(_pg_conninfo(db_url)) as conn:
+    with psycopg.connect(libpq_url(db_url)) as conn:
         left = [r[0] for r in conn.execute("SELECT id FROM procrastinate_jobs ORDER BY id").fetchall()]
     assert left == [ids[1]]

@@ -20,13 +20,13 @@
   - `fieldhub.jobs.prune`, hourly: failed jobs older than KEEP_FAILED_HOURS are deleted.
 
 procrastinate's tables live beside fieldhub's in PostgreSQL; the Alembic migration `20261122b1` creates
-them (`install_schema`). On SQLite there is no queue: the embedded Dispatcher is the only dispatch.
+them from procrastinate's own schema SQL (`schema_sql` gives the tests' template the same). On SQLite
+there is no queue: the embedded Dispatcher is the only dispatch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import procrastinate
@@ -34,6 +34,7 @@ from procrastinate import exceptions as pexc
 from procrastinate import jobs
 from procrastinate.schema import SchemaManager
 
+from fieldhub.db import libpq_url
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync import dispatch
 from fieldhub.log import get_logger
@@ -45,11 +46,6 @@ HEARTBEAT_SECONDS = 2.0  # a worker's heartbeat; one silent STALLED_SECONDS is t
 STALLED_SECONDS = 10.0
 SHUTDOWN_SECONDS = 10.0  # on SIGTERM, running jobs get this long to end, then are cancelled (they lose nothing)
 KEEP_FAILED_HOURS = 72  # a failed job (a crashed run, a dead worker's) stays this long for a look, then goes
-
-
-def conninfo(database_url: str) -> str:
-    """libpq's form of fieldhub's SQLAlchemy URL (postgresql+psycopg://… → postgresql://…)."""
-    return re.sub(r"^postgresql\+\w+://", "postgresql://", database_url)
 
 
 def schema_sql() -> str:
@@ -64,7 +60,7 @@ def lock(connection_id: int) -> str:
 def make_app(env: OAuthEnv) -> procrastinate.App:
     """The procrastinate App with fieldhub's tasks, bound to `env` (its database, its provider settings)."""
     # A worker keeps one connection for LISTEN; its jobs, heartbeat and periodic deferrer borrow the rest briefly.
-    connector = procrastinate.PsycopgConnector(conninfo=conninfo(env.settings.database_url), min_size=1, max_size=8)
+    connector = procrastinate.PsycopgConnector(conninfo=libpq_url(env.settings.database_url), min_size=1, max_size=8)
     app = procrastinate.App(connector=connector)
 
     @app.task(name=SYNC_TASK, queue=QUEUE)
@@ -84,7 +80,7 @@ def make_app(env: OAuthEnv) -> procrastinate.App:
         # Successful jobs are deleted as they end; failed ones would otherwise pile up.
         await app.job_manager.delete_old_jobs(nb_hours=KEEP_FAILED_HOURS, include_failed=True)
 
-    @app.periodic(cron="* * * * * */5", periodic_id="periodic")
+    @app.periodic(cron=f"* * * * * */{int(dispatch.PERIODIC_TICK)}", periodic_id="periodic")  # as embedded
     @app.task(name="fieldhub.periodic", queue=QUEUE, queueing_lock="fieldhub.periodic")
     async def periodic(timestamp: int) -> None:
         await dispatch.run_periodic(env)
