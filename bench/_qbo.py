@@ -36,7 +36,7 @@ from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice, InvoiceLine, InvoiceStatus
 from fieldhub.core.items.models import Item
 from fieldhub.core.payments.models import Payment, PaymentMethod, PaymentStatus
-from fieldhub.db import utcnow
+from fieldhub.db import libpq_url, utcnow
 from fieldhub.hub import registry
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.emulator import Account, EmulatorConfig
@@ -97,7 +97,7 @@ def scratch_database(url: str = "", name: str = "bench") -> Iterator[str]:
 
     url = pg_driver(url)
     db = f"fh_bench_{name}_{uuid.uuid4().hex[:8]}"
-    admin = re.sub(r"^postgresql\+\w+", "postgresql", url)
+    admin = libpq_url(url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     scratch = f"{url.rsplit('/', 1)[0]}/{db}"
@@ -594,3 +594,8 @@ async def backlog(
 def backlog_counts(args: dict[str, Any], **defaults: int) -> dict[str, int]:
     """invoices, customers, items and pay_every from --set options, with the benchmark's defaults."""
     return {key: int(args.get(key, default)) for key, default in defaults.items()}
+
+
+def workload(args: dict[str, Any]) -> dict[str, int]:
+    """The write_records counts (invoices, customers, items, pay_every) of a benchmark's parameters."""
+    return {key: int(args[key]) for key in ("invoices", "customers", "items", "pay_every")}

@@ -70,15 +70,7 @@ async def _main(db: str, args: dict[str, Any]) -> dict[str, Any]:
             tenant_id = await _qbo.create_tenant(env, "backfill")
             connection_id = await _qbo.connect(env, tenant_id)
             started = time.perf_counter()
-            records = await _qbo.write_records(
-                env,
-                tenant_id,
-                connection_id,
-                invoices=args["invoices"],
-                customers=args["customers"],
-                items=args["items"],
-                pay_every=args["pay_every"],
-            )
+            records = await _qbo.write_records(env, tenant_id, connection_id, **_qbo.workload(args))
             setup_s = time.perf_counter() - started
             freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
             limiter = RateLimiter(env.sessionmaker, time_scale=scale)

@@ -49,17 +49,7 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
                 tenant_id = await _qbo.create_tenant(env, f"scale{c}")
                 connection_id = await _qbo.connect(env, tenant_id, _qbo.realm_id(c))
                 connection_ids.append(connection_id)
-                all_records.append(
-                    await _qbo.write_records(
-                        env,
-                        tenant_id,
-                        connection_id,
-                        invoices=params["invoices"],
-                        customers=params["customers"],
-                        items=params["items"],
-                        pay_every=params["pay_every"],
-                    )
-                )
+                all_records.append(await _qbo.write_records(env, tenant_id, connection_id, **_qbo.workload(params)))
             async with env.sessionmaker() as session:  # written, not due yet: the workers start idle
                 await session.execute(update(LedgerRow).values(next_attempt_at=utcnow().replace(year=2100)))
                 await session.commit()
