@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -10,6 +9,8 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+from fieldhub import exactjson
 
 # Field names whose values are secrets wherever they appear in a log event.
 SECRET_KEYS = re.compile(
@@ -51,7 +52,7 @@ def _secret_pattern(*, as_json: bool = False) -> re.Pattern[str] | None:
             # Longest first, so a secret that contains another is removed whole.
             alternatives = sorted(_registered, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(a) for a in alternatives))
-            written = sorted((json.dumps(a, ensure_ascii=False)[1:-1] for a in _registered), key=len, reverse=True)
+            written = sorted((exactjson.text(a)[1:-1] for a in _registered), key=len, reverse=True)
             _json_pattern = re.compile("|".join(re.escape(a) for a in written))
         return _json_pattern if as_json else _pattern
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from fieldhub import exactjson
 from fieldhub.db import Base, IdMixin, JSONText, UTCDateTime, utcnow
 from fieldhub.log import scrub_json
 
@@ -100,11 +100,11 @@ class SyncRun(IdMixin, Base):
 
 def history_body(body: Any) -> JSONText | None:
     """What a RecordEvent keeps of a body sent or received: JSON with amounts as exact strings and every
-    secret scrubbed. Written once, by json's C encoder, and scrubbed as text: a walk in Python over
-    every value, then json.dumps again at insert, cost about 0.1 ms a record in a backfill."""
+    secret scrubbed. Written once (exactjson.text) and scrubbed as text: a walk in Python over every
+    value, then json.dumps again at insert, cost about 0.1 ms a record in a backfill."""
     if body is None:
         return None
-    return JSONText(scrub_json(json.dumps(body, default=str, ensure_ascii=False)))
+    return JSONText(scrub_json(exactjson.text(body)))
 
 
 class RecordEvent(IdMixin, Base):

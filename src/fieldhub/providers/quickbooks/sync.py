@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from fieldhub import exactjson
 from fieldhub.hub import registry
 from fieldhub.hub.errors import NeedsReauth, ProviderError, Rejected, RetryLater
 from fieldhub.hub.http import DEFAULT_FIX, ProviderClient, parse_retry_after
@@ -54,28 +54,6 @@ MAPPING_FIX = "Open QuickBooks → Field mapping, choose the accounts again and 
 # drops them, so a rate set up in QuickBooks to fix it is seen by the retry; a reconnect is a new key.
 TAX_CODES_TTL = 600.0
 _tax_cache: dict[tuple[str, int, str], tuple[float, list[dict[str, Any]], dict[str, dict[str, Any]]]] = {}
-
-
-# ----------------------------------------------------------------------------- JSON numbers
-
-
-def dumps(body: Any) -> str:
-    """JSON with Decimals written as numbers, digit for digit (json.dumps would need floats)."""
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return f"\x00{value}\x00"
-        if isinstance(value, dict):
-            return {k: encode(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [encode(v) for v in value]
-        return value
-
-    return re.sub(r'"\\u0000(-?[0-9.E+-]+)\\u0000"', r"\1", json.dumps(encode(body)))
-
-
-def loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_float=Decimal)
 
 
 # ----------------------------------------------------------------------------- faults → error kinds
@@ -220,7 +198,7 @@ class QuickBooksAdapter:
             method,
             path,
             bucket=self.realm,
-            content=dumps(body) if body is not None else None,
+            content=exactjson.dumps(body) if body is not None else None,
             params=query,
             headers={
                 "Accept": "application/json",
@@ -230,7 +208,7 @@ class QuickBooksAdapter:
             idempotent=True if (key or method == "GET") else None,
             batch=path == "batch",  # also metered against batch_per_minute
         )
-        reply = loads(response.content)
+        reply = exactjson.loads(response.content)
         found = _fault(reply)
         if found is not None:  # a Fault inside a 200
             entity = next((v for v in REMOTE.values() if v.lower() == path), "")

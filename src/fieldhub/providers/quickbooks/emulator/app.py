@@ -12,14 +12,13 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from fieldhub import exactjson
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer, RateRule
 from fieldhub.providers.quickbooks.emulator import query
 from fieldhub.providers.quickbooks.emulator.control import add_control_routes
 from fieldhub.providers.quickbooks.emulator.errors import (
     QBOFault,
     auth_failed_body,
-    dumps,
-    loads,
     parse_time,
     qbo_time,
     required,
@@ -136,7 +135,9 @@ class QuickBooksEmulator(Emulator):
     # --- responses ------------------------------------------------------------------------------
     def json(self, payload: dict[str, Any], status: int = 200) -> Response:
         body = {**payload, "time": qbo_time(self.clock.now(), millis=True)}
-        return Response(dumps(body), status_code=status, media_type="application/json", headers={"intuit_tid": _tid()})
+        return Response(
+            exactjson.dumps(body), status_code=status, media_type="application/json", headers={"intuit_tid": _tid()}
+        )
 
     def fault_response(self, fault: QBOFault) -> Response:
         return self.json({"Fault": fault.fault()}, status=fault.status)
@@ -296,7 +297,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = loads(raw)
+        body = exactjson.loads(raw)
     except ValueError:
         raise QBOFault(
             "2010", "Request has invalid or unsupported property", "Could not parse the request body as JSON"

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from fieldhub import exactjson
 from fieldhub.hub.emulator.core import CONTROL_PREFIX
-from fieldhub.providers.quickbooks.emulator.errors import QBOFault, loads
+from fieldhub.providers.quickbooks.emulator.errors import QBOFault
 from fieldhub.providers.quickbooks.emulator.store import ENTITIES, Company
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def add_control_routes(emu: QuickBooksEmulator) -> None:
 
     async def body_of(request: Request) -> dict[str, Any]:
         raw = await request.body()
-        return loads(raw) if raw.strip() else {}
+        return exactjson.loads(raw) if raw.strip() else {}
 
     def entity_of(name: str) -> str:
         entity = ENTITIES.get(name.lower())

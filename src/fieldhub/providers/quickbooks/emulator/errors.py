@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -171,24 +169,3 @@ def parse_time(text: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=PACIFIC)
     return moment.astimezone(UTC).timestamp()
-
-
-# --- JSON with exact numbers ---------------------------------------------------------------------
-_MARK = "\u0000num:"
-
-
-class _Encoder(json.JSONEncoder):
-    def default(self, o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return f"{_MARK}{o}\u0000"
-        return super().default(o)
-
-
-def dumps(payload: Any) -> str:
-    """JSON whose amounts are the Decimals' own digits (never a float round trip)."""
-    text = json.dumps(payload, cls=_Encoder, separators=(",", ":"))
-    return re.sub(r'"\\u0000num:([-0-9.Ee+]+)\\u0000"', r"\1", text)
-
-
-def loads(text: str | bytes) -> Any:
-    return json.loads(text, parse_float=Decimal)
