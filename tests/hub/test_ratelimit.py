@@ -52,7 +52,9 @@ async def test_rate_is_enforced_across_two_engines(db_url, sessionmaker, engine_
     assert starts[10] - starts[0] >= 2 * window - 1e-6
     assert elapsed < 2 * window + 5
     async with sessionmaker() as s:
-        assert await s.scalar(select(RateBucket.version).where(RateBucket.provider == "acme")) >= 12
+        locked = await s.scalar(select(RateBucket.version).where(RateBucket.provider == "acme"))
+    # PostgreSQL serializes on the bucket's row lock; SQLite on its database write lock (no row needed).
+    assert locked is None if db_url.startswith("sqlite") else locked >= 12
 
 
 async def test_buckets_and_providers_are_independent(sessionmaker) -> None:

@@ -3,10 +3,10 @@
 A provider meters requests per minute and in flight per account (QBO: 500/min and 10 concurrent per
 realm; Xero: 60/min per tenant). Every worker process, on every machine, takes a slot here first:
 
-- Taking a slot locks the (provider, bucket) row in `rate_buckets` with an UPDATE (a row lock on
-  PostgreSQL, the write lock on SQLite), then inserts the lease with one INSERT ... SELECT that
-  counts the leases and adds the row only if both limits leave room, and commits: three round
-  trips when there is room. Counting and taking are one atomic step however many processes race.
+- Taking a slot inserts the lease with one INSERT ... SELECT that counts the leases and adds the row
+  only if both limits leave room, and commits. On PostgreSQL an UPDATE of the (provider, bucket) row
+  in `rate_buckets` locks it first; on SQLite the INSERT itself takes the database's write lock before
+  it reads. Counting and taking are one atomic step however many processes race.
 - The rate is a sliding window over lease start times: at most N starts in any window of a minute
   (divided by `time_scale`, so a benchmark can run "a minute in a second").
 - Concurrency counts leases neither released nor expired. A lease expires after `lease_seconds`, so a
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Double, String, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from fieldhub.hub.errors import RetryLater
@@ -296,16 +296,18 @@ class RateLimiter:
 
     @staticmethod
     async def _lock_bucket(conn: AsyncConnection, where: dict[str, Any]) -> None:
-        # The UPDATE comes first in the transaction on purpose: on SQLite it takes the write lock before
-        # anything is read, so no other process can slip a lease in between our count and our insert.
+        dialect = conn.dialect.name
+        if dialect == "sqlite":
+            # Nothing to lock: SQLite has one writer at a time per database, and a writing statement takes
+            # that lock before it reads, so the INSERT ... SELECT that counts and adds the lease (or the
+            # prune before it) is atomic by itself. A round trip saved per bucket, on every provider call.
+            return
+        # PostgreSQL: the row lock serializes the count-and-insert of every process on this bucket.
         if (await conn.execute(_LOCK, where)).rowcount:
             return
-        dialect = conn.dialect.name
         values = {"provider": where["v_provider"], "bucket": where["v_bucket"], "version": 0}
         if dialect == "postgresql":
             await conn.execute(postgresql.insert(RateBucket).values(values).on_conflict_do_nothing())
-        elif dialect == "sqlite":
-            await conn.execute(sqlite.insert(RateBucket).values(values).on_conflict_do_nothing())
         else:  # pragma: no cover - the hub runs on SQLite or PostgreSQL
             await conn.execute(insert(RateBucket).values(values))
         await conn.execute(_LOCK, where)
