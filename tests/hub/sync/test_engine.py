@@ -226,3 +226,49 @@ async def test_the_next_batch_goes_out_while_a_reply_is_written_but_never_after_
     assert any(e["code"] == "throttled" for e in run.errors), run.errors
     assert events == ["push", "settle start", "settle end"]  # batches 2 and 3 never left
     assert qbo.emulator.requests[-1].status == 429  # nothing reached QuickBooks after the last 429
+
+
+async def test_the_next_chunk_is_prepared_while_the_last_batch_of_this_one_travels(
+    session, biz: Business, qbo: QBOSetup, monkeypatch
+):
+    """A chunk (90 customers: three batches) ends with its last batch still on its way: the next chunk's
+    records are loaded and keyed meanwhile, and that batch is settled once the next one has left."""
+    from fieldhub.hub.sync import engine
+
+    for n in range(150):  # chunks of 90 and 60: batches 30, 30, 30 | 30, 30
+        await create_customer(session, biz.tenant.id, {"display_name": f"Chunked {n}"})
+    await session.commit()
+    events: list[str] = []
+    settle, push, prepare = engine.Engine._settle_many, engine.Engine._push_batch, engine.Engine._prepare_items
+
+    async def settling(self, session, results):
+        await settle(self, session, results)
+        events.append("settled")
+
+    async def pushing(adapter, chunk):
+        events.append("push")
+        return await push(adapter, chunk)
+
+    async def preparing(self, *args):
+        events.append("prepare")
+        return await prepare(self, *args)
+
+    monkeypatch.setattr(engine.Engine, "_settle_many", settling)
+    monkeypatch.setattr(engine.Engine, "_push_batch", staticmethod(pushing))
+    monkeypatch.setattr(engine.Engine, "_prepare_items", preparing)
+    run = await qbo.sync()
+    assert run.created == 150 and run.status == RunStatus.SUCCESS
+    assert events == [
+        "prepare",
+        "push",
+        "push",
+        "settled",
+        "push",
+        "settled",
+        "prepare",  # batch 3 is on its way
+        "push",
+        "settled",  # batch 3, after batch 4 left
+        "push",
+        "settled",
+        "settled",
+    ]

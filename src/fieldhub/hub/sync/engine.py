@@ -425,6 +425,9 @@ class Engine:
         self.requeued = False
         self.run_id = 0
         self.leased_at = 0.0  # time.monotonic() when the lease was last taken or renewed
+        # The batch on its way to the provider, with its items: at most one (see _send_batch).
+        self._inflight: tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]] | None
+        self._inflight = None
 
     async def run(self) -> SyncRun:
         started = time.monotonic()
@@ -553,32 +556,38 @@ class Engine:
         # Whole batches per chunk: 100 rows in batches of 30 would send a fourth request for 10 of them.
         size = max(adapter.batch_size, 1)
         chunk = max(CHUNK // size, 1) * size
-        for entity in entities:
-            model = MODELS.get(entity)
-            if model is None:
-                continue  # no local records of this kind (deposits come from payouts, not rows here)
-            last_id = 0
-            while True:
-                rows = await due_rows(session, self.connection_id, entity, after_id=last_id, limit=chunk)
-                if not rows:
+        try:
+            for entity in entities:
+                model = MODELS.get(entity)
+                if model is None:
+                    continue  # no local records of this kind (deposits come from payouts, not rows here)
+                last_id = 0
+                while True:
+                    rows = await due_rows(session, self.connection_id, entity, after_id=last_id, limit=chunk)
+                    if not rows:
+                        await session.commit()
+                        break
+                    last_id = rows[-1].id
+                    last_chunk = len(rows) < chunk  # a row that becomes due after this read wakes a run of its own
+                    # Prepared while the previous chunk's last batch is still on its way (see _send_batch).
+                    items, new_rows = await self._prepare_items(session, entity, model, rows)
+                    added = added or new_rows
                     await session.commit()
-                    break
-                last_id = rows[-1].id
-                last_chunk = len(rows) < chunk  # a row that becomes due after this read wakes a run of its own
-                items, new_rows = await self._prepare_items(session, entity, model, rows)
-                added = added or new_rows
-                await session.commit()
-                # Settle writes ledger rows with Core statements, so the session keeps no copy to go stale;
-                # the records go to the adapter detached, as loaded.
-                session.expunge_all()
-                # Renewed once a third of its life has passed (not per chunk: two round trips each time).
-                if time.monotonic() - self.leased_at > self.lease_seconds / 3:
-                    if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
-                        raise LeaseHeld("the lease expired during the run; another worker took over")
-                    self.leased_at = time.monotonic()
-                await self._send(session, adapter, items)
-                if last_chunk:
-                    break
+                    # Settle writes ledger rows with Core statements, so the session keeps no copy to go stale;
+                    # the records go to the adapter detached, as loaded.
+                    session.expunge_all()
+                    # Renewed once a third of its life has passed (not per chunk: two round trips each time).
+                    if time.monotonic() - self.leased_at > self.lease_seconds / 3:
+                        if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
+                            raise LeaseHeld("the lease expired during the run; another worker took over")
+                        self.leased_at = time.monotonic()
+                    await self._send(session, adapter, items)
+                    if last_chunk:
+                        break
+                # The next entity points at this one's remote ids: every reply is in the ledger before it starts.
+                await self._drain(session)
+        finally:
+            await self._abandon()
         return added
 
     async def _prepare_items(
@@ -710,35 +719,21 @@ class Engine:
         self._report()
 
     async def _send(self, session: AsyncSession, adapter: Adapter, items: list[tuple[PushItem, datetime]]) -> None:
+        """Send one chunk's items: in batches where the adapter has them, else one by one.
+
+        Pipelined (the default), the chunk's last batch may still be on its way when this returns: the
+        caller prepares the next chunk meanwhile, and the next _send_batch or _drain settles it.
+        """
         batchable = [(i, due) for i, due in items if not i.settling]
         single = [(i, due) for i, due in items if i.settling]
         if adapter.batch_size > 1 and len(batchable) > 1:
             size = adapter.batch_size
-            batches = [batchable[start : start + size] for start in range(0, len(batchable), size)]
-            # The next batch goes out while this one's outcomes are written, so the provider's time on it
-            # overlaps ours on the ledger; one at a time, so the adapter never runs two at once. It goes
-            # only after a reply that asked for no wait: a Retry-After or lost access holds everything back.
-            sending: asyncio.Task[list[PushResult | ProviderError]] | None = None
-            try:
-                for n, chunk in enumerate(batches):
-                    if sending is None:  # the first batch, or every batch when not pipelining
-                        sending = asyncio.create_task(self._push_batch(adapter, chunk))
-                    outcomes = await sending
-                    sending = None
-                    if self.pipeline and n + 1 < len(batches) and not any(_holds_back(o) for o in outcomes):
-                        sending = asyncio.create_task(self._push_batch(adapter, batches[n + 1]))
-                    # One commit for the whole reply: every outcome in it is known, so nothing is lost between them.
-                    await self._settle_many(
-                        session, [(item, due, result) for (item, due), result in zip(chunk, outcomes, strict=True)]
-                    )
-                    await self._obey_retry_after(session, outcomes)
-            finally:
-                if sending is not None:  # the run stops here: a reply the ledger never hears of is settled later
-                    sending.cancel()
-                    with contextlib.suppress(BaseException):
-                        await sending
+            for start in range(0, len(batchable), size):
+                await self._send_batch(session, adapter, batchable[start : start + size])
         else:
             single = items
+        if single:
+            await self._drain(session)  # the adapter never runs two requests at once
         for item, due in single:
             outcome: PushResult | ProviderError
             try:
@@ -753,6 +748,52 @@ class Engine:
                 outcome = RetryLater(f"Unexpected error while sending: {type(e).__name__}")
             await self._settle(session, item, due, outcome)
             await self._obey_retry_after(session, [outcome])
+
+    async def _send_batch(
+        self, session: AsyncSession, adapter: Adapter, batch: list[tuple[PushItem, datetime]]
+    ) -> None:
+        """Put one batch on its way. The batch before it (if any) is awaited first, and its outcomes are written
+        while this one travels, so the provider's time on a batch overlaps ours on the ledger (and on preparing
+        the next chunk). One batch in flight at a time, so the adapter never runs two at once; and the next goes
+        only after a reply that asked for no wait: a Retry-After or lost access holds everything back.
+        """
+        if self._inflight is not None:
+            task, previous = self._inflight
+            self._inflight = None
+            outcomes = await task
+            if self.pipeline and not any(_holds_back(o) for o in outcomes):
+                self._inflight = (asyncio.create_task(self._push_batch(adapter, batch)), batch)
+            # One commit for the whole reply: every outcome in it is known, so nothing is lost between them.
+            await self._settle_batch(session, previous, outcomes)
+        if self._inflight is None:
+            self._inflight = (asyncio.create_task(self._push_batch(adapter, batch)), batch)
+        if not self.pipeline:
+            await self._drain(session)
+
+    async def _drain(self, session: AsyncSession) -> None:
+        """Await the batch in flight, if any, and write its outcomes."""
+        if self._inflight is not None:
+            task, batch = self._inflight
+            self._inflight = None
+            await self._settle_batch(session, batch, await task)
+
+    async def _settle_batch(
+        self, session: AsyncSession, batch: list[tuple[PushItem, datetime]], outcomes: list[PushResult | ProviderError]
+    ) -> None:
+        await self._settle_many(
+            session, [(item, due, result) for (item, due), result in zip(batch, outcomes, strict=True)]
+        )
+        await self._obey_retry_after(session, outcomes)
+
+    async def _abandon(self) -> None:
+        """The run stops with a batch in flight: cancel it. Its keys are in the ledger, so a reply the ledger
+        never hears of is settled by the next run (the provider replays the key, or find_existing)."""
+        if self._inflight is not None:
+            task, _ = self._inflight
+            self._inflight = None
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     @staticmethod
     async def _push_batch(adapter: Adapter, chunk: list[tuple[PushItem, datetime]]) -> list[PushResult | ProviderError]:
