@@ -19,7 +19,6 @@ workload that fits in one window is not held back by the limits at all).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import sys
 import time
@@ -31,12 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select  # noqa: E402
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.hub import registry  # noqa: E402
 from fieldhub.hub.ratelimit import RateLimiter  # noqa: E402
 from fieldhub.hub.sync.engine import sync_connection  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow, LedgerState  # noqa: E402
 from fieldhub.providers.quickbooks.emulator import US_REALM  # noqa: E402
-from fieldhub.runtime import freeze_startup_heap  # noqa: E402
 
 LOG_SIZE = 50_000  # the emulator keeps this many requests in its log: every one of a 10,000-invoice backfill
 
@@ -72,7 +71,7 @@ async def _main(db: str, args: dict[str, Any]) -> dict[str, Any]:
             started = time.perf_counter()
             records = await _qbo.write_records(env, tenant_id, connection_id, **_qbo.workload(args))
             setup_s = time.perf_counter() - started
-            freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
+            runtime.freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
             limiter = RateLimiter(env.sessionmaker, time_scale=scale)
             runs = 0
             started = time.perf_counter()
@@ -119,7 +118,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     }
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "backfill") as db:
-        figures = asyncio.run(_main(db, params))
+        figures = runtime.run(_main(db, params))
     ideal = ceiling(
         figures["records"],
         per_minute=limits["per_minute"],

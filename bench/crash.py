@@ -15,7 +15,6 @@ kill lands before the backfill is done), seed (7);
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _faultkit as kit  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.db import make_engine  # noqa: E402
 from fieldhub.main import create_app  # noqa: E402
 from fieldhub.models import metadata  # noqa: E402
@@ -90,4 +90,4 @@ async def _run(url: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
 def run(args: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.get("database_url") or f"sqlite+aiosqlite:///{Path(tmp) / 'crash.db'}"
-        return asyncio.run(_run(url, args, Path(tmp)))
+        return runtime.run(_run(url, args, Path(tmp)))

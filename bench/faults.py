@@ -15,7 +15,6 @@ second at any scale. Options (--set key=value): records (5000), seed (7), timeou
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _faultkit as kit  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.db import make_engine  # noqa: E402
 from fieldhub.hub.oauth.env import env_for  # noqa: E402
 from fieldhub.hub.ratelimit import RateLimiter  # noqa: E402
@@ -96,4 +96,4 @@ async def _run(url: str, args: dict[str, Any]) -> dict[str, Any]:
 def run(args: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.get("database_url") or f"sqlite+aiosqlite:///{Path(tmp) / 'faults.db'}"
-        return asyncio.run(_run(url, args))
+        return runtime.run(_run(url, args))

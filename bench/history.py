@@ -18,7 +18,6 @@ Options (--set key=value): runs (1000000), ledger (100000), repeat (30).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.db import make_engine, make_sessionmaker  # noqa: E402
 from fieldhub.hub.sync import status  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow, SyncRun  # noqa: E402
@@ -199,5 +199,5 @@ async def _main(url: str, args: dict[str, Any]) -> dict[str, Any]:
 def run(args: dict[str, Any]) -> dict[str, Any]:
     load_start = [round(x, 2) for x in os.getloadavg()]
     with _qbo.scratch_database(args.get("database_url", ""), "history") as url:
-        result = asyncio.run(_main(url, args))
+        result = runtime.run(_main(url, args))
     return {**result, "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()]}

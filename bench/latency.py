@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.core.customers.service import create_customer  # noqa: E402
 from fieldhub.core.invoices.service import create_invoice, send_invoice  # noqa: E402
 from fieldhub.core.items.service import create_item  # noqa: E402
@@ -117,7 +118,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     warmup = int(args.get("warmup", 20))
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "latency") as db:
-        figures = asyncio.run(_main(db, invoices, warmup))
+        figures = runtime.run(_main(db, invoices, warmup))
     return {
         "benchmark": "latency",
         "database": _qbo.backend(db),

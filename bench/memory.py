@@ -23,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.hub.sync.engine import Progress, sync_connection  # noqa: E402
 
 
@@ -100,7 +101,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     }
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "memory") as db:
-        figures = asyncio.run(_main(db, params))
+        figures = runtime.run(_main(db, params))
     return {
         "benchmark": "memory",
         "database": _qbo.backend(db),

@@ -11,7 +11,6 @@ record and the records/s one core sustains. Target: ≥ 2,000 records/s per core
 
 from __future__ import annotations
 
-import asyncio
 import resource
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.hub.sync.engine import sync_connection  # noqa: E402
 from fieldhub.providers.quickbooks.emulator import US_REALM  # noqa: E402
 
@@ -57,7 +57,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     params = _qbo.backlog_counts(args, invoices=5_000, customers=500, items=50, pay_every=4)
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "overhead") as db:
-        figures = asyncio.run(_main(db, params))
+        figures = runtime.run(_main(db, params))
     return {
         "benchmark": "overhead",
         "database": _qbo.backend(db),

@@ -13,7 +13,6 @@ Target: ≤ 5 ms each. The JSON carries each query's plan (EXPLAIN) to show the 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import sys
@@ -28,6 +27,7 @@ from sqlalchemy import insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.db import make_engine, make_sessionmaker  # noqa: E402
 from fieldhub.hub.sync.dispatch import due_connections, due_query  # noqa: E402
 from fieldhub.hub.sync.engine import due_counts, due_counts_query  # noqa: E402
@@ -134,9 +134,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     load_start = [round(x, 2) for x in os.getloadavg()]
     with _qbo.scratch_database(args.get("database_url", ""), "pending") as url:
         started = time.perf_counter()
-        connection_id = asyncio.run(_load(url, rows, pending))
+        connection_id = runtime.run(_load(url, rows, pending))
         load_s = time.perf_counter() - started
-        measured = asyncio.run(_measure(url, connection_id, repeat, pending))
+        measured = runtime.run(_measure(url, connection_id, repeat, pending))
     lookup, sweep = _ms(measured["lookup"]), _ms(measured["sweep"])
     return {
         "benchmark": "pending",

@@ -13,7 +13,6 @@ Options (--set key=value): invoices (2000), customers (200), items (20), pay_eve
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.hub import http, ratelimit  # noqa: E402
 from fieldhub.hub.sync import engine  # noqa: E402
 from fieldhub.providers.quickbooks import sync as quickbooks  # noqa: E402
@@ -89,7 +89,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     params = _qbo.backlog_counts(args, invoices=2000, customers=200, items=20, pay_every=4)
     load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "phases") as db:
-        figures = asyncio.run(_main(db, params))
+        figures = runtime.run(_main(db, params))
     return {
         "benchmark": "phases",
         "database": _qbo.backend(db),

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import update  # noqa: E402
 
 from bench import _qbo  # noqa: E402
+from fieldhub import runtime  # noqa: E402
 from fieldhub.db import utcnow  # noqa: E402
 from fieldhub.hub.sync import queue  # noqa: E402
 from fieldhub.hub.sync.models import LedgerRow  # noqa: E402
@@ -129,7 +130,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     rounds = []
     for workers in (1, 2):
         with _qbo.scratch_database(url, f"scale{workers}") as db:
-            rounds.append(asyncio.run(_round(db, workers, params)))
+            rounds.append(runtime.run(_round(db, workers, params)))
     one, two = rounds
     return {
         "benchmark": "scale",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from fieldhub import runtime
 from fieldhub.settings import VAR, Settings, get_settings
 
 app = typer.Typer(help="fieldhub: the Integrations Hub of a field-service business.", no_args_is_help=True)
@@ -91,7 +91,7 @@ def keys_rotate(
         finally:
             await engine.dispose()
 
-    report = asyncio.run(go())
+    report = runtime.run(go())
     for failure in report.failures:
         # Row and field only: never the value, and the reason names no key material.
         console.print(f"  [red]unreadable[/red] {failure.table} #{failure.row_id} {failure.field}: {failure.reason}")
@@ -134,7 +134,7 @@ def demo(serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True
     VAR.mkdir(exist_ok=True)
     _check_keys(settings)
     upgrade(settings.database_url)
-    created = asyncio.run(load_demo(settings))
+    created = runtime.run(load_demo(settings))
     console.print("[green]Demo business ready.[/green]" + (" (already loaded)" if not created else ""))
     console.print(f"\n  Open [bold]{settings.base_url}/login[/bold]\n")
     console.print("  owner@example.com / admin@example.com / tech@example.com — password [bold]fieldhub-demo[/bold]")
@@ -168,7 +168,7 @@ def token_create(
         finally:
             await engine.dispose()
 
-    token = asyncio.run(run())
+    token = runtime.run(run())
     if token is None:
         console.print(f"[red]No user with email {email}.[/red]")
         raise typer.Exit(1)
@@ -262,7 +262,7 @@ def sync_now(
         finally:
             await env.engine.dispose()
 
-    raise typer.Exit(asyncio.run(go()))
+    raise typer.Exit(runtime.run(go()))
 
 
 @app.command()
@@ -314,7 +314,7 @@ def reconcile(
         finally:
             await env.engine.dispose()
 
-    outcome = asyncio.run(go())
+    outcome = runtime.run(go())
     if isinstance(outcome, int):
         raise typer.Exit(outcome)
     module, report = outcome
@@ -335,7 +335,6 @@ def worker(
     from fieldhub.hub.oauth.env import OAuthEnv
     from fieldhub.hub.sync.ledger import on_domain_event
     from fieldhub.hub.sync.queue import run_worker
-    from fieldhub.runtime import freeze_startup_heap
 
     settings = _logged_settings()
     if settings.is_sqlite:
@@ -345,13 +344,13 @@ def worker(
 
     async def go() -> None:
         env = OAuthEnv.standalone(settings, Endpoints(settings))
-        freeze_startup_heap()
+        runtime.freeze_startup_heap()
         try:
             await run_worker(env, concurrency=concurrency)
         finally:
             await env.engine.dispose()
 
-    asyncio.run(go())
+    runtime.run(go())
 
 
 @app.command()
