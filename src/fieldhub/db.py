@@ -75,7 +75,8 @@ class ScaledDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
         if value is None:
             return None
-        return (Decimal(value) / self.factor).quantize(Decimal(1).scaleb(-self.scale))
+        # The integer's digits with the point moved: exactly `scale` places, no division or rounding.
+        return Decimal(value).scaleb(-self.scale)
 
 
 class Base(DeclarativeBase):
