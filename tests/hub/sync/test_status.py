@@ -154,3 +154,50 @@ async def test_the_chart_counts_each_run_on_its_utc_day(session, biz) -> None:
     assert len(chart) == status.CHART_DAYS and chart[-1].day.date() == now.date()
     counts = {c.day.date().isoformat(): (c.success, c.partial, c.failed) for c in chart if c.total}
     assert counts == {"2026-11-20": (1, 0, 1), "2026-11-19": (1, 0, 0), "2026-11-17": (0, 1, 0)}
+
+
+async def test_the_chart_keeps_ended_days_counts_today_live_and_waits_for_a_running_day(session, biz) -> None:
+    from sqlalchemy import select
+
+    from fieldhub.hub.sync.models import SyncRunDay
+
+    conn = await _conn(session, biz)
+    now = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    session.add_all(
+        [
+            _run(conn, RunStatus.SUCCESS, now - 2 * day),
+            _run(conn, RunStatus.SUCCESS, now - 2 * day + timedelta(hours=1)),
+            _run(conn, RunStatus.FAILED, now - 2 * day),
+            _run(conn, RunStatus.PARTIAL, now - day),
+            _run(conn, RunStatus.RUNNING, now - day),  # yesterday is not over until this run is
+            _run(conn, RunStatus.SUCCESS, now),
+        ]
+    )
+    await session.commit()
+
+    def totals(chart):
+        return [(d.success, d.partial, d.failed) for d in chart[-3:]]
+
+    first = await status.runs_per_day(session, conn.id, now=now)
+    await session.commit()
+    assert totals(first) == [(2, 0, 1), (0, 1, 0), (1, 0, 0)] and len(first) == status.CHART_DAYS
+    rows = await session.scalars(select(SyncRunDay).where(SyncRunDay.connection_id == conn.id))
+    kept = {row.day: row for row in rows}
+    # Every ended day is kept (empty ones too), except yesterday with its run still running; today never is.
+    assert len(kept) == status.CHART_DAYS - 2
+    assert (now - day).date() not in kept and now.date() not in kept
+    assert (kept[(now - 2 * day).date()].success, kept[(now - 2 * day).date()].failed) == (2, 1)
+
+    # A kept day is read, not counted again (a run added to it behind the chart's back does not show)...
+    session.add(_run(conn, RunStatus.SUCCESS, now - 2 * day))
+    # ...while today and a day still running are counted live.
+    session.add(_run(conn, RunStatus.FAILED, now))
+    running = (await session.scalars(select(SyncRun).where(SyncRun.status == RunStatus.RUNNING))).one()
+    running.status = RunStatus.SUCCESS
+    await session.commit()
+    again = await status.runs_per_day(session, conn.id, now=now)
+    await session.commit()
+    assert totals(again) == [(2, 0, 1), (1, 1, 0), (1, 0, 1)]
+    assert (now - day).date() in {row.day for row in await session.scalars(select(SyncRunDay))}
+    assert totals(await status.runs_per_day(session, conn.id, now=now)) == totals(again)

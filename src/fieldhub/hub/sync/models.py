@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldhub import exactjson
@@ -96,6 +96,24 @@ class SyncRun(IdMixin, Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SyncRunDay(Base):
+    """One connection's finished runs on one UTC day that is over, by status: the sync page's chart, kept.
+
+    Written by status.runs_per_day the first time a chart shows an ended day with no run of it still
+    running, and read from then on: a run is finished once and keeps its start time, so such a day's
+    counts never change. Counting them from sync_runs on every view read tens of thousands of rows
+    (bench/history.py). Today's runs are always counted live.
+    """
+
+    __tablename__ = "sync_run_days"
+
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    success: Mapped[int] = mapped_column(Integer, default=0)
+    partial: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def history_body(body: Any) -> JSONText | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.core.customers.models import Customer
@@ -20,7 +21,7 @@ from fieldhub.core.items.models import Item
 from fieldhub.core.money import format_money
 from fieldhub.core.payments.models import Deposit, Payment, Refund
 from fieldhub.db import utcnow
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun, SyncRunDay
 
 # How many of the newest finished runs the failure ratio and success rate look at.
 RECENT_RUNS = 50
@@ -168,28 +169,85 @@ async def runs_per_day(
 ) -> list[DayRuns]:
     """Finished runs per UTC day and status over the last `days` days, oldest first, empty days included.
 
-    Counted in the database, one row per day and status: a busy connection has tens of thousands of
-    runs in the window (bench/history.py), which are not worth reading one by one.
+    A day that is over is read from sync_run_days, written here the first time it is shown with no run
+    of it still running; today, and any day not kept yet, is counted in the database, one row per day
+    and status. The caller commits (a page's request does): until then the counts are only not kept.
     """
-    first = _start_of_day(now or utcnow()) - timedelta(days=days - 1)
+    today = _start_of_day(now or utcnow())
+    first = today - timedelta(days=days - 1)
+    kept = {
+        row.day: row
+        for row in await session.scalars(
+            select(SyncRunDay).where(SyncRunDay.connection_id == connection_id, SyncRunDay.day >= first.date())
+        )
+    }
+    missing = [first + timedelta(days=i) for i in range(days - 1) if (first + timedelta(days=i)).date() not in kept]
+    counted = await _count_runs(session, connection_id, missing[0] if missing else today)
+    if missing:
+        running = await _days_with_running(session, connection_id, missing[0], today)
+        ended = [
+            {"connection_id": connection_id, "day": day.date(), **_tally_of(counted.get(day.date()))}
+            for day in missing
+            if day.date() not in running
+        ]
+        if ended:
+            await session.execute(_insert_ignoring_kept(session), ended)
+    chart = []
+    for i in range(days):
+        day = first + timedelta(days=i)
+        row = kept.get(day.date())
+        figures = (
+            {"success": row.success, "partial": row.partial, "failed": row.failed}
+            if row is not None
+            else _tally_of(counted.get(day.date()))
+        )
+        chart.append(DayRuns(day, figures["success"], figures["partial"], figures["failed"]))
+    return chart
+
+
+async def _count_runs(session: AsyncSession, connection_id: int, since: datetime) -> dict[date, dict[str, int]]:
+    """Finished runs per UTC day and status from `since` on, counted by the database."""
     day = _utc_day(SyncRun.started_at, session.get_bind().dialect.name)
     rows = await session.execute(
         select(day, SyncRun.status, func.count())
         .where(
             SyncRun.connection_id == connection_id,
             SyncRun.status.in_(FINISHED),  # not != RUNNING: an IN reads ix_sync_runs_connection_status alone
-            SyncRun.started_at >= first,
+            SyncRun.started_at >= since,
         )
         .group_by(day, SyncRun.status)
     )
-    tally: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    tally: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for when, state, count in rows:
-        index = (date.fromisoformat(str(when)[:10]) - first.date()).days
-        tally[index][str(state)] += count
-    return [
-        DayRuns(first + timedelta(days=i), tally[i]["success"], tally[i]["partial"], tally[i]["failed"])
-        for i in range(days)
-    ]
+        tally[date.fromisoformat(str(when)[:10])][str(state)] += count
+    return tally
+
+
+async def _days_with_running(session: AsyncSession, connection_id: int, since: datetime, until: datetime) -> set[date]:
+    """The UTC days in [since, until) on which a run started that is still running: not over yet."""
+    started = await session.scalars(
+        select(SyncRun.started_at).where(
+            SyncRun.connection_id == connection_id,
+            SyncRun.status == RunStatus.RUNNING,
+            SyncRun.started_at >= since,
+            SyncRun.started_at < until,
+        )
+    )
+    return {moment.date() for moment in started}
+
+
+def _tally_of(counts: dict[str, int] | None) -> dict[str, int]:
+    counts = counts or {}
+    return {"success": counts.get("success", 0), "partial": counts.get("partial", 0), "failed": counts.get("failed", 0)}
+
+
+def _insert_ignoring_kept(session: AsyncSession) -> Any:
+    """INSERT of sync_run_days rows that leaves a day another request kept meanwhile as it is."""
+    dialect = session.get_bind().dialect.name
+    table = cast(Table, SyncRunDay.__table__)
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _utc_day(column: Any, dialect: str) -> Any:
