@@ -50,7 +50,7 @@ from fieldhub.migrate import upgrade
 from fieldhub.providers.quickbooks.emulator import US_REALM, QuickBooksEmulator
 from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING, us_company
 from fieldhub.providers.quickbooks.emulator.store import Company
-from fieldhub.runtime import freeze_startup_heap
+from fieldhub.runtime import tune_gc_after_startup
 from fieldhub.settings import ProviderCredentials, Settings
 
 HUB_URL = "http://bench.fieldhub.local"
@@ -585,7 +585,7 @@ async def backlog(
             tenant_id = await create_tenant(env, slug)
             connection_id = await connect(env, tenant_id)
             records = await write_records(env, tenant_id, connection_id, **counts, keep=keep)
-            freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
+            tune_gc_after_startup()  # as `fieldhub worker` does once started; the loaded records are set-up too
             yield Backlog(env, connection_id, records, url, RateLimiter(env.sessionmaker, time_scale=NEVER_WAIT))
         finally:
             await env.engine.dispose()

@@ -71,7 +71,7 @@ async def _main(db: str, args: dict[str, Any]) -> dict[str, Any]:
             started = time.perf_counter()
             records = await _qbo.write_records(env, tenant_id, connection_id, **_qbo.workload(args))
             setup_s = time.perf_counter() - started
-            runtime.freeze_startup_heap()  # as `fieldhub worker` does once started; the loaded records are set-up too
+            runtime.tune_gc_after_startup()  # as `fieldhub worker` does once started; the loaded records are set-up too
             limiter = RateLimiter(env.sessionmaker, time_scale=scale)
             runs = 0
             started = time.perf_counter()

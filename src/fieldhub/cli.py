@@ -344,7 +344,7 @@ def worker(
 
     async def go() -> None:
         env = OAuthEnv.standalone(settings, Endpoints(settings))
-        runtime.freeze_startup_heap()
+        runtime.tune_gc_after_startup()
         try:
             await run_worker(env, concurrency=concurrency)
         finally:

@@ -22,7 +22,7 @@ from fieldhub.hub import registry
 from fieldhub.hub.emulator.mount import mount_emulators
 from fieldhub.hub.notify import invoice_mail
 from fieldhub.hub.sync.ledger import on_domain_event
-from fieldhub.runtime import freeze_startup_heap
+from fieldhub.runtime import tune_gc_after_startup
 from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
 from fieldhub.web.deps import LoginRequired
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if dispatcher is not None:
                 await dispatcher.start()
         if settings.mode != "test":  # a test process starts many apps; its heap is the test run's
-            freeze_startup_heap()
+            tune_gc_after_startup()
         yield
         if dispatcher is not None:
             await dispatcher.stop()
