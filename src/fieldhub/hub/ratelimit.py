@@ -3,11 +3,11 @@
 A provider meters requests per minute and in flight per account (QBO: 500/min and 10 concurrent per
 realm; Xero: 60/min per tenant). Every worker process, on every machine, takes a slot here first:
 
-- Taking a slot inserts the lease with an INSERT ... SELECT that counts the leases and adds the row
-  only if the limits leave room. On PostgreSQL, in one transaction per slot, an UPDATE of the
-  (provider, bucket) row in `rate_buckets` locks it first. On SQLite one such statement adds the leases
-  of every bucket the request counts against (all or none): a writing statement takes SQLite's one
-  write lock before it reads. Counting and taking are one atomic step however many processes race.
+- Taking a slot is one transaction whose INSERT ... SELECT adds a lease to every bucket the request
+  counts against (QBO: a batch request also takes a batch slot), each only if every limit leaves room:
+  all or none. On PostgreSQL an UPDATE of each (provider, bucket) row in `rate_buckets` locks it first;
+  on SQLite the INSERT itself takes the database's one write lock before it reads. Counting and taking
+  are one atomic step however many processes race.
 - The rate is a sliding window over lease start times: at most N starts in any window of a minute
   (divided by `time_scale`, so a benchmark can run "a minute in a second").
 - Concurrency counts leases neither released nor expired. A lease expires after `lease_seconds`, so a
@@ -91,7 +91,6 @@ _PRUNE = delete(RateLease).where(
     or_(RateLease.released_at.is_not(None), RateLease.expires_at <= bindparam("v_now")),
 )
 _STARTED = select(func.count()).where(*_MINE, RateLease.started_at > bindparam("v_since"))
-_HELD = select(func.count()).where(*_MINE, *_HOLDING)
 _ACTIVE = select(func.count(), func.min(RateLease.expires_at)).where(*_MINE, *_HOLDING)
 _RELEASE = (
     update(RateLease)
@@ -101,34 +100,15 @@ _RELEASE = (
 _COLUMNS = ["id", "provider", "bucket", "started_at", "expires_at", "holder"]
 
 
-def _take_statement(rate: bool, concurrency: bool) -> Any:
-    """INSERT ... SELECT that adds the lease only if the limits in force leave room; RETURNING says if it did
-    (psycopg reports no rowcount for INSERT ... SELECT)."""
-    room = []
-    if rate:
-        room.append(_STARTED.scalar_subquery() < bindparam("v_per_minute"))
-    if concurrency:
-        room.append(_HELD.scalar_subquery() < bindparam("v_concurrency"))
-    row = select(
-        bindparam("v_id", type_=String),
-        bindparam("v_provider", type_=String),
-        bindparam("v_bucket", type_=String),
-        bindparam("v_now", type_=Double),
-        bindparam("v_expires_at", type_=Double),
-        bindparam("v_holder", type_=String),
-    ).where(and_(*room))
-    return insert(RateLease).from_select(_COLUMNS, row).returning(RateLease.id)
+_TAKE: dict[tuple[tuple[bool, bool], ...], Any] = {}
 
 
-_TAKE = {(rate, conc): _take_statement(rate, conc) for rate in (False, True) for conc in (False, True) if rate or conc}
-_TAKE_ALL: dict[tuple[tuple[bool, bool], ...], Any] = {}
-
-
-def _take_all_statement(shape: tuple[tuple[bool, bool], ...]) -> Any:
-    """SQLite: one INSERT ... SELECT that adds a lease to every bucket (bucket k's (rate, concurrency) limits
-    in force are shape[k]), each row only if every limit of every bucket leaves room: all or none, in one
-    statement. Built once per shape."""
-    if shape not in _TAKE_ALL:
+def _take_statement(shape: tuple[tuple[bool, bool], ...]) -> Any:
+    """One INSERT ... SELECT that adds a lease to every bucket (bucket k's (rate, concurrency) limits in
+    force are shape[k]), each row only if every limit of every bucket leaves room: all or none, in one
+    statement. RETURNING says whether it did (psycopg reports no rowcount for INSERT ... SELECT). Built
+    once per shape."""
+    if shape not in _TAKE:
         room = []
         for k, (rate, conc) in enumerate(shape):
             mine = (RateLease.provider == bindparam("v_provider"), RateLease.bucket == bindparam(f"v_bucket_{k}"))
@@ -150,8 +130,8 @@ def _take_all_statement(shape: tuple[tuple[bool, bool], ...]) -> Any:
             for k in range(len(shape))
         ]
         source = rows[0] if len(rows) == 1 else union_all(*rows)
-        _TAKE_ALL[shape] = insert(RateLease).from_select(_COLUMNS, source).returning(RateLease.id)
-    return _TAKE_ALL[shape]
+        _TAKE[shape] = insert(RateLease).from_select(_COLUMNS, source).returning(RateLease.id)
+    return _TAKE[shape]
 
 
 class RateLimiter:
@@ -272,39 +252,26 @@ class RateLimiter:
         if event is not None:
             event.set()
 
-    def _prune_due(self, now: float) -> bool:
-        """At most once a window, and never more than ten times a second (a benchmark's scaled window is µs)."""
-        if now - self._pruned_at < max(self.window, 0.1):
-            return False
-        self._pruned_at = now
-        return True
-
     async def _try(self, provider: str, bucket: str, limits: list[Limit]) -> Lease:
-        """A lease in every limit's bucket, all or none, or _NoRoom saying which limit is full and how many
-        seconds until a retry is worth it."""
-        if self._sqlite:
-            return await self._try_sqlite(provider, bucket, limits)
-        # PostgreSQL: one transaction, each bucket's row locked before its leases are counted.
-        async with self._engine.begin() as conn:
-            now = self._clock()
-            prune = self._prune_due(now)
-            taken: dict[str, str] = {}
-            # Buckets locked in one order by every process: two requests can't wait on each other's lock.
-            for limit in sorted(limits, key=lambda lim: lim.bucket):
-                taken[limit.bucket] = await self._take(conn, provider, limit, now, prune)
-        main = taken.pop(limits[0].bucket)
-        return Lease(main, provider, bucket, now, now + self.lease_seconds, tuple(taken.values()))
+        """One transaction: a lease in every limit's bucket, all or none (one INSERT ... SELECT), or _NoRoom
+        saying which limit is full and how many seconds until a retry is worth it.
 
-    async def _try_sqlite(self, provider: str, bucket: str, limits: list[Limit]) -> Lease:
-        """SQLite: one INSERT ... SELECT takes every bucket's lease or none, then the commit. A writing
-        statement takes SQLite's one write lock before it reads, so counting and adding are atomic across
-        processes with no lock statement first: a QBO batch slot is two round trips, not five. (Autocommit
-        would save the commit's, but aiosqlite sets a connection's isolation level with a round trip of
-        its own, twice per checkout: measured slower.)"""
+        On PostgreSQL each bucket's row is locked first, in one order by every process (two requests can't
+        wait on each other's lock); the INSERT, a later statement, then counts what the lock holders before
+        it committed. On SQLite nothing is locked first: a writing statement takes the database's one write
+        lock before it reads. (Autocommit would save SQLite the commit's round trip, but aiosqlite sets a
+        connection's isolation level with a round trip of its own, twice per checkout: measured slower.)
+        """
         async with self._engine.begin() as conn:
             now = self._clock()
             where = {"v_provider": provider, "v_now": now, "v_since": now - self.window}
-            if self._prune_due(now):
+            if not self._sqlite:
+                for limit in sorted(limits, key=lambda lim: lim.bucket):
+                    await self._lock_bucket(conn, {**where, "v_bucket": limit.bucket})
+            # Under the lock, at most once a window and never more than ten times a second (a benchmark's
+            # scaled window is µs): not on every try, it is a statement per bucket.
+            if now - self._pruned_at >= max(self.window, 0.1):
+                self._pruned_at = now
                 for limit in limits:
                     await conn.execute(_PRUNE, {**where, "v_bucket": limit.bucket})
             ids = [uuid.uuid4().hex for _ in limits]
@@ -317,32 +284,11 @@ class RateLimiter:
                     f"v_concurrency_{k}": limit.concurrency,
                 }
             shape = tuple((bool(limit.per_minute), bool(limit.concurrency)) for limit in limits)
-            if (await conn.execute(_take_all_statement(shape), values)).first() is not None:
+            if (await conn.execute(_take_statement(shape), values)).first() is not None:
                 return Lease(ids[0], provider, bucket, now, now + self.lease_seconds, tuple(ids[1:]))
             for limit in limits:
                 await self._why_full(conn, provider, limit, now)
         raise _NoRoom(self.poll_seconds, "rate", limits[0].bucket)  # pragma: no cover - freed meanwhile
-
-    async def _take(self, conn: AsyncConnection, provider: str, limit: Limit, now: float, prune: bool) -> str:
-        """A lease in one bucket inside the caller's transaction, or _NoRoom."""
-        where = {"v_provider": provider, "v_bucket": limit.bucket, "v_now": now, "v_since": now - self.window}
-        await self._lock_bucket(conn, where)
-        if prune:  # under the lock, now and then (not on every try: it is a statement each time)
-            await conn.execute(_PRUNE, where)
-        # The common case is one statement: the lease goes in only if both limits leave room for it.
-        lease_id = uuid.uuid4().hex
-        values = {
-            **where,
-            "v_id": lease_id,
-            "v_expires_at": now + self.lease_seconds,
-            "v_holder": HOLDER,
-            "v_per_minute": limit.per_minute,
-            "v_concurrency": limit.concurrency,
-        }
-        if await conn.scalar(_TAKE[bool(limit.per_minute), bool(limit.concurrency)], values) is not None:
-            return lease_id
-        await self._why_full(conn, provider, limit, now)
-        raise _NoRoom(self.poll_seconds, "rate", limit.bucket)  # pragma: no cover - the counts saw what the insert saw
 
     async def _why_full(self, conn: AsyncConnection, provider: str, limit: Limit, now: float) -> None:
         """Raise _NoRoom if this bucket has no room: which limit, and when a retry is worth it."""
