@@ -426,8 +426,9 @@ class Engine:
         self.run_id = 0
         self.leased_at = 0.0  # time.monotonic() when the lease was last taken or renewed
         # The batch on its way to the provider, with its items: at most one (see _send_batch).
-        self._inflight: tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]] | None
-        self._inflight = None
+        self._inflight: (
+            tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]] | None
+        ) = None
 
     async def run(self) -> SyncRun:
         started = time.monotonic()
@@ -746,8 +747,7 @@ class Engine:
             except Exception as e:  # noqa: BLE001 — one record's surprise must not stop the run
                 log.exception("sync.push.crashed", connection_id=self.connection_id, ledger_id=item.ledger_id)
                 outcome = RetryLater(f"Unexpected error while sending: {type(e).__name__}")
-            await self._settle(session, item, due, outcome)
-            await self._obey_retry_after(session, [outcome])
+            await self._settle_batch(session, [(item, due)], [outcome])
 
     async def _send_batch(
         self, session: AsyncSession, adapter: Adapter, batch: list[tuple[PushItem, datetime]]
@@ -780,6 +780,7 @@ class Engine:
     async def _settle_batch(
         self, session: AsyncSession, batch: list[tuple[PushItem, datetime]], outcomes: list[PushResult | ProviderError]
     ) -> None:
+        """Write the outcomes of one request (a batch, or a single record) in one commit, then obey its wait."""
         await self._settle_many(
             session, [(item, due, result) for (item, due), result in zip(batch, outcomes, strict=True)]
         )
@@ -827,12 +828,6 @@ class Engine:
             .values(next_attempt_at=until)
         )
         await session.commit()
-
-    async def _settle(
-        self, session: AsyncSession, item: PushItem, due: datetime, outcome: PushResult | ProviderError
-    ) -> None:
-        """Write one record's outcome, with its history event, in one commit."""
-        await self._settle_many(session, [(item, due, outcome)])
 
     async def _settle_many(
         self, session: AsyncSession, results: list[tuple[PushItem, datetime, PushResult | ProviderError]]

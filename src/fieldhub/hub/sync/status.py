@@ -175,13 +175,14 @@ async def runs_per_day(
     """
     today = _start_of_day(now or utcnow())
     first = today - timedelta(days=days - 1)
+    days_shown = [first + timedelta(days=i) for i in range(days)]
     kept = {
-        row.day: row
+        row.day: {"success": row.success, "partial": row.partial, "failed": row.failed}
         for row in await session.scalars(
             select(SyncRunDay).where(SyncRunDay.connection_id == connection_id, SyncRunDay.day >= first.date())
         )
     }
-    missing = [first + timedelta(days=i) for i in range(days - 1) if (first + timedelta(days=i)).date() not in kept]
+    missing = [day for day in days_shown[:-1] if day.date() not in kept]  # ended days not kept yet
     counted = await _count_runs(session, connection_id, missing[0] if missing else today)
     if missing:
         running = await _days_with_running(session, connection_id, missing[0], today)
@@ -192,17 +193,7 @@ async def runs_per_day(
         ]
         if ended:
             await session.execute(_insert_ignoring_kept(session), ended)
-    chart = []
-    for i in range(days):
-        day = first + timedelta(days=i)
-        row = kept.get(day.date())
-        figures = (
-            {"success": row.success, "partial": row.partial, "failed": row.failed}
-            if row is not None
-            else _tally_of(counted.get(day.date()))
-        )
-        chart.append(DayRuns(day, figures["success"], figures["partial"], figures["failed"]))
-    return chart
+    return [DayRuns(day, **(kept.get(day.date()) or _tally_of(counted.get(day.date())))) for day in days_shown]
 
 
 async def _count_runs(session: AsyncSession, connection_id: int, since: datetime) -> dict[date, dict[str, int]]:
