@@ -101,10 +101,7 @@ async def _main(db: str, args: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "invoices": int(args.get("invoices", 10_000)),
-        "customers": int(args.get("customers", 1_000)),
-        "items": int(args.get("items", 50)),
-        "pay_every": int(args.get("pay_every", 4)),
+        **_qbo.backlog_counts(args, invoices=10_000, customers=1_000, items=50, pay_every=4),
         "time_scale": float(args.get("time_scale", 60)),
         "max_runs": int(args.get("max_runs", 20)),
     }

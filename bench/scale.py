@@ -118,10 +118,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit("scale runs on PostgreSQL: pass --database-url postgresql+asyncpg://user@host:5432/postgres")
     params: dict[str, Any] = {
         "connections": int(args.get("connections", 20)),
-        "invoices": int(args.get("invoices", 100)),
-        "customers": int(args.get("customers", 10)),
-        "items": int(args.get("items", 5)),
-        "pay_every": int(args.get("pay_every", 4)),
+        **_qbo.backlog_counts(args, invoices=100, customers=10, items=5, pay_every=4),
         "latency": float(args.get("latency", 0.05)),
         "timeout": float(args.get("timeout", 600)),
         "warmup": float(args.get("warmup", WARMUP_SECONDS)),
