@@ -550,6 +550,13 @@ async def unsynced(env: OAuthEnv, connection_id: int | None = None) -> int:
         return int(await session.scalar(stmt) or 0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from Linux /proc: for a child such as the emulator."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb() -> float:
     """This process's resident set size now (Linux /proc)."""
     with open("/proc/self/statm") as f:
