@@ -42,6 +42,7 @@ from fieldhub.log import get_logger
 log = get_logger("fieldhub.ratelimit")
 MINUTE = 60.0
 WINDOW_MARGIN = 0.25  # real seconds added to every window (at most 2 % of it); see RateLimiter.window
+RATE_JITTER = 0.002  # of the window: 0.12 s at QBO's real minute, 2 ms at --time-scale 60 (see _wait)
 HOLDER = f"{socket.gethostname()[:100]}:{os.getpid()}"
 
 
@@ -322,8 +323,12 @@ class RateLimiter:
         await conn.execute(_LOCK, where)
 
     async def _wait(self, provider: str, bucket: str, seconds: float, *, on_release: bool) -> None:
-        # Jitter spreads waiters that computed the same moment, so they don't all hit the lock together.
-        seconds += random.uniform(0, min(seconds * 0.2, self.poll_seconds))
+        # Jitter spreads waiters that computed the same moment, so they don't all hit the lock together. A
+        # rate wait's jitter is at most RATE_JITTER of the window, the limiter's own (scaled) time: a few ms
+        # spread a herd as well as 100 ms do, and an unscaled 0.1 s was 10 % of a 60x minute, lost once a
+        # window by a lone waiter (measured: 0.47 s of a 10,000-invoice backfill's 11.9 s).
+        cap = self.poll_seconds if on_release else self.window * RATE_JITTER
+        seconds += random.uniform(0, min(seconds * 0.2, cap))
         if not on_release:
             await self._sleep(seconds)
             return
