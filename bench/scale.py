@@ -67,7 +67,14 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
             for _ in range(workers):
                 procs.append(
                     await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "fieldhub.cli", "worker", env=worker_env, cwd=_qbo.ROOT
+                        sys.executable,
+                        "-m",
+                        "fieldhub.cli",
+                        "worker",
+                        "--concurrency",
+                        str(params["concurrency"]),
+                        env=worker_env,
+                        cwd=_qbo.ROOT,
                     )
                 )
             await asyncio.sleep(params["warmup"])
@@ -120,6 +127,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "connections": int(args.get("connections", 20)),
         **_qbo.backlog_counts(args, invoices=100, customers=10, items=5, pay_every=4),
         "latency": float(args.get("latency", 0.05)),
+        "concurrency": int(args.get("concurrency", 4)),  # `fieldhub worker --concurrency`, its default
         "timeout": float(args.get("timeout", 600)),
         "warmup": float(args.get("warmup", WARMUP_SECONDS)),
     }
@@ -137,7 +145,10 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             f"QuickBooks, own process, {params['connections']} realms, QBO limits on, "
             f"{params['latency'] * 1000:g} ms fixed latency per API request"
         ),
-        "worker": "python -m fieldhub.cli worker: procrastinate jobs, one per connection run, default concurrency 4",
+        "worker": (
+            "python -m fieldhub.cli worker: procrastinate jobs, one per connection run, "
+            f"concurrency {params['concurrency']}"
+        ),
         "one_worker": one,
         "two_workers": two,
         "speedup": round(two["records_per_second"] / one["records_per_second"], 2),

@@ -72,8 +72,12 @@ class Limit:
 
 
 class _NoRoom(Exception):
-    def __init__(self, wait: float, blocked_by: str, bucket: str) -> None:
-        self.wait, self.blocked_by, self.bucket = wait, blocked_by, bucket
+    """No room: `until` is the clock time when a retry is worth it. A time, not a duration: the statements
+    that found the bucket full took milliseconds of their own, and a wait computed from the clock they
+    started with would oversleep by that much (at --time-scale 60, once a window)."""
+
+    def __init__(self, until: float, blocked_by: str, bucket: str) -> None:
+        self.until, self.blocked_by, self.bucket = until, blocked_by, bucket
 
 
 # The statements a slot costs, built once: a statement object is immutable and keeps its cache key, so a
@@ -223,21 +227,22 @@ class RateLimiter:
             try:
                 lease = await self._try(provider, bucket, limits)
             except _NoRoom as full:
-                remaining = deadline - self._clock()
+                now = self._clock()
+                wait, remaining = max(full.until - now, 0.001), deadline - now
                 if remaining <= 0:
                     log.info(
                         "ratelimit.gave_up",
                         provider=provider,
                         bucket=full.bucket,
                         limit=full.blocked_by,
-                        retry_after=full.wait,
+                        retry_after=wait,
                     )
                     raise RetryLater(
-                        f"{provider} is at its {full.blocked_by} limit; trying again shortly", retry_after=full.wait
+                        f"{provider} is at its {full.blocked_by} limit; trying again shortly", retry_after=wait
                     ) from None
                 waited = True
                 await self._wait(
-                    provider, full.bucket, min(full.wait, remaining), on_release=full.blocked_by == "concurrency"
+                    provider, full.bucket, min(wait, remaining), on_release=full.blocked_by == "concurrency"
                 )
                 continue
             if waited:
@@ -289,7 +294,7 @@ class RateLimiter:
                 return Lease(ids[0], provider, bucket, now, now + self.lease_seconds, tuple(ids[1:]))
             for limit in limits:
                 await self._why_full(conn, provider, limit, now)
-        raise _NoRoom(self.poll_seconds, "rate", limits[0].bucket)  # pragma: no cover - freed meanwhile
+        raise _NoRoom(self._clock() + self.poll_seconds, "rate", limits[0].bucket)  # pragma: no cover - freed meanwhile
 
     async def _why_full(self, conn: AsyncConnection, provider: str, limit: Limit, now: float) -> None:
         """Raise _NoRoom if this bucket has no room: which limit, and when a retry is worth it."""
@@ -306,12 +311,12 @@ class RateLimiter:
                     .limit(1),
                     where,
                 )
-                raise _NoRoom(max((pivot or now) + self.window - now, 0.001), "rate", limit.bucket)
+                raise _NoRoom((pivot or now) + self.window, "rate", limit.bucket)
         if limit.concurrency:
             active = (await conn.execute(_ACTIVE, where)).one()
             if active[0] >= limit.concurrency:
                 # Another process's release can't wake us; poll, but never later than the first expiry.
-                raise _NoRoom(max(min(self.poll_seconds, active[1] - now), 0.001), "concurrency", limit.bucket)
+                raise _NoRoom(min(now + self.poll_seconds, active[1]), "concurrency", limit.bucket)
 
     @staticmethod
     async def _lock_bucket(conn: AsyncConnection, where: dict[str, Any]) -> None:
