@@ -39,7 +39,7 @@ WARMUP_SECONDS = 4.0  # workers import and connect before any row is due
 async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any]:
     keys = _qbo.new_key()
     n = params["connections"]
-    async with _qbo.emulator_process(realms=n, latency=params["latency"], log_size=100) as (url, _pid):
+    async with _qbo.emulator_process(realms=n, latency=params["latency"], log_size=100) as (url, emulator_pid):
         settings = _qbo.make_settings(db, keys=keys, emulator_url=url)
         env = _qbo.OAuthEnv.standalone(settings)
         procs: list[asyncio.subprocess.Process] = []
@@ -79,6 +79,8 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
                 )
             await asyncio.sleep(params["warmup"])
             started = time.perf_counter()
+            # Who was busy while the clock ran: the workers, the emulator, and the whole machine (2 cores here).
+            cpu0 = [_qbo.cpu_seconds(p.pid) for p in procs], _qbo.cpu_seconds(emulator_pid), _qbo.machine_cpu_seconds()
             async with env.sessionmaker() as session:
                 await session.execute(update(LedgerRow).values(next_attempt_at=utcnow()))
                 await session.commit()
@@ -92,6 +94,9 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
                     raise RuntimeError("a worker exited during the round")
                 await asyncio.sleep(0.1)
             elapsed = time.perf_counter() - started
+            workers_cpu = sum(_qbo.cpu_seconds(p.pid) for p in procs) - sum(cpu0[0])
+            emulator_cpu = _qbo.cpu_seconds(emulator_pid) - cpu0[1]
+            machine_cpu = _qbo.machine_cpu_seconds() - cpu0[2]
             left = await _qbo.unsynced(env)
         finally:
             for proc in procs:
@@ -114,6 +119,11 @@ async def _round(db: str, workers: int, params: dict[str, Any]) -> dict[str, Any
         "records": total,
         "seconds": round(elapsed, 2),
         "records_per_second": round(total / elapsed, 1),
+        # Cores busy on average while the clock ran (CPU seconds / wall seconds).
+        "workers_cores": round(workers_cpu / elapsed, 2),
+        "emulator_cores": round(emulator_cpu / elapsed, 2),
+        "machine_cores_busy": round(machine_cpu / elapsed, 2),
+        "machine_cores": os.cpu_count(),
         "unsynced_left": left,
         **check,
     }
