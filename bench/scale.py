@@ -7,10 +7,12 @@ this a test of the worker design rather than of CPU: on a 2-core machine that al
 emulator and PostgreSQL, a zero-latency emulator would measure CPU contention between processes.
 
 Twenty tenants are connected (OAuth through the emulator) and their records bulk-loaded with the
-ledger rows pending but not yet due; then N workers are started (`python -m fieldhub.cli worker`,
-default concurrency), given a few seconds to come up; then the clock starts, every row is made due at
-once, a job is deferred per connection (as the web process does after a commit) and the clock runs
-until the ledger holds no unsynced row. Target: 2 workers ≥ 1.8 × the rate of one.
+ledger rows pending but not yet due; then N workers are started (`python -m fieldhub.cli worker
+--concurrency C`, C from `--set concurrency=`, 4 by default as the worker's own), given a few seconds
+to come up; then the clock starts, every row is made due at once, a job is deferred per connection (as
+the web process does after a commit) and the clock runs until the ledger holds no unsynced row. Each
+round reports the cores the workers, the emulator and the whole machine kept busy meanwhile. Target:
+2 workers ≥ 1.8 × the rate of one.
 """
 
 from __future__ import annotations
