@@ -62,6 +62,8 @@ async def test_rows_rowcounts_and_returning_come_back_as_sqlalchemy_gives_them(e
             ("d", 40),
         ]
         assert (await conn.execute(select(things).where(things.c.id < 0))).all() == []
+        rows = await conn.execute(select(things.c.name).order_by(things.c.id))
+        assert rows.fetchmany() == [("a",)] and rows.fetchmany(2) == [("b",), ("c",)] and rows.fetchone() == ("d",)
         assert await conn.scalar(text("SELECT count(*) FROM things")) == 4
     async with engine.connect() as conn:  # streamed results still work (SQLAlchemy's server-side cursor)
         streamed = await conn.stream(select(things.c.name).order_by(things.c.id))

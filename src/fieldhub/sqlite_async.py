@@ -55,7 +55,7 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor that holds a finished statement's results: no aiosqlite cursor of its own."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid")
+    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         self._adapt_connection = adapt_connection
@@ -66,6 +66,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: Any = None
+        self._arraysize = 1  # the DBAPI default: fetchmany() with no size takes this many rows
 
     @property
     def description(self) -> Any:
@@ -78,6 +79,20 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     @property
     def lastrowid(self) -> Any:
         return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None  # as sqlite3's own cursor: nothing to do
+
+    def nextset(self) -> None:
+        return None  # SQLite statements have one result set
 
     async def _async_soft_close(self) -> None:
         return None  # the rows are already here
