@@ -261,3 +261,35 @@ async def test_account_not_found_then_remapped_on_the_mapping_page_and_retried(o
     assert row.state == LedgerState.SYNCED
     assert qbo.objects("Item")[row.remote_id]["IncomeAccountRef"]["value"] == parts["Id"]
     assert "Nothing failed" in await failed_list(owner, qbo)
+
+
+# ----------------------------------------------------------------------------- the "Services" item, kept
+
+
+async def test_the_services_item_is_read_once_per_connection_and_again_after_a_refusal(
+    owner, session, biz, qbo: QBOSetup
+):
+    def services_reads() -> int:
+        return sum(1 for r in qbo.api_requests() if r.path.endswith("/query") and "Services" in (r.query or ""))
+
+    # Hand-typed lines are booked under the company's "Services" item: a run per invoice reads it only once.
+    await invoice_for(session, biz, "Patrick Customer")
+    assert (await qbo.sync()).status == RunStatus.SUCCESS
+    await invoice_for(session, biz, "Samuel Customer")
+    assert (await qbo.sync()).status == RunStatus.SUCCESS
+    assert services_reads() == 1
+    services = next(o for o in qbo.objects("Item").values() if o["Name"] == "Services")
+
+    # The bookkeeper makes it inactive: the next invoice is refused, and the refusal drops what was kept.
+    emu, company = qbo.emulator, qbo.emulator.companies[qbo.realm]
+    emu.write(company, "Item", "update", {"Id": services["Id"], "Active": False, "sparse": True}, bookkeeper=True)
+    _, third = await invoice_for(session, biz, "Leena Customer")
+    await qbo.sync()
+    row = await row_of(session, qbo, "invoice", third.id)
+    assert row.state == LedgerState.FAILED
+    emu.write(company, "Item", "update", {"Id": services["Id"], "Active": True, "sparse": True}, bookkeeper=True)
+    r = await owner.submit(f"{base(qbo)}/records/{row.id}/retry")
+    assert r.status_code == 303
+    assert (await qbo.sync(trigger="retry")).status == RunStatus.SUCCESS
+    assert (await row_of(session, qbo, "invoice", third.id)).state == LedgerState.SYNCED
+    assert services_reads() == 2  # read again after the refusal, not taken from what was kept

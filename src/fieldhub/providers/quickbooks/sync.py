@@ -49,11 +49,13 @@ BATCHED = ("customer", "item", "invoice", "payment")
 # A record found by its natural key counts as ours only if QuickBooks created it after we first sent it.
 CLOCK_SKEW = timedelta(minutes=5)
 MAPPING_FIX = "Open QuickBooks → Field mapping, choose the accounts again and save, then retry."
-# A company's tax codes and rates, read once per connection and kept this long across runs: a run per
-# invoice (real-time sync) would otherwise spend two more requests on every invoice. A refused record
-# drops them, so a rate set up in QuickBooks to fix it is seen by the retry; a reconnect is a new key.
-TAX_CODES_TTL = 600.0
+# What a run reads from the company before it sends (its tax codes and rates, and its "Services" item for
+# hand-typed lines), read once per connection and kept this long across runs: a run per invoice
+# (real-time sync) would otherwise spend up to three more requests on every invoice. A refused record
+# drops them, so a fix made in QuickBooks is seen by the retry; a reconnect is a new key.
+COMPANY_CACHE_TTL = 600.0
 _tax_cache: dict[tuple[str, int, str], tuple[float, list[dict[str, Any]], dict[str, dict[str, Any]]]] = {}
+_default_item_cache: dict[tuple[str, int, str], tuple[float, str]] = {}
 
 
 # ----------------------------------------------------------------------------- faults → error kinds
@@ -185,7 +187,7 @@ class QuickBooksAdapter:
         self._tax: Tax | None = None
         self._codes: list[dict[str, Any]] | None = None
         self._undeposited: str | None = None
-        self._tax_key = (str(self.realm), int(connection.id), str(connection.connected_at))
+        self._cache_key = (str(self.realm), int(connection.id), str(connection.connected_at))
 
     # --- plumbing -------------------------------------------------------------------------------
     async def _call(
@@ -239,6 +241,9 @@ class QuickBooksAdapter:
 
     async def default_item(self) -> str:
         """The item hand-typed lines and refunds are booked under: the company's "Services", made if missing."""
+        cached = _default_item_cache.get(self._cache_key)
+        if self._default_item is None and cached is not None and cached[0] > time.monotonic():
+            self._default_item = cached[1]
         if self._default_item is None:
             found = (await self.query("SELECT * FROM Item WHERE Name = 'Services'")).get("Item", [])
             if found:
@@ -251,6 +256,7 @@ class QuickBooksAdapter:
                 }
                 key = "fh-item-services-" + hashlib.sha256(self.realm.encode()).hexdigest()[:20]
                 self._default_item = str((await self._call("POST", "item", body, key=key))["Item"]["Id"])
+            _default_item_cache[self._cache_key] = (time.monotonic() + COMPANY_CACHE_TTL, self._default_item)
         return self._default_item
 
     async def undeposited_funds(self) -> str:
@@ -300,19 +306,20 @@ class QuickBooksAdapter:
 
     async def _tax_codes(self) -> list[dict[str, Any]]:
         if self._codes is None:
-            cached = _tax_cache.get(self._tax_key)
+            cached = _tax_cache.get(self._cache_key)
             if cached is not None and cached[0] > time.monotonic():
                 _, self._codes, self._rates = cached
             else:
                 self._codes = (await self.query("SELECT * FROM TaxCode")).get("TaxCode", [])
                 rates = (await self.query("SELECT * FROM TaxRate")).get("TaxRate", [])
                 self._rates = {str(r["Id"]): r for r in rates}
-                _tax_cache[self._tax_key] = (time.monotonic() + TAX_CODES_TTL, self._codes, self._rates)
+                _tax_cache[self._cache_key] = (time.monotonic() + COMPANY_CACHE_TTL, self._codes, self._rates)
         return self._codes
 
-    def _forget_tax_codes(self, outcomes: Sequence[Any]) -> None:
+    def _forget_company_cache(self, outcomes: Sequence[Any]) -> None:
         if any(isinstance(o, Rejected) for o in outcomes):
-            _tax_cache.pop(self._tax_key, None)
+            _tax_cache.pop(self._cache_key, None)
+            _default_item_cache.pop(self._cache_key, None)
 
     async def _code_rate(self, code: dict[str, Any]) -> Decimal:
         details = (code.get("SalesTaxRateList") or {}).get("TaxRateDetail", [])
@@ -358,7 +365,7 @@ class QuickBooksAdapter:
         try:
             return await self._push(item)
         except Rejected as e:
-            self._forget_tax_codes([e])
+            self._forget_company_cache([e])
             raise
 
     async def _push(self, item: PushItem) -> PushResult:
@@ -467,7 +474,7 @@ class QuickBooksAdapter:
                     if isinstance(e, RetryLater) and e.retry_after:
                         throttled = e
         found = [r for r in results if r is not None]
-        self._forget_tax_codes(found)
+        self._forget_company_cache(found)
         return found
 
     async def find_existing(self, item: PushItem) -> PushResult | None:
