@@ -54,8 +54,8 @@ MAPPING_FIX = "Open QuickBooks → Field mapping, choose the accounts again and 
 # (real-time sync) would otherwise spend up to three more requests on every invoice. A refused record
 # drops them, so a fix made in QuickBooks is seen by the retry; a reconnect is a new key.
 COMPANY_CACHE_TTL = 600.0
-_tax_cache: dict[tuple[str, int, str], tuple[float, list[dict[str, Any]], dict[str, dict[str, Any]]]] = {}
-_default_item_cache: dict[tuple[str, int, str], tuple[float, str]] = {}
+# (realm, connection id, connected at) → what was read ("tax", "services") → (expires at, value).
+_company_cache: dict[tuple[str, int, str], dict[str, tuple[float, Any]]] = {}
 
 
 # ----------------------------------------------------------------------------- faults → error kinds
@@ -241,9 +241,8 @@ class QuickBooksAdapter:
 
     async def default_item(self) -> str:
         """The item hand-typed lines and refunds are booked under: the company's "Services", made if missing."""
-        cached = _default_item_cache.get(self._cache_key)
-        if self._default_item is None and cached is not None and cached[0] > time.monotonic():
-            self._default_item = cached[1]
+        if self._default_item is None:
+            self._default_item = self._kept("services")
         if self._default_item is None:
             found = (await self.query("SELECT * FROM Item WHERE Name = 'Services'")).get("Item", [])
             if found:
@@ -256,7 +255,7 @@ class QuickBooksAdapter:
                 }
                 key = "fh-item-services-" + hashlib.sha256(self.realm.encode()).hexdigest()[:20]
                 self._default_item = str((await self._call("POST", "item", body, key=key))["Item"]["Id"])
-            _default_item_cache[self._cache_key] = (time.monotonic() + COMPANY_CACHE_TTL, self._default_item)
+            self._keep("services", self._default_item)
         return self._default_item
 
     async def undeposited_funds(self) -> str:
@@ -306,20 +305,27 @@ class QuickBooksAdapter:
 
     async def _tax_codes(self) -> list[dict[str, Any]]:
         if self._codes is None:
-            cached = _tax_cache.get(self._cache_key)
-            if cached is not None and cached[0] > time.monotonic():
-                _, self._codes, self._rates = cached
+            kept = self._kept("tax")
+            if kept is not None:
+                self._codes, self._rates = kept
             else:
                 self._codes = (await self.query("SELECT * FROM TaxCode")).get("TaxCode", [])
                 rates = (await self.query("SELECT * FROM TaxRate")).get("TaxRate", [])
                 self._rates = {str(r["Id"]): r for r in rates}
-                _tax_cache[self._cache_key] = (time.monotonic() + COMPANY_CACHE_TTL, self._codes, self._rates)
+                self._keep("tax", (self._codes, self._rates))
         return self._codes
+
+    def _kept(self, what: str) -> Any:
+        """What an earlier run of this connection read from the company and kept, or None once it expired."""
+        entry = _company_cache.get(self._cache_key, {}).get(what)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def _keep(self, what: str, value: Any) -> None:
+        _company_cache.setdefault(self._cache_key, {})[what] = (time.monotonic() + COMPANY_CACHE_TTL, value)
 
     def _forget_company_cache(self, outcomes: Sequence[Any]) -> None:
         if any(isinstance(o, Rejected) for o in outcomes):
-            _tax_cache.pop(self._cache_key, None)
-            _default_item_cache.pop(self._cache_key, None)
+            _company_cache.pop(self._cache_key, None)
 
     async def _code_rate(self, code: dict[str, Any]) -> Decimal:
         details = (code.get("SalesTaxRateList") or {}).get("TaxRateDetail", [])
