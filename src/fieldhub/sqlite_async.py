@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -35,7 +36,17 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 
-def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple[Any, list[Any], int, Any]:
+@dataclass(slots=True)
+class _Finished:
+    """A statement done in the thread, as the base cursor's properties read it from `_cursor`."""
+
+    description: Any = None
+    rowcount: int = -1
+    lastrowid: Any = None
+    arraysize: int = 1  # the DBAPI default: fetchmany() with no size takes this many rows
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> tuple[list[Any], _Finished]:
     """In the connection's thread: the whole statement, cursor opened and closed."""
     cursor = conn.cursor()
     try:
@@ -45,48 +56,24 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
             cursor.execute(operation)
         else:
             cursor.execute(operation, parameters)
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        return description, rows, cursor.rowcount, cursor.lastrowid
+        rows = cursor.fetchall() if cursor.description else []
+        return rows, _Finished(cursor.description, cursor.rowcount, cursor.lastrowid)
     finally:
         cursor.close()
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    """A cursor that holds a finished statement's results: no aiosqlite cursor of its own."""
+    """A cursor whose `_cursor` is the last statement's results (`_Finished`), not an aiosqlite cursor: the
+    base class's description, rowcount, lastrowid and arraysize read them from there unchanged."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+    __slots__ = ()
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        self._cursor = None  # type: ignore[assignment]  # nothing to open or close in the thread
+        self._cursor = _Finished()  # type: ignore[assignment]  # nothing to open or close in the thread
         self._soft_closed_memoized = EMPTY_DICT
         self._rows = deque()
-        self._description: Any = None
-        self._rowcount = -1
-        self._lastrowid: Any = None
-        self._arraysize = 1  # the DBAPI default: fetchmany() with no size takes this many rows
-
-    @property
-    def description(self) -> Any:
-        return self._description
-
-    @property
-    def rowcount(self) -> int:
-        return self._rowcount
-
-    @property
-    def lastrowid(self) -> Any:
-        return self._lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._arraysize = value
 
     def setinputsizes(self, *inputsizes: Any) -> None:
         return None  # as sqlite3's own cursor: nothing to do
@@ -109,12 +96,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def _go(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
-            description, rows, rowcount, lastrowid = await_(
-                connection._execute(_run, connection._conn, operation, parameters, many)
-            )
+            rows, finished = await_(connection._execute(_run, connection._conn, operation, parameters, many))
         except Exception as error:  # noqa: BLE001 - SQLAlchemy maps it to its own exception types
             self._adapt_connection._handle_exception(error)
-        self._description, self._rowcount, self._lastrowid = description, rowcount, lastrowid
+        finished.arraysize = self._cursor.arraysize  # kept across statements, as a DBAPI cursor keeps it
+        self._cursor = finished  # type: ignore[assignment]
         self._rows = deque(rows)
 
 
