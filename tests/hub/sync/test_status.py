@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.health import Tier
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.connections.status import health_of
 from fieldhub.hub.sync import status
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun, SyncRunDay
 
 
 async def _conn(session, biz) -> Connection:
@@ -157,10 +159,6 @@ async def test_the_chart_counts_each_run_on_its_utc_day(session, biz) -> None:
 
 
 async def test_the_chart_keeps_ended_days_counts_today_live_and_waits_for_a_running_day(session, biz) -> None:
-    from sqlalchemy import select
-
-    from fieldhub.hub.sync.models import SyncRunDay
-
     conn = await _conn(session, biz)
     now = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
     day = timedelta(days=1)
