@@ -41,7 +41,7 @@ from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.emulator import EmulatorConfig
 from fieldhub.hub.emulator.core import LoggedRequest
-from fieldhub.hub.sync.models import LedgerRow, LedgerState
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun
 from fieldhub.providers.quickbooks.emulator import US_REALM, QuickBooksEmulator, create_emulator
 from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING
 from fieldhub.settings import ProviderCredentials, Settings, demo_credentials
@@ -360,6 +360,7 @@ def retry_after_violations(requests: list[LoggedRequest], scale: float = 1.0) ->
 @dataclass
 class CrashReport:
     kills: int = 0  # processes killed while still running
+    runs_cut: int = 0  # kills that left their run "running" (a kill can land after the run finished, before exit)
     finished_before_kill: int = 0  # runs that ended before their kill came
     in_flight_at_kill: int = 0  # creates whose key was committed but not yet confirmed, summed over kills
     final_runs: int = 0
@@ -379,6 +380,14 @@ async def _in_flight(sessionmaker: async_sessionmaker[AsyncSession], connection_
             .where(LedgerRow.connection_id == connection_id, LedgerRow.idempotency_key.is_not(None))
         )
         return int(count or 0)
+
+
+async def _last_run_running(sessionmaker: async_sessionmaker[AsyncSession], connection_id: int) -> bool:
+    async with sessionmaker() as session:
+        status = await session.scalar(
+            select(SyncRun.status).where(SyncRun.connection_id == connection_id).order_by(SyncRun.id.desc()).limit(1)
+        )
+        return status == RunStatus.RUNNING
 
 
 async def _unsynced(sessionmaker: async_sessionmaker[AsyncSession], connection_id: int) -> int:
@@ -438,6 +447,7 @@ async def kill_and_restart(
                 await proc.wait()  # reaped: its pid is gone, as after a real crash and restart
                 report.kills += 1
                 report.in_flight_at_kill += await _in_flight(sessionmaker, connection_id)
+                report.runs_cut += await _last_run_running(sessionmaker, connection_id)
             else:
                 report.finished_before_kill += 1
             report.exit_codes.append(proc.returncode if proc.returncode is not None else -1)

@@ -76,6 +76,7 @@ async def _run(url: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
         **figures,
         "records_made": made,
         "kills": report.kills,
+        "runs_cut": report.runs_cut,
         "kills_after_finish": report.finished_before_kill,
         "creates_in_flight_at_kills": report.in_flight_at_kill,
         "final_runs": report.final_runs,

@@ -53,13 +53,15 @@ async def test_kill_9_at_random_points_then_restart_ends_exactly_once(
     found = await kit.audit(app.state.sessionmaker, emulator, connection_id, kit.US_REALM)
     assert found.records == made
     assert found.clean, (found.figures(), found.details[:20], report, log[-3000:])
-    # Every killed process left its run "running"; the runs after it closed them: the history tells the truth.
+    # Every process killed mid-run left its run "running"; the runs after it closed them as failed: the history
+    # tells the truth. (A kill can also land after a run committed its success, while the process exits.)
     async with app.state.sessionmaker() as s:
         statuses = list(
             await s.scalars(select(SyncRun.status).where(SyncRun.connection_id == connection_id).order_by(SyncRun.id))
         )
     assert RunStatus.RUNNING not in statuses, statuses
-    assert statuses.count(RunStatus.FAILED) >= report.kills and statuses[-1] == RunStatus.SUCCESS
+    assert report.runs_cut >= 1, report  # some kill cut a run, so the next line checks something
+    assert statuses.count(RunStatus.FAILED) >= report.runs_cut and statuses[-1] == RunStatus.SUCCESS
 
 
 async def test_a_killed_holders_lease_is_taken_at_once_a_live_or_foreign_one_is_not(session, qbo) -> None:
