@@ -78,6 +78,25 @@ async def test_rate_limit_gives_up_with_retry_after(sessionmaker) -> None:
     assert "rate" in exc.value.reason
 
 
+async def test_a_request_counts_until_a_window_after_it_ends(sessionmaker) -> None:
+    """The provider counts a request when it arrives, which may be long after its slot was taken (a slow
+    connect, a busy event loop, several in flight): the window runs from its end, not its start."""
+    now = [1_000.0]
+    limiter = RateLimiter(sessionmaker, time_scale=1, max_wait=0, clock=lambda: now[0])
+    slow = await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
+    now[0] += 40.0  # on its way for 40 s: it may reach the provider only now
+    with pytest.raises(RetryLater) as held:
+        await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
+    assert held.value.retry_after == pytest.approx(limiter.window)  # no sooner than a window from now
+    await limiter.release(slow)
+    now[0] += 30.0  # 70 s after the slot was taken, 30 s after the request ended
+    with pytest.raises(RetryLater) as ended:
+        await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
+    assert ended.value.retry_after == pytest.approx(limiter.window - 30.0)
+    now[0] += limiter.window - 30.0 + 0.001
+    await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
+
+
 async def test_concurrency_is_never_exceeded_with_30_tasks(db_url, sessionmaker, engine_factory) -> None:
     _, other_sessionmaker = engine_factory(db_url)
     limiters = [RateLimiter(sm, poll_seconds=0.02) for sm in (sessionmaker, other_sessionmaker)]

@@ -8,8 +8,11 @@ realm; Xero: 60/min per tenant). Every worker process, on every machine, takes a
   all or none. On PostgreSQL an UPDATE of each (provider, bucket) row in `rate_buckets` locks it first;
   on SQLite the INSERT itself takes the database's one write lock before it reads. Counting and taking
   are one atomic step however many processes race.
-- The rate is a sliding window over lease start times: at most N starts in any window of a minute
-  (divided by `time_scale`, so a benchmark can run "a minute in a second").
+- The rate is a sliding window: at most N leases counted in any window of a minute (divided by
+  `time_scale`, so a benchmark can run "a minute in a second"). A lease counts from when it is taken
+  until a window after it ends (released, or expired if its process died): the provider counts the
+  request when it arrives, somewhere between the two, and so however long a request takes to leave
+  or to travel (a busy event loop, several in flight) it can't reach the provider inside its minute.
 - Concurrency counts leases neither released nor expired. A lease expires after `lease_seconds`, so a
   process that dies mid-request frees its slot by itself.
 - A caller that can't get a slot sleeps until one should be free and tries again (woken at once by a
@@ -31,7 +34,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Double, String, and_, bindparam, delete, func, insert, or_, select, union_all, update
+from sqlalchemy import Double, String, and_, bindparam, delete, func, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -41,7 +44,7 @@ from fieldhub.log import get_logger
 
 log = get_logger("fieldhub.ratelimit")
 MINUTE = 60.0
-WINDOW_MARGIN = 0.25  # real seconds added to every window (at most 2 % of it); see RateLimiter.window
+WINDOW_MARGIN = 0.25  # real seconds added to every window (at most 0.5 % of it); see RateLimiter.window
 RATE_JITTER = 0.002  # of the window: 0.12 s at QBO's real minute, 2 ms at --time-scale 60 (see _wait)
 HOLDER = f"{socket.gethostname()[:100]}:{os.getpid()}"
 
@@ -89,13 +92,11 @@ _LOCK = (
     .where(RateBucket.provider == bindparam("v_provider"), RateBucket.bucket == bindparam("v_bucket"))
     .values(version=RateBucket.version + 1)
 )
-# Leases outside the window that hold no slot any more are history.
-_PRUNE = delete(RateLease).where(
-    *_MINE,
-    RateLease.started_at <= bindparam("v_since"),
-    or_(RateLease.released_at.is_not(None), RateLease.expires_at <= bindparam("v_now")),
-)
-_STARTED = select(func.count()).where(*_MINE, RateLease.started_at > bindparam("v_since"))
+# When a lease stops counting toward the rate, less the window: its release, or its expiry while held.
+_ENDED = func.coalesce(RateLease.released_at, RateLease.expires_at)
+# Leases that ended a window ago or more are history (a held lease's expiry is in the future).
+_PRUNE = delete(RateLease).where(*_MINE, bindparam("v_since") >= _ENDED)
+_COUNTED = select(func.count()).where(*_MINE, bindparam("v_since") < _ENDED)
 _ACTIVE = select(func.count(), func.min(RateLease.expires_at)).where(*_MINE, *_HOLDING)
 _RELEASE = (
     update(RateLease)
@@ -118,8 +119,8 @@ def _take_statement(shape: tuple[tuple[bool, bool], ...]) -> Any:
         for k, (rate, conc) in enumerate(shape):
             mine = (RateLease.provider == bindparam("v_provider"), RateLease.bucket == bindparam(f"v_bucket_{k}"))
             if rate:
-                started = select(func.count()).where(*mine, RateLease.started_at > bindparam("v_since"))
-                room.append(started.scalar_subquery() < bindparam(f"v_per_minute_{k}"))
+                counted = select(func.count()).where(*mine, bindparam("v_since") < _ENDED)
+                room.append(counted.scalar_subquery() < bindparam(f"v_per_minute_{k}"))
             if conc:
                 held = select(func.count()).where(*mine, *_HOLDING)
                 room.append(held.scalar_subquery() < bindparam(f"v_concurrency_{k}"))
@@ -169,18 +170,17 @@ class RateLimiter:
 
     @property
     def window(self) -> float:
-        """The provider's minute (scaled), plus a margin: a slot is counted when it is taken, the provider
-        counts the request when it arrives, and the time between varies (building it, the token, the event
-        loop). Without the margin a request could reach the provider a hair inside its minute and be refused
-        (measured: one 429 in a 2,000-invoice backfill at QBO's real limits).
+        """The provider's minute (scaled), plus a margin for clocks: a lease counts until a window after it
+        ended, so the time a request takes to leave and arrive is covered already, and what is left is the
+        provider's clock against ours (and one host's against another's, sharing a database: NTP keeps
+        them within milliseconds). At QBO's real speed the margin is 0.25 s; a scaled minute keeps 0.5 % of
+        itself (5 ms at 60x: the emulator's clock and ours tick off the same machine's).
 
-        The variation is real time, however fast a benchmark runs the clock: in a 10,000-invoice backfill at
-        `--time-scale 60` the gap between a batch request and the one 40 before it, as the emulator received
-        them, was at most 3.3 ms (real) shorter than the gap between their slots. A scaled minute keeps 2 %
-        of itself as margin (20 ms at 60x, six times that); 5 % cost the benchmark 5 % of its rate for
-        nothing. At QBO's real speed the margin is the 0.25 s."""
+        Before leases counted until they ended, a slot counted from when it was taken and the margin had to
+        cover the trip as well: 2 % of a scaled minute, of which a 10,000-invoice backfill at 60x used 12 ms
+        of the 20, one batch in flight."""
         minute = MINUTE / self.time_scale
-        return minute + min(WINDOW_MARGIN, minute * 0.02)
+        return minute + min(WINDOW_MARGIN, minute * 0.005)
 
     @asynccontextmanager
     async def slot(
@@ -300,18 +300,22 @@ class RateLimiter:
         """Raise _NoRoom if this bucket has no room: which limit, and when a retry is worth it."""
         where = {"v_provider": provider, "v_bucket": limit.bucket, "v_now": now, "v_since": now - self.window}
         if limit.per_minute:
-            started = await conn.scalar(_STARTED, where)
-            if started and started >= limit.per_minute:
-                # The slot frees when the start that puts us at the limit leaves the window.
-                pivot = await conn.scalar(
-                    select(RateLease.started_at)
-                    .where(*_MINE, RateLease.started_at > bindparam("v_since"))
-                    .order_by(RateLease.started_at)
-                    .offset(started - limit.per_minute)
-                    .limit(1),
-                    where,
-                )
-                raise _NoRoom((pivot or now) + self.window, "rate", limit.bucket)
+            counted = await conn.scalar(_COUNTED, where)
+            if counted and counted >= limit.per_minute:
+                # The slot frees a window after the lease whose end puts us at the limit ends.
+                pivot = (
+                    await conn.execute(
+                        select(_ENDED, RateLease.released_at)
+                        .where(*_MINE, bindparam("v_since") < _ENDED)
+                        .order_by(_ENDED)
+                        .offset(counted - limit.per_minute)
+                        .limit(1),
+                        where,
+                    )
+                ).first()
+                # A lease still held ends no sooner than now, so its slot frees no sooner than a window from now.
+                ended = now if pivot is None or pivot.released_at is None else pivot[0]
+                raise _NoRoom(ended + self.window, "rate", limit.bucket)
         if limit.concurrency:
             active = (await conn.execute(_ACTIVE, where)).one()
             if active[0] >= limit.concurrency:

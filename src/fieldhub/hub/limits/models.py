@@ -24,8 +24,9 @@ class RateBucket(Base):
 
 
 class RateLease(Base):
-    """One request slot. Its start counts toward the per-minute rate for a window after it began; it
-    holds a concurrency slot until released or until it expires, so a crashed process can't leak one.
+    """One request slot. It counts toward the per-minute rate from its start until a window after its
+    release (the provider counts the request somewhere between the two); it holds a concurrency slot until
+    released or until it expires, so a crashed process can't leak one (nor hold the rate past its expiry).
 
     Times are epoch seconds as floats: the limiter's arithmetic is in seconds, scaled for benchmarks.
     """
