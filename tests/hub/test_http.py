@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Callable
@@ -161,6 +162,40 @@ async def test_429_retry_after_http_date_is_honoured() -> None:
     async with make(transport, None, sleeps) as client:
         await client.get("/x")
     assert len(sleeps.calls) == 1 and 27 <= sleeps.calls[0] <= 30
+
+
+async def test_a_retry_after_holds_back_the_clients_other_requests_to_that_bucket() -> None:
+    """A provider throttles the account: a request the client has not sent yet when another's 429 comes
+    back waits the Retry-After out too, whether it was about to start or already waiting for its slot."""
+    answered_429 = asyncio.Event()
+    log: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        log.append(request.url.path)
+        if request.url.path.endswith("/a") and log.count(request.url.path) == 1:
+            answered_429.set()
+            return httpx.Response(429, headers={"Retry-After": "5"})
+        return ok()
+
+    class SlowSlots:
+        """The limiter's slot for /b comes only once /a's 429 is back (a slot that took a while)."""
+
+        @contextlib.asynccontextmanager
+        async def slot(self, provider, bucket, **limits):
+            if asyncio.current_task().get_name() == "b":
+                await answered_429.wait()
+            yield None
+
+    sleeps = Sleeps()
+    async with make(httpx.MockTransport(handler), None, sleeps, limiter=SlowSlots()) as client:
+        a = asyncio.create_task(client.get("/a", bucket="realm-1"), name="a")
+        b = asyncio.create_task(client.get("/b", bucket="realm-1"), name="b")
+        await asyncio.gather(a, b)
+        assert log == ["/v2/a", "/v2/a", "/v2/b"]  # /b was not sent inside /a's Retry-After
+        assert len(sleeps.calls) == 2 and all(4.9 < s <= 5 for s in sleeps.calls)  # /a's retry, and /b's wait
+        sleeps.calls.clear()
+        await client.get("/c", bucket="realm-2")  # another bucket is not held
+    assert sleeps.calls == []
 
 
 async def test_retry_after_longer_than_a_worker_should_sleep_goes_back_to_the_engine() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import os
 import random
 import ssl
 import sys
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 import certifi
 import httpx
 
+from fieldhub import __version__
 from fieldhub.hub import metrics
 from fieldhub.hub.errors import NeedsReauth, NotEntitled, ProviderError, Rejected, RetryLater
 from fieldhub.hub.ratelimit import Limit, RateLimiter
@@ -110,6 +112,8 @@ class _Attempt:
     maybe_processed: bool = True
     # Worth retrying now (timeouts, 429, the provider's retryable statuses) rather than on the engine's next pass.
     inline: bool = False
+    # Not sent: a Retry-After came back for the bucket while this request waited for its slot.
+    held: bool = False
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -180,11 +184,17 @@ class ProviderClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
+        # bucket -> clock time until which a Retry-After holds every request of this client to it back: a
+        # provider throttles the account, so a request another one sends meanwhile must wait it out too.
+        self._held_until: dict[str, float] = {}
         self._client = httpx.AsyncClient(
             base_url=base_url or config.base_url,
             transport=transport,
             timeout=httpx.Timeout(timeout),
             verify=ssl_context(),
+            # Who is calling, for the provider's support and for the emulator's log: one process, one sender
+            # (tests tell workers apart by it). The process id, not the host name: that is not theirs to know.
+            headers={"User-Agent": f"fieldhub/{__version__} (process {os.getpid()})"},
         )
 
     async def __aenter__(self) -> ProviderClient:
@@ -223,11 +233,15 @@ class ProviderClient:
         failures = 0
         attempt = 0
         refreshed = False
+        slept_until = 0.0  # a Retry-After this request has already slept out
         while True:
             attempt += 1
+            waited = await self._wait_out_hold(bucket, slept_until)
             outcome = await self._attempt(
-                method, path, bucket, attempt, json, data, content, params, headers, idempotency_key, batch
+                method, path, bucket, attempt, json, data, content, params, headers, idempotency_key, batch, waited
             )
+            if outcome.held:
+                continue
             response = outcome.response
             if response is not None and response.status_code == 401 and self.auth is not None and not refreshed:
                 # Access tokens expire early and get revoked; one refresh tells a stale token from a dead grant.
@@ -241,6 +255,9 @@ class ProviderClient:
                 return response
             error = outcome.error
             failures += 1
+            if isinstance(error, RetryLater) and error.retry_after:
+                slept_until = self._clock() + error.retry_after
+                self._held_until[bucket] = max(self._held_until.get(bucket, slept_until), slept_until)
             retry = (
                 isinstance(error, RetryLater)
                 and outcome.inline
@@ -280,6 +297,7 @@ class ProviderClient:
         headers: Mapping[str, str] | None,
         idempotency_key: str | None,
         batch: bool = False,
+        waited: float = 0.0,
     ) -> _Attempt:
         send_headers = dict(headers or {})
         if idempotency_key:
@@ -299,6 +317,8 @@ class ProviderClient:
             else nullcontext()
         )
         async with slot:
+            if self._held_until.get(bucket, 0.0) > max(self._clock(), waited):
+                return _Attempt(held=True)  # throttled while it waited for the slot: wait it out, then again
             if self.auth is not None:
                 send_headers.update(await self.auth.headers())
             request = self._client.build_request(
@@ -333,6 +353,25 @@ class ProviderClient:
             maybe_processed=status != 429,
             inline=status == 429 or status in self.config.retry_statuses,
         )
+
+    async def _wait_out_hold(self, bucket: str, slept_until: float) -> float:
+        """Wait until a Retry-After another request of this client got for `bucket` has run out (or, if longer
+        than a worker should sleep, RetryLater for the engine to come back then); the hold's end, 0 if none.
+        Waits once, and not for a hold this request has slept out itself: a hold set meanwhile is caught by
+        the check after the slot."""
+        until = self._held_until.get(bucket)
+        if until is None:
+            return 0.0
+        wait = until - self._clock()
+        if wait <= 0:
+            self._held_until.pop(bucket, None)
+            return 0.0
+        if until <= slept_until:
+            return until
+        if wait > self.retry.max_inline_wait:
+            raise RetryLater(f"{self.provider} asked fieldhub to slow down", retry_after=wait, status=429)
+        await self._sleep(wait)
+        return until
 
     def _ms(self, started: float) -> float:
         return round((self._clock() - started) * 1000, 1)
