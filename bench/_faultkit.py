@@ -502,6 +502,28 @@ def max_in_flight(requests: list[LoggedRequest]) -> dict[str, int]:
     return peaks
 
 
+def senders_at_once(requests: list[LoggedRequest]) -> dict[str, int]:
+    """From the log: the most senders (processes, told apart by their User-Agent) each realm had a request
+    open from at one moment. One process may have several batches out (the engine's BATCHES_IN_FLIGHT);
+    two processes syncing one connection at once would show as 2."""
+    edges: dict[str, list[tuple[float, int, str]]] = {}
+    for entry in requests:
+        realm = realm_of(entry.path)
+        if realm is None or not entry.finished:
+            continue
+        sender = next((v for k, v in entry.headers.items() if k.lower() == "user-agent"), "")
+        edges.setdefault(realm, []).extend([(entry.started, 1, sender), (entry.finished, -1, sender)])
+    peaks = {}
+    for realm, marks in edges.items():
+        open_by: dict[str, int] = {}
+        peak = 0
+        for _, step, sender in sorted(marks, key=lambda m: (m[0], m[1])):  # ends before starts, as above
+            open_by[sender] = open_by.get(sender, 0) + step
+            peak = max(peak, sum(1 for n in open_by.values() if n > 0))
+        peaks[realm] = peak
+    return peaks
+
+
 # ----------------------------------------------------------------------------- injected faults
 
 

@@ -3,7 +3,7 @@
 The same set-up as `overhead` (the emulator in its own process, QBO's rate rules off, the hub's
 limiter on a clock that never waits), at a smaller size. Each phase of the engine is wrapped in a
 timer of this process's CPU time (time.process_time: user + system, every thread); the engine runs
-one connection at a time, and here one step at a time (Engine(pipeline=False): the next batch is not
+one connection at a time, and here one step at a time (Engine(in_flight=0): the next batch is not
 sent while a reply is settled, as it is in production), so nothing else of the hub runs inside a
 phase. Phases nest (the limiter's slot is inside the HTTP request, which is inside the batch push):
 each is reported on its own.
@@ -69,7 +69,7 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
                 None,
                 f"{engine.PROCESS}:phases",
                 client_options={"limiter": work.limiter},
-                pipeline=False,  # one step at a time, so no phase's timer runs while another phase works
+                in_flight=0,  # one step at a time, so no phase's timer runs while another phase works
             ).run()
             cpu = time.process_time() - cpu0
         finally:
@@ -94,7 +94,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "benchmark": "phases",
         "database": _qbo.backend(db),
         "parameters": params,
-        "engine": "one step at a time (Engine pipeline off)",
+        "engine": "one step at a time (Engine in_flight=0)",
         **figures,
         "loadavg_start": load_start,
         "loadavg_end": _qbo.loadavg(),

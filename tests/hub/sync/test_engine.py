@@ -183,11 +183,12 @@ async def test_unmapped_accounts_refuse_the_run(session, biz: Business, qbo: QBO
     assert await due_connections(qbo.env) == [qbo.connection_id]
 
 
-async def test_the_next_batch_goes_out_while_a_reply_is_written_but_never_after_a_retry_after(
+async def test_batches_travel_while_a_reply_is_written_but_none_goes_after_a_retry_after(
     session, biz: Business, qbo: QBOSetup, monkeypatch
 ):
-    """Batches overlap the ledger's work (the provider's time on batch 2 runs while batch 1 is settled);
-    a reply whose Retry-After the client could not wait out inline stops the run before anything else goes."""
+    """Batches overlap the ledger's work: two travel while the engine settles (the provider's time on batches
+    2 and 3 runs while batch 1 is written), never more; a reply whose Retry-After the client could not wait
+    out inline stops the run before anything else goes."""
     from fieldhub.hub.sync import engine
 
     for n in range(75):  # three batches of customers: 30, 30, 15
@@ -211,28 +212,29 @@ async def test_the_next_batch_goes_out_while_a_reply_is_written_but_never_after_
     assert run.created == 75 and len(qbo.objects("Customer")) >= 75
     pushes = [n for n, e in enumerate(events) if e == "push"]
     settled = [n for n, e in enumerate(events) if e == "settle end"]
-    assert len(pushes) == len(settled) == 3
-    # Batch 2 leaves before batch 1's outcomes are written, batch 3 before batch 2's.
-    assert pushes[1] < settled[0] and pushes[2] < settled[1]
-    assert pushes[1] > pushes[0] and pushes[2] > settled[0]  # and never two batches out at once
+    assert len(pushes) == len(settled) == 3 and engine.BATCHES_IN_FLIGHT == 2
+    # Batches 2 and 3 leave before batch 1's outcomes are written: batch 3 as soon as batch 1's reply is in.
+    assert pushes[2] < settled[0]
+    assert max(qbo.emulator.max_inflight.values()) <= engine.BATCHES_IN_FLIGHT
 
     for n in range(75):
         await create_customer(session, biz.tenant.id, {"display_name": f"Throttled {n}"})
     await session.commit()
     events.clear()
-    # Four 429s on the first batch: the client's inline retries (fake sleeps) run out and the run stops.
-    qbo.emulator.faults.append(FaultRule(kind="rate_limit", path="/batch$", count=4, retry_after=2.0))
+    # Four 429s for each of the two batches out: the client's inline retries (fake sleeps) run out and the
+    # run stops.
+    qbo.emulator.faults.append(FaultRule(kind="rate_limit", path="/batch$", count=8, retry_after=2.0))
     run = await qbo.sync()
     assert any(e["code"] == "throttled" for e in run.errors), run.errors
-    assert events == ["push", "settle start", "settle end"]  # batches 2 and 3 never left
+    assert events == ["push", "push", "settle start", "settle end"]  # batch 3 never left
     assert qbo.emulator.requests[-1].status == 429  # nothing reached QuickBooks after the last 429
 
 
-async def test_the_next_chunk_is_prepared_while_the_last_batch_of_this_one_travels(
+async def test_the_next_chunk_is_prepared_while_the_last_batches_of_this_one_travel(
     session, biz: Business, qbo: QBOSetup, monkeypatch
 ):
-    """A chunk (90 customers: three batches) ends with its last batch still on its way: the next chunk's
-    records are loaded and keyed meanwhile, and that batch is settled once the next one has left."""
+    """A chunk (90 customers: three batches) ends with its last two batches still on their way: the next
+    chunk's records are loaded and keyed meanwhile, and each is settled once the next one has left."""
     from fieldhub.hub.sync import engine
 
     for n in range(150):  # chunks of 90 and 60: batches 30, 30, 30 | 30, 30
@@ -262,13 +264,13 @@ async def test_the_next_chunk_is_prepared_while_the_last_batch_of_this_one_trave
         "prepare",
         "push",
         "push",
+        "push",  # batch 3 leaves once batch 1's reply is in, before it is written
         "settled",
+        "prepare",  # batches 2 and 3 are on their way
         "push",
-        "settled",
-        "prepare",  # batch 3 is on its way
+        "settled",  # batch 2, after batch 4 left
         "push",
-        "settled",  # batch 3, after batch 4 left
-        "push",
+        "settled",  # batch 3, after batch 5 left
         "settled",
         "settled",
     ]

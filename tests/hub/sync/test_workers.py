@@ -15,6 +15,7 @@ import pytest
 
 from bench import _faultkit as kit
 from fieldhub.hub.emulator.core import FaultRule
+from fieldhub.hub.sync.engine import BATCHES_IN_FLIGHT
 from fieldhub.settings import ProviderCredentials
 
 CONNECTIONS = 6
@@ -74,9 +75,14 @@ async def test_two_worker_processes_never_sync_one_connection_at_once(app, db_ur
     text = [p.read_text(errors="replace") for p in logs]
     assert all(w.returncode == -9 for w in workers), [t[-2000:] for t in text]  # both were still serving
 
-    peaks = kit.max_in_flight(list(emulator.requests))
-    assert {realm: peaks.get(realm) for realm in realms} == dict.fromkeys(realms, 1), peaks
-    assert all(emulator.max_inflight[realm] == 1 for realm in realms)
+    # Per realm, requests from one process at a time: a worker has up to BATCHES_IN_FLIGHT of its own out.
+    requests = list(emulator.requests)
+    agents = {r.headers.get("user-agent", "") for r in requests if kit.realm_of(r.path)}
+    assert len({a for a in agents if a.startswith("fieldhub/")}) == 2, agents  # both workers sent some
+    senders = kit.senders_at_once(requests)
+    assert {realm: senders.get(realm) for realm in realms} == dict.fromkeys(realms, 1), senders
+    peaks = kit.max_in_flight(requests)
+    assert all(1 <= peaks[realm] <= BATCHES_IN_FLIGHT for realm in realms), peaks
     # Both processes did part of the work: the race was real.
     runs = [t.count("sync.run.finished") for t in text]
     assert all(runs), (runs, [t[-2000:] for t in text])
@@ -86,6 +92,23 @@ async def test_two_worker_processes_never_sync_one_connection_at_once(app, db_ur
         assert found.clean, (realm, found.figures(), found.details[:10])
         total += found.records
     assert total == made
+
+
+def test_the_log_check_tells_two_senders_on_one_realm_from_two_batches_of_one() -> None:
+    from fieldhub.hub.emulator.core import LoggedRequest
+
+    one, two = {"user-agent": "fieldhub/0 (process 1)"}, {"user-agent": "fieldhub/0 (process 2)"}
+    batch = "/v3/company/123/batch"
+    log = [
+        LoggedRequest(1, "POST", batch, "", one, "", status=200, started=1.0, finished=2.0),
+        LoggedRequest(2, "POST", batch, "", one, "", status=200, started=1.5, finished=2.5),  # its own second
+        LoggedRequest(3, "POST", batch, "", two, "", status=200, started=2.5, finished=3.0),  # after: touching
+        LoggedRequest(4, "POST", "/v3/company/456/batch", "", two, "", status=200, started=1.0, finished=3.0),
+    ]
+    assert kit.senders_at_once(log) == {"123": 1, "456": 1}
+    assert kit.max_in_flight(log) == {"123": 2, "456": 1}
+    log.append(LoggedRequest(5, "POST", batch, "", two, "", status=200, started=2.4, finished=2.6))
+    assert kit.senders_at_once(log)["123"] == 2
 
 
 async def _started(logs, workers, within: float = 60.0) -> None:

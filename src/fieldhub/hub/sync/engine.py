@@ -24,6 +24,7 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -78,6 +79,10 @@ MODELS: dict[str, Any] = {
     "deposit": Deposit,
 }
 CHUNK = 100
+# Batches left on their way while the engine settles a reply and prepares the next chunk. Two keep the
+# provider busy while the engine works (a QBO batch of 30 takes about as long there as its outcomes take
+# here); more would only put more requests at stake when a reply says "wait" (they were sent already).
+BATCHES_IN_FLIGHT = 2
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 3600.0
 WAIT_FOR_DEPENDENCY = timedelta(seconds=30)
@@ -414,8 +419,8 @@ class Engine:
     client_options: dict[str, Any] = field(default_factory=dict)
     lease_seconds: float = LEASE_SECONDS
     rng: random.Random = field(default_factory=random.Random)
-    # Send the next batch while a reply is settled; off, one step at a time (bench/phases times each step).
-    pipeline: bool = True
+    # Batches on their way while a reply is settled; 0, one step at a time (bench/phases times each step).
+    in_flight: int = BATCHES_IN_FLIGHT
 
     def __post_init__(self) -> None:
         self.sessionmaker = self.env.sessionmaker
@@ -425,10 +430,10 @@ class Engine:
         self.requeued = False
         self.run_id = 0
         self.leased_at = 0.0  # time.monotonic() when the lease was last taken or renewed
-        # The batch on its way to the provider, with its items: at most one (see _send_batch).
-        self._inflight: (
-            tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]] | None
-        ) = None
+        # The batches on their way to the provider, oldest first, with their items (see _send_batch).
+        self._inflight: deque[
+            tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]]
+        ] = deque()
 
     async def run(self) -> SyncRun:
         started = time.monotonic()
@@ -722,8 +727,8 @@ class Engine:
     async def _send(self, session: AsyncSession, adapter: Adapter, items: list[tuple[PushItem, datetime]]) -> None:
         """Send one chunk's items: in batches where the adapter has them, else one by one.
 
-        Pipelined (the default), the chunk's last batch may still be on its way when this returns: the
-        caller prepares the next chunk meanwhile, and the next _send_batch or _drain settles it.
+        The chunk's last batches may still be on their way when this returns (unless `in_flight` is 0): the
+        caller prepares the next chunk meanwhile, and the next _send_batch or _drain settles them.
         """
         batchable = [(i, due) for i, due in items if not i.settling]
         single = [(i, due) for i, due in items if i.settling]
@@ -752,29 +757,33 @@ class Engine:
     async def _send_batch(
         self, session: AsyncSession, adapter: Adapter, batch: list[tuple[PushItem, datetime]]
     ) -> None:
-        """Put one batch on its way. The batch before it (if any) is awaited first, and its outcomes are written
-        while this one travels, so the provider's time on a batch overlaps ours on the ledger (and on preparing
-        the next chunk). One batch in flight at a time, so the adapter never runs two at once; and the next goes
-        only after a reply that asked for no wait: a Retry-After or lost access holds everything back.
+        """Put one batch on its way. With `in_flight` batches travelling already, the oldest is awaited first,
+        this one goes, and the oldest's outcomes are written while the others travel: the provider's time on
+        them overlaps ours on the ledger (and on preparing the next chunk). This one goes before that write only
+        after a reply that asked for no wait: a Retry-After or lost access holds everything back. Each request
+        takes its own slot from the shared limiter, within the provider's concurrency and rates.
         """
-        if self._inflight is not None:
-            task, previous = self._inflight
-            self._inflight = None
+        if len(self._inflight) >= max(self.in_flight, 1):
+            task, previous = self._inflight.popleft()
             outcomes = await task
-            if self.pipeline and not any(_holds_back(o) for o in outcomes):
-                self._inflight = (asyncio.create_task(self._push_batch(adapter, batch)), batch)
+            go = self.in_flight > 0 and not any(_holds_back(o) for o in outcomes)
+            if go:
+                self._launch(adapter, batch)
             # One commit for the whole reply: every outcome in it is known, so nothing is lost between them.
             await self._settle_batch(session, previous, outcomes)
-        if self._inflight is None:
-            self._inflight = (asyncio.create_task(self._push_batch(adapter, batch)), batch)
-        if not self.pipeline:
+            if go:
+                return
+        self._launch(adapter, batch)
+        if not self.in_flight:
             await self._drain(session)
 
+    def _launch(self, adapter: Adapter, batch: list[tuple[PushItem, datetime]]) -> None:
+        self._inflight.append((asyncio.create_task(self._push_batch(adapter, batch)), batch))
+
     async def _drain(self, session: AsyncSession) -> None:
-        """Await the batch in flight, if any, and write its outcomes."""
-        if self._inflight is not None:
-            task, batch = self._inflight
-            self._inflight = None
+        """Await the batches in flight, oldest first, and write their outcomes."""
+        while self._inflight:
+            task, batch = self._inflight.popleft()
             await self._settle_batch(session, batch, await task)
 
     async def _settle_batch(
@@ -787,12 +796,13 @@ class Engine:
         await self._obey_retry_after(session, outcomes)
 
     async def _abandon(self) -> None:
-        """The run stops with a batch in flight: cancel it. Its keys are in the ledger, so a reply the ledger
-        never hears of is settled by the next run (the provider replays the key, or find_existing)."""
-        if self._inflight is not None:
-            task, _ = self._inflight
-            self._inflight = None
+        """The run stops with batches in flight: cancel them. Their keys are in the ledger, so a reply the
+        ledger never hears of is settled by the next run (the provider replays the key, or find_existing)."""
+        tasks = [task for task, _ in self._inflight]
+        self._inflight.clear()
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
 
