@@ -339,6 +339,10 @@ def retry_after_violations(requests: list[LoggedRequest], scale: float = 1.0) ->
     Times in the log are the emulator's clock (scaled by `scale`); Retry-After is in real seconds.
     Only requests that started after the 429 was answered count: ones already in flight could not
     have known. Returns (seq of the 429, seq of the early request) pairs.
+
+    This is the provider's view, and with several requests out at once it also counts one the client
+    sent before the 429 reached it, which crossed the reply on its way (sent, then found the provider
+    had just answered 429). What the client did once it knew is `ExchangeLog.violations`.
     """
     found: list[tuple[int, int]] = []
     ordered = sorted((r for r in requests if realm_of(r.path)), key=lambda r: r.started)
@@ -500,6 +504,59 @@ def max_in_flight(requests: list[LoggedRequest]) -> dict[str, int]:
             peak = max(peak, open_now)
         peaks[realm] = peak
     return peaks
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request as the client saw it, on the emulator's clock: when it left, and when its reply was back."""
+
+    realm: str
+    sent: float
+    received: float
+    status: int
+    retry_after: str
+
+
+class ExchangeLog(httpx.AsyncBaseTransport):
+    """The client's side of the log: wraps the transport a sync run's client sends through and notes, on
+    the emulator's clock, when each request left the client and when its reply was in the client's hands.
+    A Retry-After obeyed means nothing sent to the realm from the moment the client had the 429 until the
+    wait was over; only the client's clock can tell a request sent after that from one already on its way.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, clock: Any) -> None:
+        self.inner, self.clock = inner, clock
+        self.exchanges: list[Exchange] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        sent = self.clock()
+        status, retry_after = 0, ""
+        try:
+            response = await self.inner.handle_async_request(request)
+            status, retry_after = response.status_code, response.headers.get("retry-after", "")
+            return response
+        finally:
+            realm = realm_of(request.url.path)
+            if realm is not None:
+                self.exchanges.append(Exchange(realm, sent, self.clock(), status, retry_after))
+
+    async def aclose(self) -> None:
+        return None  # shared by every run of a drain; the in-process app it wraps has nothing to close
+
+    def violations(self, scale: float = 1.0) -> list[tuple[int, int]]:
+        """Requests the client sent to a realm after a 429's reply was in its hands and before that reply's
+        Retry-After (real seconds, from then) had run out: (index of the 429, index of the early one)."""
+        found = []
+        for n, throttled in enumerate(self.exchanges):
+            if throttled.status != 429 or not throttled.retry_after:
+                continue
+            closes = throttled.received + float(throttled.retry_after) * scale
+            found += [
+                (n, m)
+                for m, entry in enumerate(self.exchanges)
+                if entry.realm == throttled.realm and throttled.received <= entry.sent < closes
+            ]
+        return found
 
 
 def senders_at_once(requests: list[LoggedRequest]) -> dict[str, int]:

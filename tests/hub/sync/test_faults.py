@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bench import _faultkit as kit
 from fieldhub.hub.emulator.core import FaultRule
+from fieldhub.hub.sync.clients import InProcessTransport
 from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup
 
@@ -27,12 +28,16 @@ async def test_faults_end_exactly_once_and_retry_after_is_obeyed(session, biz: B
         FaultRule(kind="rate_limit", path="/batch$", body='"Invoice"', count=1, retry_after=1.0),
         FaultRule(kind="rate_limit", path="/batch$", body='"Payment"', count=2, retry_after=1.0),
     ]
-    await kit.drain(qbo.env, qbo.connection_id, client_options={"timeout": 0.5})
+    exchanges = kit.ExchangeLog(InProcessTransport(qbo.env.endpoints.transport("quickbooks")), emulator.clock.now)
+    await kit.drain(qbo.env, qbo.connection_id, client_options={"timeout": 0.5, "transport": exchanges})
 
     sent = [r for r in emulator.requests if r.seq > first]
     faults = kit.fault_counts(sent)
     assert faults["status"] and faults["rate_limit"] >= 3, faults  # the mix really happened
     assert all(r.retry_after == "1" for r in sent if r.fault == "rate_limit")
+    assert exchanges.violations() == []
+    # At this size every entity is one batch, so no request is out beside another to cross a 429: the
+    # provider's view must be clean too.
     assert kit.retry_after_violations(sent) == []
     found = await kit.audit(qbo.env.sessionmaker, emulator, qbo.connection_id, qbo.realm)
     assert found.records == made and found.clean, (found.figures(), found.details[:10], faults)
@@ -51,6 +56,20 @@ def test_the_log_check_sees_a_request_that_did_not_wait() -> None:
     ]
     assert kit.retry_after_violations(log) == [(1, 3)]
     assert kit.retry_after_violations(log, scale=0.1) == []  # a scaled clock: 2 real s are 0.2 emulated
+
+
+def test_the_clients_log_tells_a_request_sent_after_a_429_from_one_already_on_its_way() -> None:
+    E = kit.Exchange
+    log = kit.ExchangeLog(inner=None, clock=None)  # type: ignore[arg-type]
+    log.exchanges = [
+        E("123", sent=10.0, received=10.1, status=429, retry_after="2"),
+        E("123", sent=10.05, received=10.3, status=200, retry_after=""),  # on its way when the 429 came back
+        E("123", sent=11.0, received=11.2, status=200, retry_after=""),  # sent inside the wait
+        E("456", sent=11.0, received=11.1, status=200, retry_after=""),  # another realm
+        E("123", sent=12.2, received=12.3, status=200, retry_after=""),  # waited
+    ]
+    assert log.violations() == [(0, 2)]
+    assert log.violations(scale=0.1) == []  # a scaled clock: 2 real s are 0.2 emulated
 
 
 async def test_a_retry_after_the_client_gave_up_on_pauses_the_whole_connection(session, biz: Business, qbo: QBOSetup):
