@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import _qbo  # noqa: E402
 from fieldhub import runtime  # noqa: E402
-from fieldhub.hub import http, ratelimit  # noqa: E402
+from fieldhub.hub import http, processes, ratelimit  # noqa: E402
 from fieldhub.hub.sync import engine  # noqa: E402
 from fieldhub.providers.quickbooks import sync as quickbooks  # noqa: E402
 
@@ -67,7 +67,7 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
                 work.connection_id,
                 "backfill",
                 None,
-                f"{engine.PROCESS}:phases",
+                f"{processes.PROCESS}:phases",
                 client_options={"limiter": work.limiter},
                 in_flight=0,  # one step at a time, so no phase's timer runs while another phase works
             ).run()

@@ -97,6 +97,30 @@ async def test_a_request_counts_until_a_window_after_it_ends(sessionmaker) -> No
     await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
 
 
+async def test_a_dead_local_processs_slots_are_given_back_when_the_bucket_is_full(sessionmaker, monkeypatch) -> None:
+    """kill -9 mid-request leaves its slots held until they expire (120 s); a process of this machine
+    that is gone gives them back as soon as a live one finds the bucket full. One elsewhere can't be judged."""
+    import fieldhub.hub.ratelimit as ratelimit
+    from fieldhub.hub.processes import MACHINE
+
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()  # reaped: what a supervisor sees after kill -9 and before the restart
+    now = [1_000.0]
+    limiter = RateLimiter(sessionmaker, time_scale=1, max_wait=0, clock=lambda: now[0])
+    for holder, bucket in ((f"{MACHINE}:{dead.pid}", "here"), ("other-host:4026531836:1", "there")):
+        monkeypatch.setattr(ratelimit, "HOLDER", holder)
+        await limiter.acquire("acme", bucket, per_minute=60, concurrency=1)
+    monkeypatch.undo()
+    now[0] += 5.0
+    lease = await limiter.acquire("acme", "here", per_minute=60, concurrency=1)  # the dead one's slot, given back
+    with pytest.raises(RetryLater):
+        await limiter.acquire("acme", "there", per_minute=60, concurrency=1)  # left to expire
+    async with sessionmaker() as s:
+        given_back = select(RateLease.released_at).where(RateLease.bucket == "here", RateLease.id != lease.id)
+        ended = await s.scalar(given_back)
+    assert ended == 1_005.0  # its request may have reached the provider until then: the rate counts from there
+
+
 async def test_concurrency_is_never_exceeded_with_30_tasks(db_url, sessionmaker, engine_factory) -> None:
     _, other_sessionmaker = engine_factory(db_url)
     limiters = [RateLimiter(sm, poll_seconds=0.02) for sm in (sessionmaker, other_sessionmaker)]

@@ -14,7 +14,8 @@ realm; Xero: 60/min per tenant). Every worker process, on every machine, takes a
   request when it arrives, somewhere between the two, and so however long a request takes to leave
   or to travel (a busy event loop, several in flight) it can't reach the provider inside its minute.
 - Concurrency counts leases neither released nor expired. A lease expires after `lease_seconds`, so a
-  process that dies mid-request frees its slot by itself.
+  process that dies mid-request frees its slot by itself; sooner if it ran on this machine, as a full
+  bucket gives back the slots of processes found gone (`processes.gone`).
 - A caller that can't get a slot sleeps until one should be free and tries again (woken at once by a
   release in the same process), up to `max_wait`; then RetryLater says when to come back.
 
@@ -24,9 +25,7 @@ Times come from each process's clock: hosts sharing a database are expected to r
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -38,6 +37,7 @@ from sqlalchemy import Double, String, and_, bindparam, delete, func, insert, se
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from fieldhub.hub import processes
 from fieldhub.hub.errors import RetryLater
 from fieldhub.hub.limits.models import RateBucket, RateLease
 from fieldhub.log import get_logger
@@ -46,7 +46,7 @@ log = get_logger("fieldhub.ratelimit")
 MINUTE = 60.0
 WINDOW_MARGIN = 0.25  # real seconds added to every window (at most 0.5 % of it); see RateLimiter.window
 RATE_JITTER = 0.002  # of the window: 0.12 s at QBO's real minute, 2 ms at --time-scale 60 (see _wait)
-HOLDER = f"{socket.gethostname()[:100]}:{os.getpid()}"
+HOLDER = processes.PROCESS
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ _ENDED = func.coalesce(RateLease.released_at, RateLease.expires_at)
 _PRUNE = delete(RateLease).where(*_MINE, bindparam("v_since") >= _ENDED)
 _COUNTED = select(func.count()).where(*_MINE, bindparam("v_since") < _ENDED)
 _ACTIVE = select(func.count(), func.min(RateLease.expires_at)).where(*_MINE, *_HOLDING)
+_HELD_BY = select(RateLease.id, RateLease.holder).where(*_MINE, *_HOLDING)
 _RELEASE = (
     update(RateLease)
     .where(RateLease.id.in_(bindparam("v_ids", expanding=True)), RateLease.released_at.is_(None))
@@ -290,15 +291,34 @@ class RateLimiter:
                     f"v_concurrency_{k}": limit.concurrency,
                 }
             shape = tuple((bool(limit.per_minute), bool(limit.concurrency)) for limit in limits)
-            if (await conn.execute(_take_statement(shape), values)).first() is not None:
+            take = _take_statement(shape)
+            taken = (await conn.execute(take, values)).first() is not None
+            if not taken:  # no room; unless slots held by processes found gone can be given back
+                wheres = [{**where, "v_bucket": limit.bucket} for limit in limits]
+                if sum([await self._give_back_gone(conn, w, now) for w in wheres]):
+                    taken = (await conn.execute(take, values)).first() is not None
+            if taken:
                 return Lease(ids[0], provider, bucket, now, now + self.lease_seconds, tuple(ids[1:]))
-            for limit in limits:
-                await self._why_full(conn, provider, limit, now)
-        raise _NoRoom(self._clock() + self.poll_seconds, "rate", limits[0].bucket)  # pragma: no cover - freed meanwhile
+            full = [await self._why_full(conn, limit, w, now) for limit, w in zip(limits, wheres, strict=True)]
+        # Committed, not rolled back: the prune, and any slots given back.
+        raise next((f for f in full if f), None) or _NoRoom(now + self.poll_seconds, "rate", limits[0].bucket)
 
-    async def _why_full(self, conn: AsyncConnection, provider: str, limit: Limit, now: float) -> None:
-        """Raise _NoRoom if this bucket has no room: which limit, and when a retry is worth it."""
-        where = {"v_provider": provider, "v_bucket": limit.bucket, "v_now": now, "v_since": now - self.window}
+    @staticmethod
+    async def _give_back_gone(conn: AsyncConnection, where: dict[str, Any], now: float) -> int:
+        """Slots still held by a process of this machine that is gone (kill -9, OOM) are given back, ending now
+        (their requests may have reached the provider until now), instead of holding a restarted worker back
+        until they expire (`lease_seconds`). Only when a bucket is full; a holder elsewhere is left to expire.
+        How many were given back."""
+        held = (await conn.execute(_HELD_BY, where)).all()
+        verdicts = {holder: processes.gone(holder) for holder in {holder for _, holder in held}}
+        dead = [lease_id for lease_id, holder in held if verdicts[holder]]
+        if dead:
+            log.warning("ratelimit.holder_gone", bucket=where["v_bucket"], slots=len(dead))
+            await conn.execute(_RELEASE, {"v_ids": dead, "v_at": now})
+        return len(dead)
+
+    async def _why_full(self, conn: AsyncConnection, limit: Limit, where: dict[str, Any], now: float) -> _NoRoom | None:
+        """If this bucket has no room: which limit, and when a retry is worth it."""
         if limit.per_minute:
             counted = await conn.scalar(_COUNTED, where)
             if counted and counted >= limit.per_minute:
@@ -315,12 +335,13 @@ class RateLimiter:
                 ).first()
                 # A lease still held ends no sooner than now, so its slot frees no sooner than a window from now.
                 ended = now if pivot is None or pivot.released_at is None else pivot[0]
-                raise _NoRoom(ended + self.window, "rate", limit.bucket)
+                return _NoRoom(ended + self.window, "rate", limit.bucket)
         if limit.concurrency:
             active = (await conn.execute(_ACTIVE, where)).one()
             if active[0] >= limit.concurrency:
                 # Another process's release can't wake us; poll, but never later than the first expiry.
-                raise _NoRoom(min(now + self.poll_seconds, active[1]), "concurrency", limit.bucket)
+                return _NoRoom(min(now + self.poll_seconds, active[1]), "concurrency", limit.bucket)
+        return None
 
     @staticmethod
     async def _lock_bucket(conn: AsyncConnection, where: dict[str, Any]) -> None:

@@ -68,7 +68,8 @@ async def test_a_killed_holders_lease_is_taken_at_once_a_live_or_foreign_one_is_
     import asyncio
     import sys
 
-    from fieldhub.hub.sync.engine import MACHINE, PROCESS, acquire_lease
+    from fieldhub.hub.processes import MACHINE, PROCESS
+    from fieldhub.hub.sync.engine import acquire_lease
 
     gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await gone.wait()  # reaped: what a supervisor sees after kill -9 and before the restart

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import socket
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Row, Select, Table, bindparam, delete, func, insert, select, update
@@ -41,7 +38,7 @@ from fieldhub.core.invoices.models import Invoice
 from fieldhub.core.items.models import Item, TaxRate
 from fieldhub.core.payments.models import Deposit, Payment, Refund
 from fieldhub.db import utcnow
-from fieldhub.hub import metrics, registry
+from fieldhub.hub import metrics, processes, registry
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.errors import NeedsReauth, NotEntitled, ProviderError, Rejected, RetryLater
@@ -171,18 +168,6 @@ _REMOTE_IDS = select(_LEDGER.c.local_id, _LEDGER.c.remote_id).where(
     _LEDGER.c.local_id.in_(bindparam("v_ids", expanding=True)),
 )
 _ADD_EVENTS = insert(cast(Table, RecordEvent.__table__))
-
-
-def _pid_namespace() -> str:
-    try:
-        return str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        return "-"
-
-
-# Where this process runs: host and PID namespace (two containers may share a hostname, not a namespace).
-MACHINE = f"{socket.gethostname()[:80]}:{_pid_namespace()}"
-PROCESS = f"{MACHINE}:{os.getpid()}"
 
 
 class LeaseHeld(Exception):
@@ -323,34 +308,6 @@ def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> flo
 # ----------------------------------------------------------------------------- leases
 
 
-def holder_gone(holder: str) -> bool:
-    """True when `holder` was a process of this machine that no longer runs (killed, crashed, OOM).
-
-    Its lease would otherwise block a restarted worker until it expired. A holder on another machine,
-    or one that can't be judged, is never taken from: it is left to expire.
-    """
-    prefix = f"{MACHINE}:"
-    if not holder.startswith(prefix):
-        return False
-    pid_text = holder[len(prefix) :].split(":", 1)[0]
-    if not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, someone else's
-    try:  # a killed child its parent hasn't reaped yet still answers kill(0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state in ("Z", "X")
-
-
 async def acquire_lease(session: AsyncSession, connection_id: int, holder: str, seconds: float = LEASE_SECONDS) -> bool:
     """Take (or renew) the connection's lease; False when another live holder has it."""
     now = utcnow()
@@ -363,7 +320,7 @@ async def acquire_lease(session: AsyncSession, connection_id: int, holder: str, 
         await session.rollback()
     free = (SyncLease.expires_at < now) | (SyncLease.holder == holder)
     current = await session.scalar(select(SyncLease.holder).where(SyncLease.connection_id == connection_id))
-    if current is not None and current != holder and holder_gone(current):
+    if current is not None and current != holder and processes.gone(current):
         # Compare-and-set on the dead holder's name: of two restarted workers, only one takes it.
         free = free | (SyncLease.holder == current)
         log.warning("sync.lease.holder_gone", connection_id=connection_id, holder=current)
@@ -996,7 +953,7 @@ async def sync_connection(
         connection_id,
         trigger,
         entity,
-        holder or f"{PROCESS}:{uuid.uuid4().hex[:8]}",
+        holder or f"{processes.PROCESS}:{uuid.uuid4().hex[:8]}",
         progress,
         dict(client_options or {}),
         lease_seconds,

@@ -51,10 +51,10 @@ from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.errors import Rejected
 from fieldhub.hub.notify import notify
 from fieldhub.hub.oauth.env import OAuthEnv
+from fieldhub.hub.processes import PROCESS
 from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.engine import (
     LEASE_SECONDS,
-    PROCESS,
     LeaseHeld,
     acquire_lease,
     close_interrupted_runs,
