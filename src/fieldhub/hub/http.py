@@ -256,8 +256,7 @@ class ProviderClient:
             error = outcome.error
             failures += 1
             if isinstance(error, RetryLater) and error.retry_after:
-                slept_until = self._clock() + error.retry_after
-                self._held_until[bucket] = max(self._held_until.get(bucket, slept_until), slept_until)
+                slept_until = self._clock() + error.retry_after  # the hold _attempt set, give or take a µs
             retry = (
                 isinstance(error, RetryLater)
                 and outcome.inline
@@ -339,11 +338,16 @@ class ProviderClient:
                     maybe_processed=not isinstance(exc, _NOT_SENT),
                     inline=True,
                 )
+            error = self._error_for(response)
+            if isinstance(error, RetryLater) and error.retry_after:
+                # Held from the moment the reply is in, before the slot is given back: that is an await, and
+                # another request of this client must not leave meanwhile.
+                until = self._clock() + error.retry_after
+                self._held_until[bucket] = max(self._held_until.get(bucket, until), until)
         status = response.status_code
         metrics.PROVIDER_CALLS.labels(self.provider, str(status)).inc()
         if status == 429:
             metrics.PROVIDER_429.labels(self.provider).inc()
-        error = self._error_for(response)
         level = log.info if error is None else log.warning
         level("provider.http", **where, status=status, ms=self._ms(started), **({"kind": error.kind} if error else {}))
         return _Attempt(
