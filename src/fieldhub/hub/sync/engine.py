@@ -78,7 +78,8 @@ MODELS: dict[str, Any] = {
 CHUNK = 100
 # Batches left on their way while the engine settles a reply and prepares the next chunk. Two keep the
 # provider busy while the engine works (a QBO batch of 30 takes about as long there as its outcomes take
-# here); more would only put more requests at stake when a reply says "wait" (they were sent already).
+# here); four and eight measured no faster (docs/performance.md, backfill), and would put more requests
+# at stake when a reply says "wait" (they were sent already).
 BATCHES_IN_FLIGHT = 2
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 3600.0
