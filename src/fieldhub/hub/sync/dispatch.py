@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from fieldhub.db import utcnow
-from fieldhub.hub import registry
+from fieldhub.hub import processes, registry
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync.engine import LeaseHeld, sync_connection
@@ -38,7 +36,7 @@ from fieldhub.hub.sync.models import LedgerRow, LedgerState, PeriodicLease, Sync
 from fieldhub.log import get_logger
 
 log = get_logger("fieldhub.sync.dispatch")
-HOLDER = f"{socket.gethostname()[:100]}:{os.getpid()}"
+HOLDER = processes.PROCESS
 WAKE_KEY = "fieldhub.sync.wake"
 SWEEP_SECONDS = 5.0
 BUSY_RETRY_SECONDS = 0.25  # a wake-up that found the connection busy tries again this soon

@@ -852,9 +852,7 @@ async def poll(
     `due_before`: poll only if the cursor was last polled before this moment (re-checked under the
     lease, so two workers that both saw it due poll it once).
     """
-    from fieldhub.hub.sync.dispatch import HOLDER
-
-    holder = holder or f"{HOLDER}:cdc:{uuid.uuid4().hex[:8]}"
+    holder = holder or f"{PROCESS}:cdc:{uuid.uuid4().hex[:8]}"
     async with env.sessionmaker() as session:
         if not await acquire_lease(session, connection_id, holder):
             return None
