@@ -385,6 +385,7 @@ class Engine:
         self.tally = _Tally()
         self.state = Progress()
         self.provider = ""
+        self._latency: Any = None  # the provider's commit-to-provider histogram series, once run() knows it
         self.requeued = False
         self.run_id = 0
         self.leased_at = 0.0  # time.monotonic() when the lease was last taken or renewed
@@ -403,6 +404,8 @@ class Engine:
                 connection = await session.get(Connection, self.connection_id)
                 assert connection is not None, f"no connection {self.connection_id}"
                 self.provider = connection.provider
+                # The provider's latency series, looked up once: labels() per record cost 1.8 µs (timeit).
+                self._latency = metrics.SYNC_LATENCY.labels(self.provider)
                 await close_interrupted_runs(session, self.connection_id)
                 run = SyncRun(
                     tenant_id=connection.tenant_id,
@@ -867,7 +870,7 @@ class Engine:
                 }
             )
             self.tally.count(outcome.action)
-            metrics.SYNC_LATENCY.labels(self.provider).observe(max((now - due).total_seconds(), 0.0))
+            self._latency.observe(max((now - due).total_seconds(), 0.0))
         elif isinstance(outcome, RetryLater):
             row["attempts"] += 1
             row["next_attempt_at"] = now + timedelta(seconds=backoff(row["attempts"], outcome.retry_after, self.rng))
