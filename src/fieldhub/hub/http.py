@@ -233,10 +233,9 @@ class ProviderClient:
         failures = 0
         attempt = 0
         refreshed = False
-        slept_until = 0.0  # a Retry-After this request has already slept out
         while True:
             attempt += 1
-            waited = await self._wait_out_hold(bucket, slept_until)
+            waited = await self._wait_out_hold(bucket)
             outcome = await self._attempt(
                 method, path, bucket, attempt, json, data, content, params, headers, idempotency_key, batch, waited
             )
@@ -255,8 +254,6 @@ class ProviderClient:
                 return response
             error = outcome.error
             failures += 1
-            if isinstance(error, RetryLater) and error.retry_after:
-                slept_until = self._clock() + error.retry_after  # the hold _attempt set, give or take a µs
             retry = (
                 isinstance(error, RetryLater)
                 and outcome.inline
@@ -281,7 +278,8 @@ class ProviderClient:
                 kind=error.kind,
                 status=error.status,
             )
-            await self._sleep(delay)
+            if not error.retry_after:  # a Retry-After is the bucket's hold (_attempt), waited out at the loop's top
+                await self._sleep(delay)
 
     async def _attempt(
         self,
@@ -358,11 +356,10 @@ class ProviderClient:
             inline=status == 429 or status in self.config.retry_statuses,
         )
 
-    async def _wait_out_hold(self, bucket: str, slept_until: float) -> float:
-        """Wait until a Retry-After another request of this client got for `bucket` has run out (or, if longer
-        than a worker should sleep, RetryLater for the engine to come back then); the hold's end, 0 if none.
-        Waits once, and not for a hold this request has slept out itself: a hold set meanwhile is caught by
-        the check after the slot."""
+    async def _wait_out_hold(self, bucket: str) -> float:
+        """Wait until a Retry-After this client got for `bucket` (for this request or another) has run out, or,
+        if longer than a worker should sleep, RetryLater for the engine to come back then; the hold's end, 0 if
+        none. Waits once: a hold set meanwhile is caught by the check after the slot."""
         until = self._held_until.get(bucket)
         if until is None:
             return 0.0
@@ -370,8 +367,6 @@ class ProviderClient:
         if wait <= 0:
             self._held_until.pop(bucket, None)
             return 0.0
-        if until <= slept_until:
-            return until
         if wait > self.retry.max_inline_wait:
             raise RetryLater(f"{self.provider} asked fieldhub to slow down", retry_after=wait, status=429)
         await self._sleep(wait)

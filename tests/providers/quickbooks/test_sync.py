@@ -125,9 +125,10 @@ async def test_backfill_under_faults_ends_with_everything_exactly_once(session, 
     faults = Counter(r.fault for r in emu.requests if r.fault)
     assert faults["status"] and faults["rate_limit"] and faults["timeout"], faults
     assert_one_each(qbo, made)
-    # Retry-After obeyed: the client waited the 1 s each 429 asked for before sending again.
+    # Retry-After obeyed: the client waited the 1 s each 429 asked for before sending again (counted from when
+    # the reply came, so a hair less by the time the wait starts).
     throttled = faults["rate_limit"]
-    assert sum(1 for s in qbo.sleeps if s == 1.0) >= throttled * 0.5
+    assert sum(1 for s in qbo.sleeps if 0.95 < s <= 1.0) >= throttled * 0.5
 
 
 async def test_every_request_validates_against_the_qbo_xsd(session, biz: Business, synced: QBOSetup):
