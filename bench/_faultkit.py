@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -333,6 +333,33 @@ def realm_of(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One request as the client saw it, on the emulator's clock: when it left, and when its reply was back."""
+
+    realm: str
+    sent: float
+    received: float
+    status: int
+    retry_after: str
+
+
+def _sent_inside_a_wait(exchanges: list[Exchange], scale: float) -> list[tuple[int, int]]:
+    """(n, m) pairs: exchange m went to the realm of exchange n, a 429, after n's reply and before its
+    Retry-After (real seconds, from the reply; times on a clock scaled by `scale`) had run out."""
+    found = []
+    for n, throttled in enumerate(exchanges):
+        if throttled.status != 429 or not throttled.retry_after:
+            continue
+        closes = throttled.received + float(throttled.retry_after) * scale
+        found += [
+            (n, m)
+            for m, entry in enumerate(exchanges)
+            if m != n and entry.realm == throttled.realm and throttled.received <= entry.sent < closes
+        ]
+    return found
+
+
 def retry_after_violations(requests: list[LoggedRequest], scale: float = 1.0) -> list[tuple[int, int]]:
     """Requests to a realm that started before a 429's Retry-After (sent to that realm) had run out.
 
@@ -344,21 +371,9 @@ def retry_after_violations(requests: list[LoggedRequest], scale: float = 1.0) ->
     sent before the 429 reached it, which crossed the reply on its way (sent, then found the provider
     had just answered 429). What the client did once it knew is `ExchangeLog.violations`.
     """
-    found: list[tuple[int, int]] = []
-    ordered = sorted((r for r in requests if realm_of(r.path)), key=lambda r: r.started)
-    windows: list[tuple[str, float, float, int]] = [
-        (realm_of(r.path) or "", r.finished, r.finished + float(r.retry_after) * scale, r.seq)
-        for r in ordered
-        if r.status == 429 and r.retry_after
-    ]
-    for realm, opened, closes, seq in windows:
-        for entry in ordered:
-            if entry.seq != seq and realm_of(entry.path) == realm and opened <= entry.started < closes:
-                found.append((seq, entry.seq))
-    return found
-
-
-# ----------------------------------------------------------------------------- kill -9 and restart
+    logged = [r for r in requests if realm_of(r.path)]
+    seen = [Exchange(realm_of(r.path) or "", r.started, r.finished, r.status, r.retry_after) for r in logged]
+    return [(logged[n].seq, logged[m].seq) for n, m in _sent_inside_a_wait(seen, scale)]
 
 
 @dataclass
@@ -487,34 +502,34 @@ def add_companies(emulator: QuickBooksEmulator, count: int) -> list[str]:
     return realms
 
 
-def max_in_flight(requests: list[LoggedRequest]) -> dict[str, int]:
-    """From the log: the most requests each realm had open at one moment (start and answer times)."""
-    edges: dict[str, list[tuple[float, int]]] = {}
+def user_agent(entry: LoggedRequest) -> str:
+    """Who sent a logged request: fieldhub names itself and its process in the User-Agent."""
+    return next((v for k, v in entry.headers.items() if k.lower() == "user-agent"), "")
+
+
+def max_in_flight(requests: list[LoggedRequest], by: Callable[[LoggedRequest], object] | None = None) -> dict[str, int]:
+    """From the log: the most requests each realm had open at one moment (start and answer times). With
+    `by`, the most senders with a request open (`by=user_agent`: processes): one process may have several
+    batches out (the engine's BATCHES_IN_FLIGHT); two processes syncing one connection at once show as 2."""
+    edges: dict[str, list[tuple[float, int, object]]] = {}
     for entry in requests:
         realm = realm_of(entry.path)
         if realm is None or not entry.finished:
             continue
-        # An answer at the very moment another starts is not an overlap: ends sort before starts.
-        edges.setdefault(realm, []).extend([(entry.started, 1), (entry.finished, -1)])
+        sender = entry.seq if by is None else by(entry)
+        edges.setdefault(realm, []).extend([(entry.started, 1, sender), (entry.finished, -1, sender)])
     peaks = {}
     for realm, marks in edges.items():
-        open_now = peak = 0
-        for _, step in sorted(marks, key=lambda m: (m[0], m[1])):
-            open_now += step
-            peak = max(peak, open_now)
+        open_by: Counter[object] = Counter()
+        senders = peak = 0
+        # An answer at the very moment another starts is not an overlap: ends sort before starts.
+        for _, step, sender in sorted(marks, key=lambda m: (m[0], m[1])):
+            was_open = open_by[sender] > 0
+            open_by[sender] += step
+            senders += (open_by[sender] > 0) - was_open
+            peak = max(peak, senders)
         peaks[realm] = peak
     return peaks
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One request as the client saw it, on the emulator's clock: when it left, and when its reply was back."""
-
-    realm: str
-    sent: float
-    received: float
-    status: int
-    retry_after: str
 
 
 class ExchangeLog(httpx.AsyncBaseTransport):
@@ -546,39 +561,7 @@ class ExchangeLog(httpx.AsyncBaseTransport):
     def violations(self, scale: float = 1.0) -> list[tuple[int, int]]:
         """Requests the client sent to a realm after a 429's reply was in its hands and before that reply's
         Retry-After (real seconds, from then) had run out: (index of the 429, index of the early one)."""
-        found = []
-        for n, throttled in enumerate(self.exchanges):
-            if throttled.status != 429 or not throttled.retry_after:
-                continue
-            closes = throttled.received + float(throttled.retry_after) * scale
-            found += [
-                (n, m)
-                for m, entry in enumerate(self.exchanges)
-                if entry.realm == throttled.realm and throttled.received <= entry.sent < closes
-            ]
-        return found
-
-
-def senders_at_once(requests: list[LoggedRequest]) -> dict[str, int]:
-    """From the log: the most senders (processes, told apart by their User-Agent) each realm had a request
-    open from at one moment. One process may have several batches out (the engine's BATCHES_IN_FLIGHT);
-    two processes syncing one connection at once would show as 2."""
-    edges: dict[str, list[tuple[float, int, str]]] = {}
-    for entry in requests:
-        realm = realm_of(entry.path)
-        if realm is None or not entry.finished:
-            continue
-        sender = next((v for k, v in entry.headers.items() if k.lower() == "user-agent"), "")
-        edges.setdefault(realm, []).extend([(entry.started, 1, sender), (entry.finished, -1, sender)])
-    peaks = {}
-    for realm, marks in edges.items():
-        open_by: dict[str, int] = {}
-        peak = 0
-        for _, step, sender in sorted(marks, key=lambda m: (m[0], m[1])):  # ends before starts, as above
-            open_by[sender] = open_by.get(sender, 0) + step
-            peak = max(peak, sum(1 for n in open_by.values() if n > 0))
-        peaks[realm] = peak
-    return peaks
+        return _sent_inside_a_wait(self.exchanges, scale)
 
 
 # ----------------------------------------------------------------------------- injected faults

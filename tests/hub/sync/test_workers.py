@@ -77,9 +77,9 @@ async def test_two_worker_processes_never_sync_one_connection_at_once(app, db_ur
 
     # Per realm, requests from one process at a time: a worker has up to BATCHES_IN_FLIGHT of its own out.
     requests = list(emulator.requests)
-    agents = {r.headers.get("user-agent", "") for r in requests if kit.realm_of(r.path)}
+    agents = {kit.user_agent(r) for r in requests if kit.realm_of(r.path)}
     assert len({a for a in agents if a.startswith("fieldhub/")}) == 2, agents  # both workers sent some
-    senders = kit.senders_at_once(requests)
+    senders = kit.max_in_flight(requests, by=kit.user_agent)
     assert {realm: senders.get(realm) for realm in realms} == dict.fromkeys(realms, 1), senders
     peaks = kit.max_in_flight(requests)
     assert all(1 <= peaks[realm] <= BATCHES_IN_FLIGHT for realm in realms), peaks
@@ -105,10 +105,10 @@ def test_the_log_check_tells_two_senders_on_one_realm_from_two_batches_of_one() 
         LoggedRequest(3, "POST", batch, "", two, "", status=200, started=2.5, finished=3.0),  # after: touching
         LoggedRequest(4, "POST", "/v3/company/456/batch", "", two, "", status=200, started=1.0, finished=3.0),
     ]
-    assert kit.senders_at_once(log) == {"123": 1, "456": 1}
+    assert kit.max_in_flight(log, by=kit.user_agent) == {"123": 1, "456": 1}
     assert kit.max_in_flight(log) == {"123": 2, "456": 1}
     log.append(LoggedRequest(5, "POST", batch, "", two, "", status=200, started=2.4, finished=2.6))
-    assert kit.senders_at_once(log)["123"] == 2
+    assert kit.max_in_flight(log, by=kit.user_agent)["123"] == 2
 
 
 async def _started(logs, workers, within: float = 60.0) -> None:
