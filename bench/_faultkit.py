@@ -41,6 +41,7 @@ from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.emulator import EmulatorConfig
 from fieldhub.hub.emulator.core import LoggedRequest
+from fieldhub.hub.sync.clients import InProcessTransport
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun
 from fieldhub.providers.quickbooks.emulator import US_REALM, QuickBooksEmulator, create_emulator
 from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING
@@ -542,6 +543,12 @@ class ExchangeLog(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, clock: Any) -> None:
         self.inner, self.clock = inner, clock
         self.exchanges: list[Exchange] = []
+
+    @classmethod
+    def around_quickbooks(cls, env: Any, emulator: Any) -> ExchangeLog:
+        """Around the in-process QuickBooks emulator, wrapped as client_for wraps it, on the emulator's clock;
+        pass it as the run's `transport` client option."""
+        return cls(InProcessTransport(env.endpoints.transport("quickbooks")), emulator.clock.now)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         sent = self.clock()

@@ -31,7 +31,6 @@ from fieldhub import runtime  # noqa: E402
 from fieldhub.db import make_engine  # noqa: E402
 from fieldhub.hub.oauth.env import env_for  # noqa: E402
 from fieldhub.hub.ratelimit import RateLimiter  # noqa: E402
-from fieldhub.hub.sync.clients import InProcessTransport  # noqa: E402
 from fieldhub.main import create_app  # noqa: E402
 from fieldhub.models import metadata  # noqa: E402
 from fieldhub.settings import Settings  # noqa: E402
@@ -72,7 +71,7 @@ async def _run(url: str, args: dict[str, Any]) -> dict[str, Any]:
         env = env_for(app)
         # What the client knew when: a request the engine had out already when a 429 came back is not one
         # that ignored it (see kit.ExchangeLog).
-        exchanges = kit.ExchangeLog(InProcessTransport(env.endpoints.transport("quickbooks")), emulator.clock.now)
+        exchanges = kit.ExchangeLog.around_quickbooks(env, emulator)
         options = {
             "timeout": timeout,
             "limiter": RateLimiter(env.sessionmaker, time_scale=scale),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from bench import _faultkit as kit
 from fieldhub.hub.emulator.core import FaultRule
-from fieldhub.hub.sync.clients import InProcessTransport
 from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup
 
@@ -28,7 +27,7 @@ async def test_faults_end_exactly_once_and_retry_after_is_obeyed(session, biz: B
         FaultRule(kind="rate_limit", path="/batch$", body='"Invoice"', count=1, retry_after=1.0),
         FaultRule(kind="rate_limit", path="/batch$", body='"Payment"', count=2, retry_after=1.0),
     ]
-    exchanges = kit.ExchangeLog(InProcessTransport(qbo.env.endpoints.transport("quickbooks")), emulator.clock.now)
+    exchanges = kit.ExchangeLog.around_quickbooks(qbo.env, emulator)
     await kit.drain(qbo.env, qbo.connection_id, client_options={"timeout": 0.5, "transport": exchanges})
 
     sent = [r for r in emulator.requests if r.seq > first]
