@@ -97,6 +97,19 @@ async def test_a_request_counts_until_a_window_after_it_ends(sessionmaker) -> No
     await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
 
 
+async def test_a_bucket_over_its_limit_waits_for_the_lease_that_brings_it_under(sessionmaker) -> None:
+    """Three requests ended 10, 20 and 30 s ago and the limit is now one a minute (provider.toml changed):
+    a fourth may go once all three have left the window, a window after the last ended."""
+    now = [1_000.0]
+    limiter = RateLimiter(sessionmaker, time_scale=1, max_wait=0, clock=lambda: now[0])
+    for _ in range(3):
+        await limiter.release(await limiter.acquire("acme", "r", per_minute=3, concurrency=None))
+        now[0] += 10.0
+    with pytest.raises(RetryLater) as full:
+        await limiter.acquire("acme", "r", per_minute=1, concurrency=None)
+    assert full.value.retry_after == pytest.approx(limiter.window - 10.0)  # the 3rd ended at 1,020; now 1,030
+
+
 async def test_a_dead_local_processs_slots_are_given_back_when_the_bucket_is_full(sessionmaker, monkeypatch) -> None:
     """kill -9 mid-request leaves its slots held until they expire (120 s); a process of this machine
     that is gone gives them back as soon as a live one finds the bucket full. One elsewhere can't be judged."""

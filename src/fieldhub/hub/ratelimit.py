@@ -97,6 +97,14 @@ _ENDED = func.coalesce(RateLease.released_at, RateLease.expires_at)
 # Leases that ended a window ago or more are history (a held lease's expiry is in the future).
 _PRUNE = delete(RateLease).where(*_MINE, bindparam("v_since") >= _ENDED)
 _COUNTED = select(func.count()).where(*_MINE, bindparam("v_since") < _ENDED)
+# A full bucket's pivot: the lease whose end puts it at the limit (the v_offset-th to end, oldest first).
+_PIVOT = (
+    select(_ENDED, RateLease.released_at)
+    .where(*_MINE, bindparam("v_since") < _ENDED)
+    .order_by(_ENDED)
+    .offset(bindparam("v_offset"))
+    .limit(1)
+)
 _ACTIVE = select(func.count(), func.min(RateLease.expires_at)).where(*_MINE, *_HOLDING)
 _HELD_BY = select(RateLease.id, RateLease.holder).where(*_MINE, *_HOLDING)
 _RELEASE = (
@@ -323,16 +331,7 @@ class RateLimiter:
             counted = await conn.scalar(_COUNTED, where)
             if counted and counted >= limit.per_minute:
                 # The slot frees a window after the lease whose end puts us at the limit ends.
-                pivot = (
-                    await conn.execute(
-                        select(_ENDED, RateLease.released_at)
-                        .where(*_MINE, bindparam("v_since") < _ENDED)
-                        .order_by(_ENDED)
-                        .offset(counted - limit.per_minute)
-                        .limit(1),
-                        where,
-                    )
-                ).first()
+                pivot = (await conn.execute(_PIVOT, {**where, "v_offset": counted - limit.per_minute})).first()
                 # A lease still held ends no sooner than now, so its slot frees no sooner than a window from now.
                 ended = now if pivot is None or pivot.released_at is None else pivot[0]
                 return _NoRoom(ended + self.window, "rate", limit.bucket)
