@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from fieldhub import exactjson
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer, RateRule
-from fieldhub.providers.quickbooks.emulator import query
+from fieldhub.providers.quickbooks.emulator import fields, query
 from fieldhub.providers.quickbooks.emulator.control import add_control_routes
 from fieldhub.providers.quickbooks.emulator.errors import (
     QBOFault,
@@ -225,6 +225,7 @@ class QuickBooksEmulator(Emulator):
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise QBOFault("2010", "Request has invalid or unsupported property", f"{entity} must be an object")
+        body = fields.normalise(entity, body)
         if operation == "delete":
             return company.delete(entity, body, bookkeeper=bookkeeper)
         if operation == "void":

@@ -1,7 +1,14 @@
-"""The QuickBooks query language, the subset integrations use: SELECT */COUNT(*) ... WHERE ... ORDERBY ... paging."""
+"""The QuickBooks query language as integrations use it: SELECT */fields/COUNT(*) ... WHERE ... ORDERBY ... paging.
+
+Every property a statement names (selected, filtered on, ordered by) must be one of the entity's in
+Intuit's schema, else QBO answers 400 code 4001 "QueryValidationError: property 'X' is not queryable".
+A field list (`SELECT DisplayName, Id FROM Customer`) answers those fields only, marked `sparse`;
+`SELECT *, Sku FROM Item` (python-quickbooks' Item.all()) answers every field.
+"""
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from dataclasses import dataclass, field
@@ -9,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fieldhub.providers.quickbooks.emulator.errors import QBOFault, invalid_query, parse_time, qbo_time
+from fieldhub.providers.quickbooks.emulator.fields import property_path
 from fieldhub.providers.quickbooks.emulator.store import ENTITIES, LISTS, Company
 
 MAX_RESULTS = 1000
@@ -30,6 +38,7 @@ class Condition:
 class Query:
     entity: str
     count: bool = False
+    fields: list[str] | None = None  # a projection; None answers every field
     where: list[Condition] = field(default_factory=list)
     order: list[tuple[str, bool]] = field(default_factory=list)  # (field, descending)
     start: int = 1
@@ -95,17 +104,29 @@ class _Parser:
             raise invalid_query(f'{word} needs a whole number, found "{value}".')
         return int(value)
 
-    def parse(self) -> Query:
-        self.expect("SELECT")
-        count = False
-        if self.peek() == ("punct", "*"):
-            self.next()
-        elif self.keyword("COUNT"):
+    def selection(self) -> tuple[bool, bool, list[str]]:
+        """What follows SELECT: (COUNT(*)?, `*` among them?, the fields named)."""
+        if self.keyword("COUNT"):
             if [self.next()[1] for _ in range(3)] != ["(", "*", ")"]:
                 raise invalid_query("Only COUNT(*) is supported.")
-            count = True
-        else:
-            raise invalid_query("Only SELECT * and SELECT COUNT(*) are supported by this API.")
+            return True, False, []
+        star = False
+        named: list[str] = []
+        while True:
+            kind, value = self.next()
+            if (kind, value) == ("punct", "*") and not star:
+                star = True
+            elif kind == "word" and value.upper() != "FROM":
+                named.append(value)
+            else:
+                raise invalid_query(f'Encountered "{value}" in the select list.')
+            if self.peek() != ("punct", ","):
+                return False, star, named
+            self.next()
+
+    def parse(self) -> Query:
+        self.expect("SELECT")
+        count, star, named = self.selection()
         self.expect("FROM")
         kind, name = self.next()
         entity = ENTITIES.get(name.lower()) if kind == "word" else None
@@ -114,6 +135,9 @@ class _Parser:
                 "4000", "Error parsing query", f"QueryParserError: Invalid entity name {name!r} in the query."
             )
         query = Query(entity, count=count)
+        selected = [_property(entity, field_name) for field_name in named]
+        if selected and not star:
+            query.fields = selected
         if self.keyword("WHERE"):
             query.where.append(self.condition())
             while self.keyword("AND"):
@@ -128,7 +152,7 @@ class _Parser:
                 descending = self.keyword("DESC")
                 if not descending:
                     self.keyword("ASC")
-                query.order.append((name, descending))
+                query.order.append((_property(query.entity, name), descending))
                 if self.peek() != ("punct", ","):
                     break
                 self.next()
@@ -138,6 +162,8 @@ class _Parser:
             query.max_results = self.integer("MAXRESULTS")
         if self.peek()[0] != "end":
             raise invalid_query(f'Unexpected "{self.peek()[1]}".')
+        for condition in query.where:
+            condition.field = _property(query.entity, condition.field)
         if query.start < 1:
             raise QBOFault("4001", "Invalid query", "QueryValidationError: STARTPOSITION must be 1 or more.")
         if query.max_results < 0 or query.max_results > MAX_RESULTS:
@@ -170,6 +196,13 @@ class _Parser:
         if self.keyword("LIKE"):
             return Condition(name, "LIKE", [self.literal()])
         raise invalid_query(f'Unsupported operator "{op}" after {name}.')
+
+
+def _property(entity: str, name: str) -> str:
+    known = property_path(entity, name)
+    if known is None:
+        raise QBOFault("4001", "Invalid query", f"QueryValidationError: property '{name}' is not queryable")
+    return known
 
 
 def parse(text: str) -> Query:
@@ -277,7 +310,24 @@ def run(company: Company, text: str) -> dict[str, Any]:
     page = rows[query.start - 1 : query.start - 1 + query.max_results]
     if not page:
         return {}
+    if query.fields is not None:
+        page = [_project(row, query.fields) for row in page]
     return {query.entity: page, "startPosition": query.start, "maxResults": len(page)}
+
+
+def _project(row: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """The row cut to the selected properties (a dotted one keeps its parents): a partial, "sparse" object."""
+    out: dict[str, Any] = {"domain": row.get("domain", "QBO"), "sparse": True}
+    for path in paths:
+        *parents, last = path.split(".")
+        source: Any = row
+        target = out
+        for part in parents:
+            source = source.get(part) if isinstance(source, dict) else None
+            target = target.setdefault(part, {})
+        if isinstance(source, dict) and last in source:
+            target[last] = copy.deepcopy(source[last])
+    return out
 
 
 CDC_LOOKBACK = 30 * 86400

@@ -30,6 +30,16 @@ class CompanySeed:
     address: dict[str, str]
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     default_tax_code: str = ""  # US: the automated sales tax jurisdiction used when none is given
+    time_zone: str = "America/Chicago"  # CompanyInfo.DefaultTimeZone: the zone that dates transactions
+    default_term: str = "3"  # Net 30 (TERMS below): new QBO companies' default for invoices
+
+
+# QBO's standard terms (a new company's Term list): id, name, days until due.
+TERMS = (("1", "Due on receipt", 0), ("2", "Net 15", 15), ("3", "Net 30", 30), ("4", "Net 60", 60))
+
+
+def _terms() -> list[dict]:
+    return [{"Id": i, "Name": name, "Active": True, "Type": "STANDARD", "DueDays": days} for i, name, days in TERMS]
 
 
 def _account(id_: str, name: str, type_: str, subtype: str, classification: str, active: bool = True) -> dict:
@@ -150,6 +160,7 @@ def us_company() -> CompanySeed:
             ],
             "TaxCode": [_code("2", "Austin", ["1", "2", "3"])],
             "TaxAgency": [{"Id": "1", "DisplayName": "Texas Comptroller", "TaxTrackedOnSales": True}],
+            "Term": _terms(),
         },
     )
 
@@ -162,6 +173,7 @@ def ca_company() -> CompanySeed:
         email="office@northernlights-heating.example",
         currency="CAD",
         address={"Line1": "45 King St W", "City": "Toronto", "CountrySubDivisionCode": "ON", "PostalCode": "M5H 1J8"},
+        time_zone="America/Toronto",
         objects={
             "Account": _accounts("GST/HST Payable", "Stripe Fees"),
             "Item": [
@@ -194,6 +206,7 @@ def ca_company() -> CompanySeed:
                 {"Id": "1", "DisplayName": "Canada Revenue Agency", "TaxTrackedOnSales": True},
                 {"Id": "2", "DisplayName": "Ministry of Finance (BC)", "TaxTrackedOnSales": True},
             ],
+            "Term": _terms(),
         },
     )
 

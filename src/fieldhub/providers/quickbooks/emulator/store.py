@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fieldhub.providers.quickbooks.emulator.errors import (
     QBOFault,
@@ -39,12 +40,13 @@ ENTITIES = {
         "TaxRate",
         "TaxAgency",
         "CompanyInfo",
+        "Term",
     )
 }
 NAMES = ("Customer", "Vendor", "Employee")  # share one DisplayName namespace
 LISTS = (*NAMES, "Item", "Account")  # inactivated, never deleted
 DELETABLE = ("Invoice", "Payment", "Deposit", "RefundReceipt")
-READ_ONLY_ENTITIES = ("TaxCode", "TaxRate", "TaxAgency", "CompanyInfo")
+READ_ONLY_ENTITIES = ("TaxCode", "TaxRate", "TaxAgency", "CompanyInfo", "Term")
 COMMON_READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse", "status", "time"}
 READ_ONLY = {
     "Customer": {"Balance", "BalanceWithJobs", "FullyQualifiedName"},
@@ -172,7 +174,8 @@ class Company:
         return self.seed.country in ("US", "USA")
 
     def today(self) -> str:
-        return qbo_date(self.now())
+        """The date in the company's own time zone (CompanyInfo.DefaultTimeZone), which dates its transactions."""
+        return datetime.fromtimestamp(self.now(), ZoneInfo(self.seed.time_zone)).date().isoformat()
 
     def _company_info(self, created: float) -> dict[str, Any]:
         s = self.seed
@@ -194,7 +197,7 @@ class Company:
             "FiscalYearStartMonth": "January",
             "Country": s.country,
             "SupportedLanguages": "en",
-            "DefaultTimeZone": "America/Chicago" if self.is_us else "America/Toronto",
+            "DefaultTimeZone": s.time_zone,
             "NameValue": [
                 {"Name": "NeoEnabled", "Value": "true"},
                 {"Name": "IsQbdtMigrated", "Value": "false"},
@@ -421,6 +424,8 @@ class Company:
             obj.setdefault("Taxable", self.is_us)
             if "DefaultTaxCodeRef" in obj:
                 self._ref(obj, "DefaultTaxCodeRef", "TaxCode")
+            if "SalesTermRef" in obj:
+                self._ref(obj, "SalesTermRef", "Term")
 
     def _prepare_item(self, obj: dict[str, Any]) -> None:
         name = str(obj.get("Name", "")).strip()
@@ -502,8 +507,10 @@ class Company:
         customer = self._ref(obj, "CustomerRef", "Customer")
         assert customer is not None
         obj.setdefault("TxnDate", self.today())
+        term = self._terms(obj, customer)
         if "DueDate" not in obj:
-            obj["DueDate"] = (date.fromisoformat(obj["TxnDate"]) + timedelta(days=30)).isoformat()
+            days = int(term.get("DueDays", 0))
+            obj["DueDate"] = (date.fromisoformat(obj["TxnDate"][:10]) + timedelta(days=days)).isoformat()
         self._doc_number(obj, "Invoice")
         if "BillAddr" not in obj and customer.get("BillAddr"):
             obj["BillAddr"] = copy.deepcopy(customer["BillAddr"])
@@ -520,6 +527,16 @@ class Company:
         obj.setdefault("EmailStatus", "NotSet")
         obj.setdefault("PrintStatus", "NotSet")
         obj.setdefault("CurrencyRef", self._currency())
+
+    def _terms(self, obj: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
+        """The invoice's terms: its own SalesTermRef, else the customer's, else the company's default
+        (Net 30, QBO's preference for new companies); the invoice records which it got."""
+        term = self._ref(obj, "SalesTermRef", "Term", need=False)
+        if term is None:
+            wanted = _ref_value(customer.get("SalesTermRef")) or self.seed.default_term
+            term = self.get("Term", wanted) or self.objects["Term"][self.seed.default_term]
+            obj["SalesTermRef"] = {"value": term["Id"], "name": term["Name"]}
+        return term
 
     def _prepare_refund(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         customer = self._ref(obj, "CustomerRef", "Customer", need=False)
@@ -619,7 +636,9 @@ class Company:
             amount = money(line["Amount"], "Line.Amount")
             qty = money(detail["Qty"], "Qty") if "Qty" in detail else None
             price = money(detail["UnitPrice"], "UnitPrice") if "UnitPrice" in detail else None
-            if qty is not None and price is not None and cents(qty * price) != cents(amount):
+            # A zero Qty is no quantity: python-quickbooks sends Qty 0 and UnitPrice 0 with every line it
+            # builds (its README's invoice does), and QBO takes the Amount.
+            if qty and price is not None and cents(qty * price) != cents(amount):
                 raise QBOFault(
                     "6070",
                     "Amount calculation incorrect",
