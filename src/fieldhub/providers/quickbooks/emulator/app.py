@@ -33,6 +33,8 @@ API_PREFIX = "/v3/company/"
 SCOPES = ["com.intuit.quickbooks.accounting", "openid", "profile", "email"]
 REFRESH_LIFETIME = 8726400  # x_refresh_token_expires_in in Intuit's token responses
 BATCH_MAX = 30
+# Where Intuit's OAuth clients (intuitlib's AuthClient, the SDKs) read the endpoints (facts §1.1).
+DISCOVERY_PATHS = ("openid_sandbox_configuration", "openid_configuration", "openid-sandbox-configuration")
 
 
 class IntuitOAuth(OAuthServer):
@@ -91,6 +93,10 @@ class QuickBooksEmulator(Emulator):
             RateRule("realm-batch-minute", limit=40, window=60, applies=_batch_realm_of),
         ]
         self.app.add_api_route("/v1/openid_connect/userinfo", self.userinfo, methods=["GET"])
+        for name in DISCOVERY_PATHS:
+            for path in (f"/.well-known/{name}", f"/.well-known/{name}/"):
+                self.app.add_api_route(path, self.discovery, methods=["GET"])
+        self.app.add_api_route("/op/v1/jwks", self.jwks, methods=["GET"])
         self.app.add_api_route(API_PREFIX + "{realm_id}/{rest:path}", self.api, methods=["GET", "POST"])
         add_control_routes(self)
 
@@ -150,6 +156,31 @@ class QuickBooksEmulator(Emulator):
         )
 
     # --- OpenID ---------------------------------------------------------------------------------
+    async def discovery(self, request: Request) -> Response:
+        """Intuit's OpenID discovery document (specs/qbo/discovery.json), naming this emulator's endpoints, so
+        an SDK pointed at it (intuitlib takes a discovery URL as its environment) finds them all here."""
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "issuer": f"{base}/op/v1",
+                "authorization_endpoint": f"{base}/connect/oauth2",
+                "token_endpoint": f"{base}/oauth2/v1/tokens/bearer",
+                "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo",
+                "revocation_endpoint": f"{base}/v2/oauth2/tokens/revoke",
+                "jwks_uri": f"{base}/op/v1/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "scopes_supported": ["openid", "email", "profile", "address", "phone"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                "claims_supported": ["aud", "exp", "iat", "iss", "realmid", "sub"],
+            }
+        )
+
+    async def jwks(self) -> Response:
+        # No id_token is issued (README: not emulated), so there is no key to publish.
+        return JSONResponse({"keys": []})
+
     async def userinfo(self, request: Request) -> Response:
         account = self.oauth.authenticate(request)
         if account is None:
