@@ -16,6 +16,7 @@ import asyncio
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,10 +31,42 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.core.accounts import service as accounts
 from fieldhub.core.accounts.models import Role, Tenant, User
 from fieldhub.db import libpq_url, make_engine, make_sessionmaker
+from fieldhub.hub.emulator import speccheck
 from fieldhub.hub.sync import queue
 from fieldhub.main import create_app
 from fieldhub.models import metadata
 from fieldhub.settings import Settings
+
+# --- the spec check: every emulator reply the run produces, validated at the end (speccheck.py) ----------
+_REPLIES = pytest.StashKey[tuple[Path, bool]]()
+_REPORT = pytest.StashKey[speccheck.Report]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Emulators record their JSON replies into a folder for the run; hub subprocesses inherit the variable."""
+    inherited = os.environ.get(speccheck.ENV)
+    folder = Path(inherited) if inherited else Path(tempfile.mkdtemp(prefix="fieldhub-replies-"))
+    os.environ[speccheck.ENV] = str(folder)
+    config.stash[_REPLIES] = (folder, not inherited)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    folder, owned = session.config.stash.get(_REPLIES, (None, False))
+    if folder is None or not owned:
+        return
+    report = speccheck.check(folder)
+    session.config.stash[_REPORT] = report
+    shutil.rmtree(folder, ignore_errors=True)
+    os.environ.pop(speccheck.ENV, None)
+    if not report.ok and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    report = terminalreporter.config.stash.get(_REPORT, None)
+    for line in report.lines() if report else []:
+        terminalreporter.write_line(line, red=line.startswith("  INVALID"), bold=not line.startswith(" "))
+
 
 PG_URL = os.environ.get("FIELDHUB_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PASSWORD = "correct-horse-battery"

@@ -10,13 +10,14 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from fieldhub.hub import registry
+from fieldhub.hub.emulator import speccheck
 
 CONTROL_PREFIX = "/_emulator"
 # Credentials and every provider's webhook signature header (from the providers' tomls, not a list here).
@@ -150,6 +151,8 @@ class Emulator:
 
     key = "emulator"
     log_limit = 20_000
+    # How the suite's spec check names this provider ("QBO"); empty when it publishes no spec to check against.
+    spec_label: ClassVar[str] = ""
 
     def __init__(self, *, clock: Clock | None = None, seed: int | None = None) -> None:
         self.clock = clock or Clock()
@@ -177,6 +180,13 @@ class Emulator:
     def state(self) -> dict[str, Any]:
         """What the emulator holds, for tests and the demo's inspection page."""
         return {}
+
+    @classmethod
+    def spec_problems(cls, method: str, path: str, status: int, body: str) -> list[str] | None:
+        """What the provider's published spec finds wrong with one JSON reply ([] if nothing), or None when the
+        spec does not describe it (an OAuth endpoint, a hosted page). Raises speccheck.SpecMissing when the
+        spec files are not here. Run by the test suite's spec check over every reply (speccheck.py)."""
+        return None
 
     def reset(self) -> None:
         self.requests.clear()
@@ -255,6 +265,8 @@ class Emulator:
         entry.status = captured.status
         entry.response = captured.body.decode("utf-8", "replace")
         entry.finished = self.clock.now()
+        if speccheck.recording():
+            speccheck.record(self.key, entry.method, entry.path, entry.status, captured.content_type, captured.body)
         if fault and fault.kind == "drop_after_commit":
             entry.fault = fault.kind
             raise EmulatedDrop(f"{entry.method} {entry.path}: reply dropped after commit")
@@ -265,6 +277,9 @@ class Emulator:
         entry.response = bytes(response.body).decode("utf-8", "replace")
         entry.retry_after = response.headers.get("retry-after", "")
         entry.finished = self.clock.now()
+        if speccheck.recording():
+            content_type = response.headers.get("content-type", "")
+            speccheck.record(self.key, entry.method, entry.path, entry.status, content_type, bytes(response.body))
         await response(scope, receive, send)
 
     def _pick_fault(self, method: str, path: str, body: str) -> FaultRule | None:
@@ -337,12 +352,16 @@ class _Capture:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.status = 0
+        self.content_type = ""
         self.body = b""
 
     async def __call__(self, message: Message) -> None:
         self.messages.append(message)
         if message["type"] == "http.response.start":
             self.status = message["status"]
+            self.content_type = next(
+                (v.decode("latin-1") for k, v in message.get("headers", []) if k.lower() == b"content-type"), ""
+            )
         elif message["type"] == "http.response.body":
             self.body += message.get("body", b"")
 

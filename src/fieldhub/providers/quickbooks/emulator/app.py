@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from fieldhub import exactjson
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer, RateRule
+from fieldhub.hub.emulator.speccheck import SpecMissing
 from fieldhub.providers.quickbooks.emulator import fields, query
 from fieldhub.providers.quickbooks.emulator.control import add_control_routes
 from fieldhub.providers.quickbooks.emulator.errors import (
@@ -48,6 +49,7 @@ class IntuitOAuth(OAuthServer):
 
 class QuickBooksEmulator(Emulator):
     key = "quickbooks"
+    spec_label = "QBO"
 
     def __init__(self, config: EmulatorConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -106,6 +108,24 @@ class QuickBooksEmulator(Emulator):
             self.webhooks.watch(company)
 
     # --- framework hooks ------------------------------------------------------------------------
+    @classmethod
+    def spec_problems(cls, method: str, path: str, status: int, body: str) -> list[str] | None:
+        """Data-API replies against Intuit's XSDs. Intuit's gateway, not the data service, answers a refused
+        token (401, lower-case `fault`) and a throttle (429, Fault type SERVICE, which is XML on the real
+        service): the XSD describes neither, nor the OAuth endpoints."""
+        if not path.startswith(API_PREFIX) or status in (401, 429):
+            return None
+        from fieldhub.providers.quickbooks.emulator import xsd  # xmlschema: only where replies are checked
+
+        folder = xsd.find_specs_dir()
+        if folder is None:
+            raise SpecMissing("shared/specs/qbo")
+        try:
+            data = exactjson.loads(body)
+        except ValueError:
+            return [f"not JSON: {body[:80]!r}"]
+        return xsd.validate_response(data, folder)
+
     def error_response(self, status: int, message: str, request: Request | None = None) -> Response:
         if status == 401:
             return self._auth_failed("Token invalid")

@@ -20,9 +20,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig, OAuthServer, RateRule
 from fieldhub.hub.emulator.core import CONTROL_PREFIX
+from fieldhub.hub.emulator.speccheck import SpecMissing
 from fieldhub.providers.stripe.emulator import objects as build
 from fieldhub.providers.stripe.emulator.api import ApiRouter, Ctx, StripeError, expand, fingerprint
 from fieldhub.providers.stripe.emulator.forms import FormError, parse_form
+from fieldhub.providers.stripe.emulator.spec import load_spec
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -61,6 +63,7 @@ class Saved:
 
 class StripeEmulator(Emulator):
     key = "stripe"
+    spec_label = "Stripe"
     rate_per_second = 25  # sandbox global limit; live mode allows 100
 
     def __init__(self, config: EmulatorConfig, *, clock: Clock | None = None, webhook_transport: Any = None) -> None:
@@ -334,6 +337,20 @@ class StripeEmulator(Emulator):
         raise StripeError(401, f"Invalid API Key provided: {_mask(value)}")
 
     # --- framework hooks -----------------------------------------------------------------------------
+    @classmethod
+    def spec_problems(cls, method: str, path: str, status: int, body: str) -> list[str] | None:
+        """Replies of the API (/v1) against spec3.yaml; OAuth and the hosted pages are not in it."""
+        if not path.startswith("/v1/"):
+            return None
+        spec = load_spec()
+        if spec is None:
+            raise SpecMissing("shared/specs/stripe/spec3.yaml")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return [f"not JSON: {body[:80]!r}"]
+        return spec.response_errors(method, path, status, data)
+
     def error_response(self, status: int, message: str, request: Request | None = None) -> Response:
         kind = "api_error" if status >= 500 else "invalid_request_error"
         code = "rate_limit" if status == 429 else None
