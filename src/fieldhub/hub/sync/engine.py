@@ -58,7 +58,8 @@ from fieldhub.hub.sync.models import (
     SyncRun,
     history_body,
 )
-from fieldhub.hub.sync.status import record_labels
+from fieldhub.hub.sync.runs import RunCounts, kind_of
+from fieldhub.hub.sync.status import WAITING, record_labels, waiting_reason
 from fieldhub.hub.webhooks.models import RemoteLink
 from fieldhub.log import get_logger
 
@@ -187,24 +188,13 @@ class Progress:
 
 @dataclass
 class _Tally:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    failed: int = 0
+    counts: RunCounts = field(default_factory=RunCounts)  # per entity: each entity card shows its own
     errors: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)  # ledger ids of the records refused in this run
 
     @property
     def succeeded(self) -> int:
-        return self.created + self.updated + self.deleted
-
-    def count(self, action: str) -> None:
-        if action == "created":
-            self.created += 1
-        elif action in ("voided", "deleted"):
-            self.deleted += 1
-        else:
-            self.updated += 1
+        return self.counts.changed
 
 
 def dependencies(entity: str, record: Any, related: dict[str, Any] | None = None) -> list[tuple[str, int]]:
@@ -423,7 +413,7 @@ class Engine:
                 assert fresh is not None
                 run = fresh
                 t = self.tally
-                run.created, run.updated, run.deleted, run.failed = t.created, t.updated, t.deleted, t.failed
+                t.counts.write(session, run)
                 run.errors = t.errors[:200]
                 if fatal is not None:
                     run.status = RunStatus.FAILED
@@ -440,10 +430,10 @@ class Engine:
                     "sync.run.finished",
                     connection_id=self.connection_id,
                     status=run.status,
-                    created=t.created,
-                    updated=t.updated,
-                    deleted=t.deleted,
-                    failed=t.failed,
+                    created=run.created,
+                    updated=run.updated,
+                    deleted=run.deleted,
+                    failed=run.failed,
                     ms=run.duration_ms,
                 )
                 return run
@@ -597,7 +587,7 @@ class Engine:
                 self._tick()
                 continue
             refs: dict[tuple[str, int], str] = {}
-            waiting: list[str] = []
+            waiting: list[tuple[str, int]] = []
             context = contexts[row.id]
             for dep in dependencies(entity, record, context):
                 remote_id = known.get(dep)
@@ -621,13 +611,13 @@ class Engine:
                     )
                     known[dep] = None
                     self.state.total += 1
-                waiting.append(f"{dep[0]} #{dep[1]}")
+                waiting.append(dep)
             if waiting:
                 writes[_WAITING].append(
                     {
                         "v_id": row.id,
-                        "v_error_code": "waiting",
-                        "v_error_reason": f"waiting for {', '.join(waiting)} to sync first",
+                        "v_error_code": WAITING,
+                        "v_error_reason": waiting_reason(waiting),
                         "v_error_fix": "",
                         "v_next_attempt_at": now if new_rows else now + WAIT_FOR_DEPENDENCY,
                     }
@@ -869,7 +859,7 @@ class Engine:
                     "received": history_body(outcome.received),
                 }
             )
-            self.tally.count(outcome.action)
+            self.tally.counts.add(item.entity, kind_of(outcome.action))
             self._latency.observe(max((now - due).total_seconds(), 0.0))
         elif isinstance(outcome, RetryLater):
             row["attempts"] += 1
@@ -895,7 +885,7 @@ class Engine:
                     "received": None,
                 }
             )
-            self.tally.failed += 1
+            self.tally.counts.add(item.entity, "failed")
             self.tally.rejected.append(row["id"])
             self.tally.errors.append(_error(item, outcome.code, outcome.reason, outcome.fix))
         elif isinstance(outcome, NotEntitled):

@@ -98,6 +98,29 @@ class SyncRun(IdMixin, Base):
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SyncRunEntity(Base):
+    """One entity's share of one run (only entities the run did something to): what that entity's card
+    on the sync page counts, and the history's Records column. Written by hub/sync/runs.RunCounts.
+
+    A run over every entity (entity "") changes customers, items and invoices at once; its totals alone
+    can't say which card a failure belongs to.
+    """
+
+    __tablename__ = "sync_run_entities"
+    # An entity card reads its newest row: (connection, entity) newest run first, one index range.
+    __table_args__ = (Index("ix_sync_run_entities_latest", "connection_id", "entity", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(30), primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Found on both sides already and linked in the ledger (a backfill's matches): nothing created or changed.
+    linked: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class SyncRunDay(Base):
     """One connection's finished runs on one UTC day that is over, by status: the sync page's chart, kept.
 

@@ -6,9 +6,11 @@ connection with a million runs renders as fast as one with ten.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select, tuple_
@@ -21,7 +23,15 @@ from fieldhub.core.items.models import Item
 from fieldhub.core.money import format_money
 from fieldhub.core.payments.models import Deposit, Payment, Refund
 from fieldhub.db import utcnow
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus, SyncRun, SyncRunDay
+from fieldhub.hub.sync.models import (
+    LedgerRow,
+    LedgerState,
+    RecordEvent,
+    RunStatus,
+    SyncRun,
+    SyncRunDay,
+    SyncRunEntity,
+)
 
 # How many of the newest finished runs the failure ratio and success rate look at.
 RECENT_RUNS = 50
@@ -47,7 +57,10 @@ class DayRuns:
 class EntityStatus:
     entity: str
     counts: dict[str, int] = field(default_factory=dict)  # ledger state -> rows
-    last_run: SyncRun | None = None
+    last_run: SyncRun | None = None  # the newest finished run that covered this entity, with work or without
+    # This entity's counts in the newest finished run that did something to it, and that run.
+    changes: SyncRunEntity | None = None
+    changed_in: SyncRun | None = None
 
     @property
     def pending(self) -> int:
@@ -267,6 +280,30 @@ async def latest_runs(session: AsyncSession, connection_id: int, entities: list[
     return found
 
 
+async def latest_changes(
+    session: AsyncSession, connection_id: int, entities: list[str]
+) -> dict[str, tuple[SyncRunEntity, SyncRun]]:
+    """Each entity's counts in the newest finished run that did something to it (one index range each)."""
+    found: dict[str, tuple[SyncRunEntity, SyncRun]] = {}
+    for entity in entities:
+        row = (
+            await session.execute(
+                select(SyncRunEntity, SyncRun)
+                .join(SyncRun, SyncRun.id == SyncRunEntity.run_id)
+                .where(
+                    SyncRunEntity.connection_id == connection_id,
+                    SyncRunEntity.entity == entity,
+                    SyncRun.status != RunStatus.RUNNING,
+                )
+                .order_by(SyncRunEntity.run_id.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is not None:
+            found[entity] = (row[0], row[1])
+    return found
+
+
 async def sync_status(
     session: AsyncSession, connection_id: int, entities: list[str] | None = None, now: datetime | None = None
 ) -> SyncStatus:
@@ -275,9 +312,13 @@ async def sync_status(
     counts = await counts_by_entity(session, connection_id)
     names = list(entities) if entities is not None else sorted(counts)
     runs = await latest_runs(session, connection_id, names)
+    changes = await latest_changes(session, connection_id, names)
     statuses = await recent_run_statuses(session, connection_id)
     return SyncStatus(
-        entities={name: EntityStatus(name, counts.get(name, {}), runs.get(name)) for name in names},
+        entities={
+            name: EntityStatus(name, counts.get(name, {}), runs.get(name), *changes.get(name, (None, None)))
+            for name in names
+        },
         oldest_pending_at=await oldest_pending(session, connection_id),
         last_success_at=await last_success(session, connection_id),
         recent_finished=len(statuses),
@@ -351,7 +392,133 @@ async def history(
     return HistoryPage(rows, encode_cursor(rows[-1]) if more and rows else None)
 
 
+async def run_entities(session: AsyncSession, run_ids: list[int]) -> dict[int, list[SyncRunEntity]]:
+    """What each of these runs did per entity (runs that did nothing have no rows), in one query."""
+    found: dict[int, list[SyncRunEntity]] = defaultdict(list)
+    if run_ids:
+        rows = await session.scalars(
+            select(SyncRunEntity).where(SyncRunEntity.run_id.in_(run_ids)).order_by(SyncRunEntity.run_id)
+        )
+        for row in rows:
+            found[row.run_id].append(row)
+    return dict(found)
+
+
 # --- records --------------------------------------------------------------------------------------
+
+# A record whose dependencies are not at the provider yet waits for them (hub/sync/engine): the reason
+# names them as "<entity> #<local id>", which is how the pending list finds and names them again.
+WAITING = "waiting"
+_WAITING_ON = re.compile(r"\b([a-z_]+) #(\d+)")
+
+
+def waiting_reason(dependencies: list[tuple[str, int]]) -> str:
+    return f"waiting for {', '.join(f'{entity} #{local_id}' for entity, local_id in dependencies)} to sync first"
+
+
+def waiting_on(reason: str) -> list[tuple[str, int]]:
+    return [(entity, int(local_id)) for entity, local_id in _WAITING_ON.findall(reason)]
+
+
+class Wait(StrEnum):
+    """Why a pending record has not gone yet, most binding first."""
+
+    RECONNECT = "reconnect"  # the connection needs re-authorising
+    INACTIVE = "inactive"  # disconnected
+    MAPPING = "mapping"  # the provider's account mapping is not saved
+    SENDING = "sending"  # sent; the reply is being confirmed (its idempotency key is on the row)
+    DEPENDENCY = "dependency"  # what it points at (its customer, its invoice) is not at the provider yet
+    BACKOFF = "backoff"  # the provider answered "try later" (a 5xx, a timeout): back-off until a time
+    RATE_LIMIT = "rate_limit"  # the provider asked the whole connection to wait (429, Retry-After)
+    SCHEDULED = "scheduled"  # due at a later time for another reason (the engine held the connection back)
+    AUTO_SYNC_OFF = "auto_sync_off"  # due now, but Auto-Sync is off: it goes with Sync Now
+    DUE = "due"  # due now: the next run takes it
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A pending record's reason to wait, as the ledger and its connection have it now."""
+
+    wait: Wait
+    until: datetime | None = None
+    detail: str = ""  # the provider's last answer (back-off), or nothing
+    # Its dependencies not synced yet: (ledger row or None, entity, local id).
+    on: tuple[tuple[LedgerRow | None, str, int], ...] = ()
+
+
+async def why_pending(
+    session: AsyncSession,
+    connection: Any,
+    rows: list[LedgerRow],
+    *,
+    mapped: bool,
+    now: datetime | None = None,
+) -> dict[int, Waiting]:
+    """Why each pending row of `connection` waits, read from the ledger, the connection and its last run.
+
+    `mapped`: whether the connection's account mapping is complete (the caller knows its provider's).
+    """
+    now = now or utcnow()
+    status = str(connection.status)
+    throttled = await _last_run_throttled(session, connection.id)
+    wanted = {dep for row in rows if row.error_code == WAITING for dep in waiting_on(row.error_reason)}
+    deps = await _ledger_rows(session, connection.id, wanted)
+    out: dict[int, Waiting] = {}
+    for row in rows:
+        due = row.next_attempt_at
+        later = due > now
+        on = tuple(
+            (dep_row, *dep)
+            for dep in (waiting_on(row.error_reason) if row.error_code == WAITING else [])
+            if (dep_row := deps.get(dep)) is None or dep_row.state != LedgerState.SYNCED
+        )
+        if status == "needs_reauth":
+            out[row.id] = Waiting(Wait.RECONNECT)
+        elif status != "connected":
+            out[row.id] = Waiting(Wait.INACTIVE)
+        elif not mapped:
+            out[row.id] = Waiting(Wait.MAPPING)
+        elif row.idempotency_key and row.sent_at:
+            out[row.id] = Waiting(Wait.SENDING, row.sent_at)
+        elif on:
+            out[row.id] = Waiting(Wait.DEPENDENCY, due if later else None, on=on)
+        elif later and row.error_code == "retry_later":
+            out[row.id] = Waiting(Wait.BACKOFF, due, row.error_reason)
+        elif later and throttled:
+            out[row.id] = Waiting(Wait.RATE_LIMIT, due)
+        elif later:
+            out[row.id] = Waiting(Wait.SCHEDULED, due)
+        else:
+            out[row.id] = Waiting(Wait.DUE if connection.auto_sync else Wait.AUTO_SYNC_OFF)
+    return out
+
+
+async def _last_run_throttled(session: AsyncSession, connection_id: int) -> bool:
+    """Whether the newest finished export run stopped because the provider asked it to wait."""
+    errors = await session.scalar(
+        select(SyncRun.errors)
+        .where(SyncRun.connection_id == connection_id, SyncRun.status.in_(FINISHED), SyncRun.direction == "export")
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .limit(1)
+    )
+    return any(isinstance(e, dict) and e.get("code") == "throttled" for e in errors or [])
+
+
+async def _ledger_rows(
+    session: AsyncSession, connection_id: int, keys: set[tuple[str, int]]
+) -> dict[tuple[str, int], LedgerRow]:
+    by_entity: dict[str, set[int]] = defaultdict(set)
+    for entity, local_id in keys:
+        by_entity[entity].add(local_id)
+    found: dict[tuple[str, int], LedgerRow] = {}
+    for entity, ids in by_entity.items():
+        rows = await session.scalars(
+            select(LedgerRow).where(
+                LedgerRow.connection_id == connection_id, LedgerRow.entity == entity, LedgerRow.local_id.in_(ids)
+            )
+        )
+        found.update({(r.entity, r.local_id): r for r in rows})
+    return found
 
 
 async def records_in_state(

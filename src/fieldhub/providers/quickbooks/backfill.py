@@ -18,6 +18,7 @@ an existing ledger row first, so running the backfill again creates nothing new.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -36,7 +37,8 @@ from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync.clients import client_for
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent, history_body
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent, RunStatus, SyncRun, history_body
+from fieldhub.hub.sync.runs import RunCounts
 from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
 from fieldhub.providers.quickbooks.testsync import TestSyncRefused, sync_until_settled
 
@@ -349,7 +351,7 @@ def item_data(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _settled_row(
-    session: AsyncSession, conn: Connection, entity: str, record: Any, obj: dict[str, Any], action: str
+    session: AsyncSession, conn: Connection, entity: str, record: Any, obj: dict[str, Any], action: str, run_id: int
 ) -> None:
     """Record `record` as in step with QuickBooks object `obj`: a synced ledger row, nothing to send."""
     row = await session.scalar(
@@ -376,6 +378,7 @@ async def _settled_row(
     session.add(
         RecordEvent(
             ledger_id=row.id,
+            run_id=run_id,
             action=action,
             summary=f"{action} {entity} #{record.id} with QuickBooks {entity} {obj['Id']} “{name}” (backfill)",
             received=history_body({k: obj[k] for k in ("Id", "SyncToken", "DisplayName", "Name") if k in obj}),
@@ -424,28 +427,55 @@ async def start(
     work = await plan(env, session, conn, include_transactions=include_transactions, client_options=client_options)
     result = Result(collisions=len(work.customer_collide))
     tenant = conn.tenant_id
+    # What is linked and brought in here is a run of its own in the history, counted per entity; what
+    # goes to QuickBooks is counted by the engine's runs that send it.
+    started = time.monotonic()
+    run = SyncRun(tenant_id=tenant, connection_id=conn.id, trigger="backfill", direction="import", errors=[])
+    session.add(run)
+    await session.flush()
+    counts, notes = RunCounts(), list[dict[str, Any]]()
     for customer, obj in work.customer_match:
-        await _settled_row(session, conn, "customer", customer, obj, "linked")
-        result.linked += 1
+        await _settled_row(session, conn, "customer", customer, obj, "linked", run.id)
+        counts.add("customer", "linked")
     for item, obj in work.item_match:
-        await _settled_row(session, conn, "item", item, obj, "linked")
-        result.linked += 1
-    for obj in work.customer_import:
-        try:  # input is checked before anything is written: a refusal leaves nothing behind
-            customer = await create_customer(session, tenant, customer_data(obj))
-        except ValidationFailed as e:
-            result.skipped.append(f"Customer “{obj.get('DisplayName', '')}” was not imported: {e}")
-            continue
-        await _settled_row(session, conn, "customer", customer, obj, "imported")
-        result.imported += 1
-    for obj in work.item_import:
-        try:
-            item = await create_item(session, tenant, item_data(obj))
-        except ValidationFailed as e:
-            result.skipped.append(f"Item “{obj.get('Name', '')}” was not imported: {e}")
-            continue
-        await _settled_row(session, conn, "item", item, obj, "imported")
-        result.imported += 1
+        await _settled_row(session, conn, "item", item, obj, "linked", run.id)
+        counts.add("item", "linked")
+    for entity, objects, make, data in (
+        ("customer", work.customer_import, create_customer, customer_data),
+        ("item", work.item_import, create_item, item_data),
+    ):
+        for obj in objects:
+            try:  # input is checked before anything is written: a refusal leaves nothing behind
+                record = await make(session, tenant, data(obj))
+            except ValidationFailed as e:
+                name = obj.get("DisplayName") or obj.get("Name") or ""
+                result.skipped.append(f"{entity.capitalize()} “{name}” was not imported: {e}")
+                counts.add(entity, "failed")
+                line = {"entity": entity, "remote_id": str(obj.get("Id", "")), "code": "not_imported"}
+                notes.append(line | {"reason": result.skipped[-1]})
+                continue
+            await _settled_row(session, conn, entity, record, obj, "imported", run.id)
+            counts.add(entity, "created")
+    for c in work.customer_collide:
+        notes.append(
+            {
+                "entity": "customer",
+                "local_id": c.local.id,
+                "code": "collision",
+                "reason": f"“{c.local.display_name}” is the name of a QuickBooks {c.remote_kind} too: left as it is.",
+                "fix": "Rename one side, then run the backfill again.",
+            }
+        )
+    result.linked, result.imported = counts.total("linked"), counts.created
+    if counts.entities or notes:
+        counts.write(session, run)
+        landed = counts.changed + result.linked
+        run.status = RunStatus.SUCCESS if not counts.failed else RunStatus.PARTIAL if landed else RunStatus.FAILED
+        run.errors = notes[:200]
+        run.finished_at = utcnow()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+    else:
+        await session.delete(run)  # nothing linked or brought in: no run to show
     result.queued += await _queue(session, conn, "customer", work.customer_export)
     result.queued += await _queue(session, conn, "item", work.item_export)
     if include_transactions:
@@ -463,7 +493,9 @@ async def start(
     connection_id = conn.id
     await session.commit()
     if keys:
-        rows = await sync_until_settled(env, session, connection_id, keys, client_options=client_options)
+        rows = await sync_until_settled(
+            env, session, connection_id, keys, client_options=client_options, trigger="backfill"
+        )
         result.exported = sum(1 for r in rows.values() if r.state == LedgerState.SYNCED)
         result.failed = sum(1 for r in rows.values() if r.state == LedgerState.FAILED)
     return result

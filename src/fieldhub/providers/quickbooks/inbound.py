@@ -71,6 +71,7 @@ from fieldhub.hub.sync.models import (
     SyncRun,
     history_body,
 )
+from fieldhub.hub.sync.runs import RunCounts
 from fieldhub.hub.webhooks.inbox import connection_for
 from fieldhub.hub.webhooks.models import RemoteLink
 from fieldhub.log import get_logger
@@ -201,10 +202,7 @@ class Inbound:
     connection: Connection
     trigger: str
     run: SyncRun | None = None
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    failed: int = 0
+    counts: RunCounts = field(default_factory=RunCounts)  # per local entity: each entity card counts its own
     errors: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -259,7 +257,7 @@ class Inbound:
         )
 
     async def fail(self, row: LedgerRow | None, entity: str, remote_id: str, reason: str, fix: str) -> None:
-        self.failed += 1
+        self.counts.add(LOCAL.get(entity, entity.lower()), "failed")
         if row is not None:
             await self.event(row, "conflict", f"{reason} {fix}".strip())
         await self.note(entity, remote_id, "conflict", reason, fix)
@@ -278,7 +276,7 @@ class Inbound:
         run = self.run
         if run is None:
             return None
-        run.created, run.updated, run.deleted, run.failed = self.created, self.updated, self.deleted, self.failed
+        self.counts.write(self.session, run)
         run.errors = list(self.errors)[:200]
         return run
 
@@ -287,8 +285,8 @@ class Inbound:
         run = self.tally()
         if run is None:
             return None
-        changed = self.created + self.updated + self.deleted
-        run.status = RunStatus.SUCCESS if not self.failed else RunStatus.PARTIAL if changed else RunStatus.FAILED
+        changed, failed = self.counts.changed, self.counts.failed
+        run.status = RunStatus.SUCCESS if not failed else RunStatus.PARTIAL if changed else RunStatus.FAILED
         run.finished_at = utcnow()
         run.duration_ms = int((time.monotonic() - self.started) * 1000)
         return run
@@ -355,7 +353,7 @@ class Inbound:
         if is_deleted(obj):
             obj = None
         # What a rolled-back savepoint takes with it: a run row first added inside it, and its counts.
-        run, counts = self.run, (self.created, self.updated, self.deleted, self.failed, len(self.errors))
+        run, counts, noted = self.run, self.counts.snapshot(), len(self.errors)
         try:
             async with self.session.begin_nested():
                 if name == "Payment":
@@ -365,8 +363,8 @@ class Inbound:
                 return await self._customer(remote_id, obj)
         except (ValidationFailed, NotFound, IntegrityError) as e:
             self.run = run
-            self.created, self.updated, self.deleted, self.failed = counts[:4]
-            del self.errors[counts[4] :]
+            self.counts.restore(counts)
+            del self.errors[noted:]
             # One record that can't be applied must not stop the others; it is in the run's errors.
             reason = "; ".join(e.errors.values()) if isinstance(e, ValidationFailed) else str(e)
             await self.fail(
@@ -458,7 +456,7 @@ class Inbound:
             f"Payment of {format_money(amount)} on {invoice.number} recorded in QuickBooks (Payment {remote_id})",
             obj,
         )
-        self.created += 1
+        self.counts.add("payment", "created")
         return True
 
     async def _void_payment(self, row: LedgerRow, remote_id: str, gone: str, obj: dict[str, Any] | None) -> bool:
@@ -493,7 +491,7 @@ class Inbound:
             assert invoice is not None
             await self.in_step("invoice", invoice.id, invoice.version, invoice_row.remote_id, None)
         await self.event(row, gone, f"Payment {remote_id} was {gone} in QuickBooks: voided here", obj)
-        self.deleted += 1
+        self.counts.add("payment", "deleted")
         return True
 
     # --- invoices -------------------------------------------------------------------------------
@@ -532,7 +530,7 @@ class Inbound:
             return False
         await self.in_step("invoice", invoice.id, invoice.version, row.remote_id, version)
         await self.event(row, gone, f"{invoice.number} was {gone} in QuickBooks: voided here", obj)
-        self.deleted += 1
+        self.counts.add("invoice", "deleted")
         return True
 
     # --- customers ------------------------------------------------------------------------------
@@ -602,7 +600,7 @@ class Inbound:
             )
         if changed:
             await self.event(row, "updated", "Updated from QuickBooks: " + ", ".join(changed), obj)
-            self.updated += 1
+            self.counts.add("customer", "updated")
         return bool(changed) or local_pending
 
     async def _customer_new(self, remote_id: str, obj: dict[str, Any]) -> bool:
@@ -632,12 +630,12 @@ class Inbound:
             else:
                 await customers.update_customer(self.session, self.tenant_id, same.id, fields)
                 await self.in_step("customer", same.id, same.version, remote_id, str(obj.get("SyncToken") or ""))
-            self.updated += 1
+            self.counts.add("customer", "updated")
             return True
         customer = await customers.create_customer(self.session, self.tenant_id, fields)
         row = await self.in_step("customer", customer.id, customer.version, remote_id, str(obj.get("SyncToken") or ""))
         await self.event(row, "imported", f"Created from QuickBooks customer {remote_id}", obj)
-        self.created += 1
+        self.counts.add("customer", "created")
         return True
 
     async def _customer_gone(self, row: LedgerRow | None, remote_id: str) -> bool:
@@ -658,7 +656,7 @@ class Inbound:
         await self.event(
             row, "deleted", f"Customer {remote_id} was merged or deleted in QuickBooks: made inactive here"
         )
-        self.deleted += 1
+        self.counts.add("customer", "deleted")
         return True
 
 

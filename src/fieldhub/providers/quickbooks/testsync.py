@@ -125,18 +125,19 @@ async def sync_until_settled(
     *,
     within: float = SETTLE_SECONDS,
     client_options: dict[str, Any] | None = None,
+    trigger: str = "manual",
 ) -> dict[tuple[str, int], LedgerRow]:
     """Sync Now, and wait until these records are synced or failed (or a run left them waiting to retry).
 
     The run happens here when the connection is free; when a worker already holds it (the commit that
     created the records woke it), this waits for that worker to finish them instead.
     """
-    await dispatch.request_sync(session, connection_id, trigger="manual")
+    await dispatch.request_sync(session, connection_id, trigger=trigger)
     await session.commit()
     deadline = time.monotonic() + within
     while True:
         ran = await dispatch.run_connection(
-            env, connection_id, "manual", None, client_options=dict(client_options or {})
+            env, connection_id, trigger, None, client_options=dict(client_options or {})
         )
         rows = await ledger_rows(session, connection_id, keys)
         await session.commit()
