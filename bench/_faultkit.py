@@ -166,6 +166,7 @@ async def connect_quickbooks(app: Any, email: str, account: str = US_REALM) -> i
         )
         assert connection is not None, "QuickBooks did not connect"
         connection.settings = {**(connection.settings or {}), "account_mapping": dict(US_MAPPING)}
+        connection.auto_sync = True  # as the guide leaves it (a new connection starts with it off)
         await session.commit()
         return connection.id
 

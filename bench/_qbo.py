@@ -183,7 +183,7 @@ async def bare_connection(session: Any) -> tuple[int, int]:
 
 
 async def connect(env: OAuthEnv, tenant_id: int, realm: str = US_REALM) -> int:
-    """Connect QuickBooks through the emulator's consent and token endpoints, then save the account mapping."""
+    """Connect QuickBooks through the emulator's consent and token endpoints, save the mapping, Auto-Sync on."""
     spec = registry.get("quickbooks")
     assert spec.auth is not None
     creds = env.settings.provider("quickbooks")
@@ -221,6 +221,7 @@ async def connect(env: OAuthEnv, tenant_id: int, realm: str = US_REALM) -> int:
             tokens=connections.TokenSet.from_response(token.json()),
         )
         conn.settings = {**(conn.settings or {}), "account_mapping": dict(US_MAPPING)}
+        conn.auto_sync = True  # as the guide leaves it (a new connection starts with it off)
         await session.commit()
         return conn.id
 

@@ -125,9 +125,10 @@ def test_quickbooks_page_screenshot(served) -> None:  # noqa: ANN001
         assert page.locator("[data-stat=failed]").inner_text() == "1"
         assert page.locator(".entity-card").count() == 4
         page.screenshot(path=str(SHOTS / "quickbooks.png"), full_page=True)
-        # The Auto-Sync switch saves through HTMX without a reload.
+        # The Auto-Sync switch (off on a new connection) saves through HTMX without a reload.
+        assert "Off" in page.locator(".autosync-state").inner_text()
         page.locator(".autosync .track").click()
-        page.wait_for_selector(".autosync-state:has-text('Off')")
+        page.wait_for_selector(".autosync-state:has-text('On')")
         # The mapping page reads the live chart of accounts from the emulator.
         page.goto(f"{base}/settings/integrations/quickbooks/{dash.get_attribute('data-sync-dashboard')}/mapping")
         page.locator("#m-bank_deposit option[value='4']").wait_for(state="attached")
@@ -219,7 +220,7 @@ def test_the_whole_quickbooks_guide_in_a_browser(guide_hub) -> None:  # noqa: AN
             popup.click("#approve")
         panel = page.locator("[data-connection-panel=quickbooks]")
         panel.locator(".connection-status", has_text="Connected").wait_for(timeout=UI_TIMEOUT_MS)
-        page.reload()
+        page.locator("[data-next-step=mapping]").wait_for(timeout=UI_TIMEOUT_MS)  # in place: no reload
         page.screenshot(path=str(SHOTS / "qbo-guide-1-connected.png"), full_page=True)
 
         # Step 3: map the chart of accounts (read live from the company), and step 4: one-way customers.
@@ -237,11 +238,9 @@ def test_the_whole_quickbooks_guide_in_a_browser(guide_hub) -> None:  # noqa: AN
         page.locator(".flash.ok", has_text="Customer sync direction saved").wait_for()
         page.screenshot(path=str(SHOTS / "qbo-guide-2-mapping.png"), full_page=True)
 
-        # Auto-Sync stays off until the test looks clean.
+        # Auto-Sync stays off until the test looks clean (a new connection starts with it off).
         page.goto(f"{base}/settings/integrations/quickbooks")
-        if "On" in page.locator(".autosync-state").inner_text():
-            page.locator(".autosync .track").click()
-            page.wait_for_selector(".autosync-state:has-text('Off')")
+        assert "Off" in page.locator(".autosync-state").inner_text()
 
         # Step 5: the $1 test sync, checked object by object.
         page.click("[data-test-sync-link]")

@@ -47,12 +47,14 @@ async def qbo(app, owner, session, biz) -> QBOSetup:
 
 
 async def connect_mapped(app, owner, session) -> QBOSetup:
-    """Connect QuickBooks (US company) through the emulator's consent page and save an account mapping."""
+    """Connect QuickBooks (US company) through the emulator's consent page, save an account mapping and turn
+    Auto-Sync on: the connection as the guide leaves it (a new one starts with Auto-Sync off)."""
     response, _ = await consent(owner, "quickbooks", account=US_REALM)
     assert response.status_code in (200, 302, 303), response.text
     connection = await session.scalar(select(Connection).where(Connection.provider == "quickbooks"))
     assert connection is not None
     connection.settings = {**(connection.settings or {}), "account_mapping": dict(MAPPING)}
+    connection.auto_sync = True
     await session.commit()
     emulator = app.state.endpoints.emulators["quickbooks"]
     return QBOSetup(app, env_for(app), connection.id, emulator, US_REALM, [])

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.db import utcnow
 from fieldhub.hub import registry
+from fieldhub.hub.connections.mapping import mapping_fields
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.notify import notify
 from fieldhub.hub.vault import DecryptError, Vault
@@ -136,6 +137,9 @@ async def save_connected(
     now = utcnow()
     if conn is None:
         conn = Connection(tenant_id=tenant_id, provider=provider, account_id=account.id, settings={}, token_version=0)
+        # A provider that asks for an account mapping starts with Auto-Sync off: the guide maps the accounts,
+        # runs a test sync, and only then turns it on (seed 001, steps 3, 5 and 6).
+        conn.auto_sync = not mapping_fields(provider)
         session.add(conn)
         await session.flush()  # the id is part of the ciphertext's associated data
     conn.account_name = account.name or conn.account_name or account.id

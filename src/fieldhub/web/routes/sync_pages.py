@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from fieldhub.db import utcnow
 from fieldhub.hub import registry
 from fieldhub.hub.connections import mapping, service
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
@@ -21,6 +22,7 @@ from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import Direction, ProviderSpec
 from fieldhub.hub.sync import status as sync_status
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus
+from fieldhub.web import sync_view
 from fieldhub.web.deps import AdminCtx, Ctx
 from fieldhub.web.templating import render
 
@@ -29,18 +31,14 @@ router = APIRouter(prefix="/settings/integrations/{card_key}/{connection_id}")
 # The records a business owner thinks in, in the order the cards show them; a provider syncing none of
 # these (a calendar) gets a card per entity it declares.
 CARD_ENTITIES = ("customer", "invoice", "payment", "item")
-DASHBOARD_RUNS = 10
+DASHBOARD_RUNS = 10  # rows of the dashboard's history, a fold of idle runs counting as one
+DASHBOARD_FETCH = 100  # runs read to fill them
 RUN_TONES = {
     RunStatus.SUCCESS: "green",
     RunStatus.PARTIAL: "yellow",
     RunStatus.FAILED: "red",
     RunStatus.RUNNING: "blue",
 }
-
-
-def entity_label(entity: str) -> str:
-    words = entity.replace("_", " ")
-    return (words[:-1] + "ies" if words.endswith("y") else words + "s").capitalize()
 
 
 def card_entities(spec: ProviderSpec) -> list[str]:
@@ -76,19 +74,38 @@ def chart_bars(days: list[sync_status.DayRuns], width: int = 280, height: int = 
     return bars
 
 
+def next_step(conn: Connection) -> str:
+    """The setup step a connection is at (seed 001: connect, map the accounts, test sync, Auto-Sync on), or ""."""
+    if conn.status != ConnectionStatus.CONNECTED:
+        return ""
+    if mapping.mapping_fields(conn.provider) and not mapping.mapping_complete(conn):
+        return "mapping"
+    testsync = registry.import_module(conn.provider, "testsync")
+    if conn.auto_sync or testsync is None:
+        return ""
+    checks = list(testsync.test_state(conn).get("checks") or [])
+    return "auto_sync" if checks and all(c.get("ok") for c in checks) else "test_sync"
+
+
+async def history_rows(ctx: Ctx, page: sync_status.HistoryPage, limit: int | None = None) -> list[Any]:
+    parts = await sync_status.run_entities(ctx.db, [r.id for r in page.runs])
+    return sync_view.history_rows(page.runs, parts, limit)
+
+
 async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str, Any]:
     entities = card_entities(spec)
     figures = await sync_status.sync_status(ctx.db, conn.id, entities)
-    runs = await sync_status.history(ctx.db, ctx.tenant_id, conn.id, limit=DASHBOARD_RUNS)
+    runs = await sync_status.history(ctx.db, ctx.tenant_id, conn.id, limit=DASHBOARD_FETCH)
     return {
         "conn": conn,
         "spec": spec,
         "base": f"/settings/integrations/{spec.card or spec.key}/{conn.id}",
         "status": figures,
-        "entities": [(e, entity_label(e), figures.entity(e)) for e in entities],
+        "entities": [sync_view.entity_card(figures.entity(e)) for e in entities],
         "bars": chart_bars(figures.chart),
-        "runs": runs,
+        "rows": await history_rows(ctx, runs, DASHBOARD_RUNS),
         "tones": RUN_TONES,
+        "next_step": next_step(conn),
         "needs_mapping": bool(mapping.mapping_fields(conn.provider)) and not mapping.mapping_complete(conn),
         "has_mapping": bool(mapping.mapping_fields(conn.provider)) or mapping.offers_direction(conn),
         "direction": mapping.customer_direction(conn) if mapping.offers_direction(conn) else "",
@@ -179,7 +196,7 @@ async def sync_now(
         message, link, text = refused
         return _notice(request, spec, message, link=link, link_text=text, status=409)
     await _maybe_await(_dispatch().request_sync(ctx.db, conn.id, entity=entity or None, trigger="manual"))
-    what = entity_label(entity) if entity else "Everything"
+    what = sync_view.entity_label(entity) if entity else "Everything"
     return _notice(request, spec, f"{what}: sync started. The history below fills in as it runs.", tone="ok")
 
 
@@ -230,6 +247,7 @@ async def history(
             "spec": spec,
             "conn": conn,
             "page": page,
+            "rows": await history_rows(ctx, page),
             "tones": RUN_TONES,
             "status": status,
             "entity": entity,
@@ -250,10 +268,11 @@ async def records(
     if state not in (LedgerState.FAILED, LedgerState.PENDING):
         raise HTTPException(404, "There is no such list.")
     rows = await sync_status.records_in_state(ctx.db, ctx.tenant_id, conn.id, state)
-    labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, rows)
     # A provider that can fix some failures in place (providers/<key>/conflicts.py) offers it per row.
     conflicts = registry.import_module(conn.provider, "conflicts")
     resolvable = {r.id for r in rows if conflicts is not None and conflicts.is_name_conflict(r)}
+    labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, rows)
+    reasons = await _waiting(ctx, spec, conn, rows, labels) if state == LedgerState.PENDING else {}
     return render(
         request,
         "sync/records.html",
@@ -263,11 +282,24 @@ async def records(
             "rows": rows,
             "labels": labels,
             "resolvable": resolvable,
+            "reasons": reasons,
             "state": state,
             "base": f"{_back(spec)}/{conn.id}",
             "back": _back(spec),
         },
     )
+
+
+async def _waiting(
+    ctx: Ctx, spec: ProviderSpec, conn: Connection, rows: list[LedgerRow], labels: dict[int, str]
+) -> dict[int, str]:
+    """Why each of these pending rows waits, in words (the ledger's state, the connection's, its last run)."""
+    now = utcnow()
+    waits = await sync_status.why_pending(ctx.db, conn, rows, mapped=mapping.mapping_complete(conn), now=now)
+    deps = [dep for w in waits.values() for dep, _, _ in w.on if dep is not None]
+    names = {**labels, **await sync_status.record_labels(ctx.db, ctx.tenant_id, deps)}
+    tz = ctx.tenant.timezone
+    return {r.id: sync_view.waiting_words(waits[r.id], spec.name, names, tz, now) for r in rows}
 
 
 async def _ledger_row(ctx: Ctx, conn: Connection, ledger_id: int) -> LedgerRow:
@@ -294,6 +326,9 @@ async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: 
     row = await _ledger_row(ctx, conn, ledger_id)
     labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, [row])
     events = await sync_status.record_events(ctx.db, row.id)
+    reason = ""
+    if row.state == LedgerState.PENDING:
+        reason = (await _waiting(ctx, spec, conn, [row], labels))[row.id]
     return render(
         request,
         "sync/record.html",
@@ -303,6 +338,7 @@ async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: 
             "row": row,
             "label": labels[row.id],
             "events": events,
+            "reason": reason,
             "base": f"{_back(spec)}/{conn.id}",
             "back": _back(spec),
         },

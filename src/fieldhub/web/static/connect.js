@@ -8,8 +8,26 @@
 
   function panelOf(key) { return document.querySelector('[data-connection-panel="' + key + '"]'); }
 
-  // Re-fetch the card's connection fragment and swap it in place.
+  // After a connect, the provider's whole section is fetched again from this page's URL and swapped in
+  // place: its connection and, below it, the next setup step (choosing accounts, the sync dashboard).
   function refresh(key) {
+    var section = document.querySelector('section[data-provider="' + key + '"]');
+    if (!section) { return refreshPanel(key); }
+    return fetch(location.pathname, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html")
+          .querySelector('section[data-provider="' + key + '"]');
+        if (!fresh) { return refreshPanel(key); }
+        var node = document.importNode(fresh, true);
+        section.replaceWith(node);
+        if (window.htmx) { window.htmx.process(node); }  // its Sync Now and Auto-Sync forms post through HTMX
+      })
+      .catch(function () { location.reload(); });
+  }
+
+  // Re-fetch the card's connection fragment alone and swap it in place.
+  function refreshPanel(key) {
     return fetch("/integrations/" + encodeURIComponent(key) + "/panel", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
