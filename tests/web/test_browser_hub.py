@@ -126,3 +126,60 @@ def test_staff_get_403(served, chromium, role: str) -> None:  # noqa: ANN001
     page.goto(f"{base}/settings")
     assert page.locator('a[href="/settings/integrations"]').count() == 0
     page.close()
+
+
+NAV = ["Dashboard", "Customers", "Items", "Invoices", "Estimates", "Schedule", "Notifications", "Settings"]
+
+
+def test_issue15_item8_the_phone_menu_names_every_link(served, chromium) -> None:  # noqa: ANN001
+    """At 390 px the navigation is a labelled Menu button that opens a list of named links, not a row of icons."""
+    base, emails = served
+    page = _login(chromium, base, emails["owner"], 390, "/customers")
+    button = page.locator("[data-menu]")
+    assert button.is_visible() and button.inner_text().strip() == "Menu"
+    assert button.get_attribute("aria-expanded") == "false"
+    links = page.locator(".nav-links a.nav")
+    assert not links.first.is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    button.click()
+    assert button.get_attribute("aria-expanded") == "true"
+    names = [a.inner_text().strip() for a in links.all() if a.is_visible()]
+    assert names[: len(NAV)] == NAV, names
+    current = page.locator(".nav-links a.nav[aria-current=page]")
+    assert current.inner_text().strip() == "Customers"
+    for a in links.all():
+        box = a.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["height"] >= 36  # a finger-sized row
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "nav-390-open.png"))
+    links.filter(has_text="Invoices").click()
+    page.wait_for_url("**/invoices")
+    assert not page.locator(".nav-links a.nav").first.is_visible()  # closed again on the next page
+    page.close()
+
+    wide = _login(chromium, base, emails["owner"], 1280, "/customers")
+    assert not wide.locator("[data-menu]").is_visible()
+    assert [a.inner_text().strip() for a in wide.locator(".nav-links a.nav").all()][: len(NAV)] == NAV
+    wide.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_issue15_item8_a_refused_key_is_shown_on_its_form(served, chromium, width: int) -> None:  # noqa: ANN001
+    base, emails = served
+    page = _login(chromium, base, emails["owner"], width, "/settings/integrations/seo")
+    field = page.locator("#api-key-ahrefs")
+    field.fill("changeme")
+    page.locator("form[action='/integrations/ahrefs/api-key'] button[type=submit]").click()
+    page.wait_for_load_state()
+    error = page.locator("#api-key-ahrefs-error")
+    assert error.is_visible() and "placeholder" in error.inner_text()
+    assert page.locator("#api-key-ahrefs").get_attribute("aria-invalid") == "true"
+    assert page.locator("#api-key-ahrefs").input_value() == ""  # the refused key is not written back
+    assert "changeme" not in page.content()
+    box, under = page.locator("#api-key-ahrefs").bounding_box(), error.bounding_box()
+    assert under["y"] >= box["y"] + box["height"] - 1 and abs(under["x"] - box["x"]) < 2  # right below the field
+    assert page.locator("h1").inner_text() == "SEO Integrations"  # the card's own page, not a bare one
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"key-refused-{width}.png"), full_page=True)
+    page.close()

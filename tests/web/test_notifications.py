@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from fieldhub.db import utcnow
@@ -18,7 +20,7 @@ async def _connection(session, biz, status=ConnectionStatus.CONNECTED) -> Connec
         tenant_id=biz.tenant.id,
         provider="quickbooks",
         account_id="9341453050001234",
-        account_name="Riverbend Plumbing LLC",
+        account_name="Riverbend Plumbing & Heating",
         status=status,
         settings={},
         connected_at=utcnow(),
@@ -127,3 +129,29 @@ async def test_the_mail_pump_delivers_after_commit(session, biz, app) -> None:
             break
         await asyncio.sleep(0.05)
     assert rows and all(r.transport == "mailbox" for r in rows)
+
+
+async def test_issue15_item8_the_demo_mailbox_is_linked_where_emails_are_mentioned(owner, session, biz, make_client):
+    """In demo (and test) mode no email leaves: the nav, the invoice's "sent" notice and the email pages link the
+    mailbox they go to instead; a technician, who can't open it, is not shown it."""
+    from fieldhub.core.customers.service import create_customer
+    from fieldhub.core.invoices.service import create_invoice
+
+    customer = await create_customer(session, biz.tenant.id, {"display_name": "Ada", "email": "ada@example.com"})
+    invoice = await create_invoice(
+        session, biz.tenant.id, {"customer_id": customer.id, "lines": [{"description": "Visit", "unit_price": "90"}]}
+    )
+    await session.commit()
+    r = await owner.submit(f"/invoices/{invoice.id}/send", follow_redirects=True)
+    assert r.status_code == 200
+    sent = re.search(r"<div[^>]*data-sent-notice>(.*?)</div>", r.text, re.S)
+    assert sent and "ada@example.com" in sent[1] and 'href="/dev/mailbox"' in sent[1]
+    assert 'class="nav " href="/dev/mailbox"' in r.text and "Demo mailbox" in r.text
+    for url in ("/settings/notifications", "/notifications"):
+        assert 'href="/dev/mailbox"' in (await owner.get(url)).text, url
+    mailbox = await owner.get("/dev/mailbox")
+    assert mailbox.status_code == 200 and "ada@example.com" in mailbox.text
+
+    async with make_client() as tech:
+        await tech.login(biz.tech.email)
+        assert "/dev/mailbox" not in (await tech.get(f"/invoices/{invoice.id}?msg=sent")).text

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from fieldhub.core.money import format_money
+from fieldhub.hub.notify.email import uses_mailbox
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -50,9 +51,25 @@ templates.env.filters["money"] = _money
 templates.env.filters["local"] = _local
 
 
+MAILBOX = "/dev/mailbox"
+
+
+def demo_mailbox(request: Request, ctx: Any) -> str:
+    """Where a signed-in owner or admin reads the emails the demo "sent" (none leave a demo); "" elsewhere."""
+    settings = getattr(request.app.state, "settings", None)
+    if ctx is None or settings is None or not ctx.can_manage_integrations or not uses_mailbox(settings):
+        return ""
+    return MAILBOX
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     ctx = getattr(request.state, "ctx", None)
-    data = {"ctx": ctx, "user": ctx.user if ctx else None, "tenant": ctx.tenant if ctx else None}
+    data = {
+        "ctx": ctx,
+        "user": ctx.user if ctx else None,
+        "tenant": ctx.tenant if ctx else None,
+        "demo_mailbox": demo_mailbox(request, ctx),
+    }
     data.update(context or {})
     return templates.TemplateResponse(request, name, data, status_code=status_code)
 

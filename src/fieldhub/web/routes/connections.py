@@ -16,7 +16,7 @@ from fieldhub.hub.connections.status import provider_connections
 from fieldhub.hub.oauth import flow
 from fieldhub.hub.oauth.client import CALLBACK_PATH
 from fieldhub.hub.oauth.env import env_for
-from fieldhub.hub.spec import AuthMode
+from fieldhub.hub.spec import AuthMode, ProviderSpec
 from fieldhub.hub.vault import CredentialError, validate_credential
 from fieldhub.web.deps import DB, SESSION_COOKIE, AdminCtx, Ctx
 from fieldhub.web.templating import render
@@ -147,7 +147,7 @@ async def save_api_key(request: Request, ctx: AdminCtx, key: str, api_key: str =
     try:
         value = validate_credential("The API key", api_key)
     except CredentialError as e:
-        return _failed(request, key, "page", f"{e}.", 400)
+        return await _key_refused(request, ctx, spec, f"{e}.")
     hooks = registry.import_module(key, "hooks")
     verify = getattr(hooks, "verify_key", None)
     account = AccountInfo(id=key, name=spec.name)
@@ -156,8 +156,15 @@ async def save_api_key(request: Request, ctx: AdminCtx, key: str, api_key: str =
             try:
                 account = await verify(spec, env, http, value)
             except ValueError as e:
-                return _failed(request, key, "page", f"{spec.name} did not accept that key: {e}", 400)
+                return await _key_refused(request, ctx, spec, f"{spec.name} did not accept that key: {e}")
     await service.save_connected(
         ctx.db, env.vault, tenant_id=ctx.tenant_id, provider=key, account=account, tokens=TokenSet(value)
     )
     return RedirectResponse(service.settings_link(key) + "?connected=" + key, status_code=303)
+
+
+async def _key_refused(request: Request, ctx: Ctx, spec: ProviderSpec, message: str) -> Response:
+    """The provider's page again, the reason beside the key field; the key itself is never written back."""
+    from fieldhub.web.routes.settings import provider_page  # imported late: settings imports this module
+
+    return await provider_page(request, ctx, spec, key_error=message, status=400)

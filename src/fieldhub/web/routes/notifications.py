@@ -11,7 +11,7 @@ from fieldhub.hub.notify import email
 from fieldhub.hub.notify.banner import banner_alerts
 from fieldhub.hub.notify.models import OutboundEmail
 from fieldhub.web.deps import AdminCtx, WebCtx
-from fieldhub.web.templating import render
+from fieldhub.web.templating import MAILBOX, render
 
 
 def _lifespan(app: FastAPI):  # noqa: ANN202 - an async context manager
@@ -54,7 +54,7 @@ async def save_preferences(request: Request, ctx: WebCtx) -> Response:
     return RedirectResponse("/settings/notifications?saved=1", status_code=303)
 
 
-@router.get("/dev/mailbox")
+@router.get(MAILBOX)
 async def mailbox(request: Request, ctx: AdminCtx) -> Response:
     """Demo and test only: the alert emails that would have gone out, delivered here instead of by SMTP."""
     if not email.uses_mailbox(request.app.state.settings):

@@ -134,8 +134,13 @@ def limit_words(spec: ProviderSpec) -> str:
     return ", ".join(parts).capitalize() + "." if parts else f"{spec.name} publishes no limit; the hub paces itself."
 
 
-async def provider_panels(request: Request, ctx: Ctx, specs: tuple[ProviderSpec, ...]) -> list[dict]:
-    """Each provider on a card's page: its facts from provider.toml and its connection panel."""
+async def provider_panels(
+    request: Request, ctx: Ctx, specs: tuple[ProviderSpec, ...], key_errors: dict[str, str] | None = None
+) -> list[dict]:
+    """Each provider on a card's page: its facts from provider.toml and its connection panel.
+
+    `key_errors`: a refused API key's reason per provider, shown beside the key field it came from.
+    """
     panels = []
     for p in specs:
         panel = {
@@ -146,11 +151,25 @@ async def provider_panels(request: Request, ctx: Ctx, specs: tuple[ProviderSpec,
             "limits": limit_words(p),
             # A provider whose hooks can create an account offers that beside connecting an existing one.
             "onboard": hasattr(registry.import_module(p.key, "hooks"), "onboard"),
+            "key_error": (key_errors or {}).get(p.key, ""),
             **await panel_context(request, ctx, p.key),
         }
         panel["sync"] = await sync_dashboards(ctx, panel["conn_panel"])
         panels.append(panel)
     return panels
+
+
+async def provider_page(
+    request: Request, ctx: Ctx, spec: ProviderSpec, *, key_error: str = "", status: int = 200
+) -> Response:
+    """The page a provider is set up on (its hub card's page, or its own under Billing & Taxes)."""
+    errors = {spec.key: key_error} if key_error else {}
+    if spec.card:
+        card = registry.registry().card(spec.card)
+        panels = await provider_panels(request, ctx, card.providers, errors)
+        return render(request, "settings/card.html", {"card": card, "panels": panels}, status)
+    panels = await provider_panels(request, ctx, (spec,), errors)
+    return render(request, "settings/billing_provider.html", {"spec": spec, "panels": panels}, status)
 
 
 @router.get("")
