@@ -19,6 +19,7 @@ from fieldhub.core.items.service import create_item, create_tax_rate
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus
+from fieldhub.providers.quickbooks.conflicts import candidates
 from fieldhub.providers.quickbooks.emulator import CA_REALM
 from tests.conftest import Business
 from tests.hub.oauth.conftest import consent
@@ -293,3 +294,22 @@ async def test_the_services_item_is_read_once_per_connection_and_again_after_a_r
     assert (await qbo.sync(trigger="retry")).status == RunStatus.SUCCESS
     assert (await row_of(session, qbo, "invoice", third.id)).state == LedgerState.SYNCED
     assert services_reads() == 2  # read again after the refusal, not taken from what was kept
+
+
+def test_issue15_item8_name_conflict_suggestions_read_as_a_person_would_write_them() -> None:
+    """City, company, email, then "(2)", "(3)"...: never a machine-made "(C29)"."""
+    bare = Customer(id=29, tenant_id=1, display_name="Jane Smith")
+    assert candidates(bare)[:3] == ["Jane Smith (2)", "Jane Smith (3)", "Jane Smith (4)"]
+    full = Customer(
+        id=29, tenant_id=1, display_name="Jane Smith", service_city="Evanston", company="Smith Dental",
+        email="jane@smithdental.example",
+    )  # fmt: skip
+    assert candidates(full)[:4] == [
+        "Jane Smith (Evanston)",
+        "Jane Smith (Smith Dental)",
+        "Jane Smith (jane@smithdental.example)",
+        "Jane Smith (2)",
+    ]
+    assert not any(re.search(r"\(C\d", name) for name in candidates(bare) + candidates(full))
+    long = Customer(id=29, tenant_id=1, display_name="x" * 120)
+    assert all(len(name) <= 100 for name in candidates(long))

@@ -5,7 +5,8 @@ refused for that, the person chooses; nothing is created silently:
 
 - **Use the suggested name**: the customer is renamed here to a name QuickBooks does not use yet. The
   suggestion is stable (the same customer gets the same suggestion every time: its city, its company,
-  or its fieldhub number), never random. Renaming marks the record to sync again.
+  its email, or the next free number as a person would write it, "Jane Smith (2)"), never random.
+  Renaming marks the record to sync again.
 - **Link to the existing QuickBooks customer**: when the name belongs to a QuickBooks *customer*, the
   ledger row takes that customer's Id; nothing is sent, and what waited for it (invoices, payments) goes.
   A vendor's or employee's name can't be linked to: rename one side.
@@ -94,15 +95,11 @@ def candidates(customer: Customer) -> list[str]:
         extras.append(_clean(city))
     if customer.company and normalise(customer.company) not in normalise(base):
         extras.append(_clean(customer.company))
-    extras.append(f"C{customer.id}")
-    out = []
-    for extra in extras:
-        suffix = f" ({extra})"
-        out.append(base[: MAX_NAME - len(suffix)].rstrip() + suffix)
-    for n in range(2, 6):
-        suffix = f" (C{customer.id}-{n})"
-        out.append(base[: MAX_NAME - len(suffix)].rstrip() + suffix)
-    return out
+    if customer.email and normalise(customer.email) not in normalise(base):
+        extras.append(_clean(customer.email))
+    # Then the way a person numbers a second "Jane Smith": "Jane Smith (2)".
+    extras += [str(n) for n in range(2, 10)]
+    return [base[: MAX_NAME - len(f" ({extra})")].rstrip() + f" ({extra})" for extra in extras]
 
 
 async def holder_of(adapter: QuickBooksAdapter, name: str) -> Holder | None:
