@@ -19,6 +19,7 @@ from fieldhub.core.jobs.service import week_start
 from fieldhub.core.payments.models import Payment, Refund
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.demo import DEMO_SLUG, load_demo
+from fieldhub.providers.quickbooks.emulator import US_REALM
 
 MODELS = (User, Customer, Item, TaxRate, Invoice, Payment, Refund, Estimate, Job, TimeBlock, DomainEventRow)
 
@@ -76,3 +77,32 @@ async def test_demo_loads_everything_once(settings):
             assert await _counts(session) == first
     finally:
         await engine.dispose()
+
+
+async def test_issue15_item8_the_demo_is_one_business(settings, app):
+    """The demo tenant, its QuickBooks company, its Stripe account and the first account on every emulator's
+    sign-in page are the same business (Riverbend), not a stranger's."""
+    await load_demo(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await session.scalar(select(Tenant).where(Tenant.slug == DEMO_SLUG))
+            owner = await session.scalar(select(User).where(User.tenant_id == tenant.id, User.role == Role.OWNER))
+    finally:
+        await engine.dispose()
+    domain = tenant.email.rpartition("@")[2].split(".")[0]  # "riverbend"
+    emulators = app.state.endpoints.emulators
+    company = emulators["quickbooks"].companies[US_REALM].seed
+    assert company.name == tenant.name and company.email == tenant.email
+    stripe = emulators["stripe"].demo_accounts()[0]
+    assert stripe["business_profile"]["name"] == tenant.name and domain in stripe["email"]
+    checked = []
+    for key, emulator in sorted(emulators.items()):
+        accounts = getattr(getattr(emulator, "oauth", None), "accounts", None)
+        if not accounts:
+            continue
+        first = accounts[0]
+        assert first.name in (tenant.name, owner.name) or tenant.name in first.extra.values(), (key, first)
+        assert domain in first.email, (key, first)
+        checked.append(key)
+    assert len(checked) >= 8, checked

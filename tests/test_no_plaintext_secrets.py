@@ -34,7 +34,7 @@ PROVIDERS = {
     "google_calendar": "/calendar/v3/users/me/calendarList",  # refresh token never changes
 }
 QBO_REALM = "9341453050001234"
-QBO_NAME = "Riverbend Plumbing LLC"
+QBO_NAME = "Riverbend Plumbing & Heating"
 
 
 @pytest.fixture

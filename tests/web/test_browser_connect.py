@@ -17,7 +17,7 @@ from tests.web.browser import SHOTS, UI_TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
-COMPANY = "Riverbend Plumbing LLC"
+COMPANY = "Riverbend Plumbing & Heating"
 REALM = "9341453050001234"
 
 

@@ -33,7 +33,7 @@ from fieldhub.hub.connections.models import Connection
 from fieldhub.providers.quickbooks.emulator import US_REALM
 
 pytestmark = pytest.mark.browser
-SUMMIT = "acct_1SummitPlumbing0"
+RIVERBEND = "acct_1RiverbendPlumb0"
 
 
 async def _prepare(session: Any) -> dict[str, Any]:
@@ -54,7 +54,7 @@ async def _connect(base: str, db_url: str, owner: str, tenant_id: int) -> None:
     """Stripe and QuickBooks connected through the served emulators' consent pages; accounts mapped, Auto-Sync on."""
     async with Browser(base_url=base, timeout=30) as client:
         await client.login(owner)
-        for provider, account in (("stripe", SUMMIT), ("quickbooks", US_REALM)):
+        for provider, account in (("stripe", RIVERBEND), ("quickbooks", US_REALM)):
             reply, _ = await consent(client, provider, account=account)
             assert reply.status_code == 303, (provider, reply.text)
     engine = make_engine(db_url)
@@ -159,7 +159,7 @@ def test_sent_invoice_paid_by_card_reaches_quickbooks_and_the_payout_becomes_a_d
     # A payout lands (the Stripe emulator's payout control): QuickBooks gets a Deposit that sums to it.
     stripe = f"{base}/emulators/stripe/_emulator"
     assert httpx.post(f"{stripe}/clock/advance", params={"seconds": 3 * 86400}, timeout=30).status_code == 200
-    run = httpx.post(f"{stripe}/payouts/run", params={"account": SUMMIT, "complete": "true"}, timeout=30)
+    run = httpx.post(f"{stripe}/payouts/run", params={"account": RIVERBEND, "complete": "true"}, timeout=30)
     assert run.status_code == 200, run.text
     [payout] = run.json()["payouts"]
     amount = Decimal(payout["amount"]).scaleb(-2)

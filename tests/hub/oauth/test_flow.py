@@ -37,7 +37,7 @@ async def test_full_connect_stores_encrypted_tokens(owner, session, emulators) -
     assert r.status_code == 303 and r.headers["location"].startswith("/settings/integrations/quickbooks")
     [conn] = await _connections(session)
     assert conn.status == ConnectionStatus.CONNECTED
-    assert conn.account_id == "9341453050001234" and conn.account_name == "Riverbend Plumbing LLC"
+    assert conn.account_id == "9341453050001234" and conn.account_name == "Riverbend Plumbing & Heating"
     # What the emulator issued is nowhere in the raw columns.
     issued = [t.value for t in emulators["quickbooks"].oauth.tokens.values()]
     assert len(issued) == 2

@@ -27,7 +27,7 @@ async def test_consent_offers_both_companies_and_callback_carries_realm(http) ->
         "/connect/oauth2",
         params={"client_id": CONFIG.client_id, "redirect_uri": CONFIG.redirect_uri, "response_type": "code"},
     )
-    assert "Riverbend Plumbing LLC" in page.text and "Northern Lights Heating Ltd." in page.text
+    assert "Riverbend Plumbing &amp; Heating" in page.text and "Northern Lights Heating Ltd." in page.text
     tokens = await connect(http, CA_REALM)
     assert tokens["realmId"] == CA_REALM
     assert tokens["token_type"] == "bearer"
@@ -50,7 +50,7 @@ async def test_companyinfo_needs_a_token_for_that_realm(http) -> None:
     r = await qbo.get(f"companyinfo/{US_REALM}")
     assert r.status_code == 200
     info = r.json()["CompanyInfo"]
-    assert info["CompanyName"] == "Riverbend Plumbing LLC" and info["Country"] == "USA" and info["Id"] == US_REALM
+    assert info["CompanyName"] == "Riverbend Plumbing & Heating" and info["Country"] == "USA" and info["Id"] == US_REALM
     assert "time" in r.json()
 
     other = QBO(http, CA_REALM, tokens["access_token"])

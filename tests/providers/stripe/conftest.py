@@ -20,7 +20,7 @@ CLIENT_ID = "ca_FieldhubTestClient0000000000"
 WEBHOOK_SECRET = "whsec_test_secret"
 HUB = "http://hub.test"
 REDIRECT = HUB + "/oauth/callback"
-SUMMIT = "acct_1SummitPlumbing0"
+RIVERBEND = "acct_1RiverbendPlumb0"
 BRIGHT = "acct_1BrightSparkElec"
 
 
@@ -117,7 +117,7 @@ def api(http: httpx.AsyncClient, spec: StripeSpec) -> Api:
     return Api(http, spec)
 
 
-async def oauth_connect(http: httpx.AsyncClient, account: str = SUMMIT) -> dict[str, Any]:
+async def oauth_connect(http: httpx.AsyncClient, account: str = RIVERBEND) -> dict[str, Any]:
     params = {
         "response_type": "code",
         "client_id": CLIENT_ID,

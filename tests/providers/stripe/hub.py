@@ -20,7 +20,7 @@ from fieldhub.hub.connections.models import Connection
 from fieldhub.providers.stripe.emulator import StripeEmulator
 from tests.hub.oauth.conftest import consent
 
-SUMMIT = "acct_1SummitPlumbing0"
+RIVERBEND = "acct_1RiverbendPlumb0"
 
 
 @dataclass
@@ -40,7 +40,7 @@ class StripeHub:
         await self.emu.webhooks.idle()
 
     async def connect(self) -> Connection:
-        reply, _ = await consent(self.owner, "stripe", account=SUMMIT)
+        reply, _ = await consent(self.owner, "stripe", account=RIVERBEND)
         assert reply.status_code == 303, reply.text
         async with self.app.state.sessionmaker() as s:
             return (await s.scalars(select(Connection).where(Connection.provider == "stripe"))).one()

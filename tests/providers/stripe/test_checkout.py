@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from fieldhub.providers.stripe.emulator import StripeEmulator
-from tests.providers.stripe.conftest import SUMMIT, Api, Receiver
+from tests.providers.stripe.conftest import RIVERBEND, Api, Receiver
 
 SUCCESS = "http://hub.test/pay/done?session_id={CHECKOUT_SESSION_ID}"
 
@@ -38,8 +38,8 @@ def session_params(amount: int = 12345, methods: tuple[str, ...] = ("card", "us_
 
 @pytest.fixture
 async def connected(api: Api) -> str:
-    assert (await api.http.post(f"/_emulator/accounts/{SUMMIT}/connect")).status_code == 200
-    return SUMMIT
+    assert (await api.http.post(f"/_emulator/accounts/{RIVERBEND}/connect")).status_code == 200
+    return RIVERBEND
 
 
 async def new_session(api: Api, account: str, **kw: Any) -> dict[str, Any]:
@@ -67,7 +67,7 @@ async def test_create_and_retrieve_a_session(api: Api, connected: str) -> None:
 async def test_card_payment_through_the_hosted_page(api: Api, emu: StripeEmulator, receiver: Receiver, connected: str):
     session = await new_session(api, connected)
     page = await api.http.get(urlparse(session["url"]).path)
-    assert page.status_code == 200 and "$123.45" in page.text and "Summit Plumbing" in page.text
+    assert page.status_code == 200 and "$123.45" in page.text and "Riverbend Plumbing" in page.text
     paid = await api.http.post(
         urlparse(session["url"]).path + "/card",
         data={"email": "pat@example.com", "number": "4242 4242 4242 4242", "exp": "12 / 34", "cvc": "123"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 from fieldhub.providers.stripe.emulator import StripeEmulator
-from tests.providers.stripe.conftest import BRIGHT, CLIENT_ID, REDIRECT, SECRET, SUMMIT, Api, Receiver, oauth_connect
+from tests.providers.stripe.conftest import BRIGHT, CLIENT_ID, REDIRECT, RIVERBEND, SECRET, Api, Receiver, oauth_connect
 
 
 async def test_oauth_connect_then_act_for_the_account(api: Api, emu: StripeEmulator) -> None:
@@ -13,7 +13,7 @@ async def test_oauth_connect_then_act_for_the_account(api: Api, emu: StripeEmula
         "/oauth/authorize",
         params={"response_type": "code", "client_id": CLIENT_ID, "scope": "read_write", "redirect_uri": REDIRECT},
     )
-    assert "Summit Plumbing &amp; Heating" in page.text and "Bright Spark Electric" in page.text
+    assert "Riverbend Plumbing &amp; Heating" in page.text and "Bright Spark Electric" in page.text
 
     before = await api.get("/v1/account", account=BRIGHT)
     assert before.status_code == 403 and before.json()["error"]["code"] == "account_invalid"
@@ -33,13 +33,13 @@ async def test_oauth_connect_then_act_for_the_account(api: Api, emu: StripeEmula
     assert (await api.get("/v1/account", key=tokens["access_token"])).json()["id"] == BRIGHT
     # The platform alone is itself.
     assert (await api.get("/v1/account")).json()["id"] == emu.platform_id
-    # Summit never connected.
-    assert (await api.get(f"/v1/accounts/{SUMMIT}")).status_code == 404
+    # Riverbend never connected.
+    assert (await api.get(f"/v1/accounts/{RIVERBEND}")).status_code == 404
 
 
 async def test_token_exchange_rules(api: Api) -> None:
     params = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT}
-    r = await api.http.post("/oauth/authorize", data={**params, "decision": "approve", "account": SUMMIT})
+    r = await api.http.post("/oauth/authorize", data={**params, "decision": "approve", "account": RIVERBEND})
     code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
     wrong = await api.http.post(
         "/oauth/token", data={"grant_type": "authorization_code", "code": code, "client_secret": "sk_test_nope"}
@@ -51,7 +51,7 @@ async def test_token_exchange_rules(api: Api) -> None:
         data={"grant_type": "authorization_code", "code": code},
         headers={"Authorization": f"Bearer {SECRET}"},
     )
-    assert ok.status_code == 200 and ok.json()["stripe_user_id"] == SUMMIT
+    assert ok.status_code == 200 and ok.json()["stripe_user_id"] == RIVERBEND
     again = await api.http.post(
         "/oauth/token", data={"grant_type": "authorization_code", "code": code, "client_secret": SECRET}
     )
@@ -61,22 +61,22 @@ async def test_token_exchange_rules(api: Api) -> None:
 
 
 async def test_deauthorize_emits_event_and_cuts_access(api: Api, emu: StripeEmulator, receiver: Receiver) -> None:
-    await oauth_connect(api.http, SUMMIT)
+    await oauth_connect(api.http, RIVERBEND)
     r = await api.http.post(
         "/oauth/deauthorize",
-        data={"client_id": CLIENT_ID, "stripe_user_id": SUMMIT},
+        data={"client_id": CLIENT_ID, "stripe_user_id": RIVERBEND},
         headers={"Authorization": f"Bearer {SECRET}"},
     )
-    assert r.status_code == 200 and r.json() == {"stripe_user_id": SUMMIT}
+    assert r.status_code == 200 and r.json() == {"stripe_user_id": RIVERBEND}
     await emu.webhooks.idle()
     assert receiver.types() == ["account.application.deauthorized"]
     event = receiver.events[0]
-    assert event["account"] == SUMMIT and event["data"]["object"]["id"] == CLIENT_ID
+    assert event["account"] == RIVERBEND and event["data"]["object"]["id"] == CLIENT_ID
     api.spec.validate(event, "event")
-    assert (await api.get("/v1/account", account=SUMMIT)).status_code == 403
+    assert (await api.get("/v1/account", account=RIVERBEND)).status_code == 403
     twice = await api.http.post(
         "/oauth/deauthorize",
-        data={"client_id": CLIENT_ID, "stripe_user_id": SUMMIT},
+        data={"client_id": CLIENT_ID, "stripe_user_id": RIVERBEND},
         headers={"Authorization": f"Bearer {SECRET}"},
     )
     assert twice.status_code == 400 and twice.json()["error"] == "invalid_client"

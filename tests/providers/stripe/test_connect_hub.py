@@ -7,18 +7,18 @@ from urllib.parse import urlparse
 from sqlalchemy import select
 
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
-from tests.providers.stripe.hub import SUMMIT, StripeHub
+from tests.providers.stripe.hub import RIVERBEND, StripeHub
 
 
 async def test_oauth_connect_shows_the_account_and_disconnect_deauthorizes(stripe_hub: StripeHub) -> None:
     conn = await stripe_hub.connect()
-    assert conn.account_id == SUMMIT and conn.status == ConnectionStatus.CONNECTED
+    assert conn.account_id == RIVERBEND and conn.status == ConnectionStatus.CONNECTED
     page = await stripe_hub.owner.get("/settings/billing/stripe")
-    assert "Summit Plumbing &amp; Heating" in page.text
+    assert "Riverbend Plumbing &amp; Heating" in page.text
     assert "•••• 6789" in page.text and page.text.count("Enabled") >= 2
     r = await stripe_hub.owner.submit(f"/integrations/stripe/connections/{conn.id}/disconnect")
     assert r.status_code == 303
-    assert SUMMIT not in stripe_hub.emu.connected  # deauthorized at Stripe, not just forgotten here
+    assert RIVERBEND not in stripe_hub.emu.connected  # deauthorized at Stripe, not just forgotten here
     await stripe_hub.delivered()  # account.application.deauthorized comes back: already disconnected, harmless
     async with stripe_hub.app.state.sessionmaker() as s:
         assert (await s.get(Connection, conn.id)).status == ConnectionStatus.DISCONNECTED
@@ -30,7 +30,7 @@ async def test_deauthorized_at_stripe_disconnects_here(stripe_hub: StripeHub) ->
         "/emulators/stripe/oauth/deauthorize",
         data={
             "client_id": "demo-stripe-client",
-            "stripe_user_id": SUMMIT,
+            "stripe_user_id": RIVERBEND,
             "client_secret": "demo-stripe-client-secret",
         },
     )

@@ -7,17 +7,17 @@ import pytest
 from fieldhub.hub.emulator.core import EmulatedDrop
 from fieldhub.providers.stripe.emulator import StripeEmulator
 from fieldhub.providers.stripe.emulator.forms import FormError, encode_form, parse_form
-from tests.providers.stripe.conftest import SUMMIT, Api
+from tests.providers.stripe.conftest import RIVERBEND, Api
 
 
 async def test_25_requests_per_second_per_account(api: Api, emu: StripeEmulator) -> None:
-    emu.connected.add(SUMMIT)
+    emu.connected.add(RIVERBEND)
     statuses = [(await api.get("/v1/balance")).status_code for _ in range(26)]
     assert statuses == [200] * 25 + [429]
     limited = await api.get("/v1/balance")
     assert limited.json()["error"]["code"] == "rate_limit" and limited.headers["retry-after"]
     # Another account has its own bucket.
-    assert (await api.get("/v1/balance", account=SUMMIT)).status_code == 200
+    assert (await api.get("/v1/balance", account=RIVERBEND)).status_code == 200
     emu.clock.advance(1.01)
     assert (await api.get("/v1/balance")).status_code == 200
 
@@ -29,7 +29,7 @@ async def test_injected_faults_speak_stripe(api: Api, emu: StripeEmulator) -> No
     await api.http.post("/_emulator/faults", json={"kind": "rate_limit", "count": 1, "retry_after": 3})
     r = await api.get("/v1/balance")
     assert r.status_code == 429 and r.headers["retry-after"] == "3" and r.headers["request-id"].startswith("req_")
-    emu.connected.add(SUMMIT)
+    emu.connected.add(RIVERBEND)
     await api.http.post("/_emulator/faults", json={"kind": "drop_after_commit", "count": 1, "path": "^/v1/accounts"})
     with pytest.raises(EmulatedDrop):
         await api.http.post(

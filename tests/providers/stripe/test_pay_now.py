@@ -17,7 +17,7 @@ from fieldhub.hub.sync.models import LedgerRow
 from fieldhub.hub.webhooks.models import InboxState, WebhookInbox
 from fieldhub.providers.stripe.emulator.webhooks import signature_header
 from tests.hub.oauth.conftest import consent
-from tests.providers.stripe.hub import SUMMIT, StripeHub, reload, sent_invoice, validate_traffic
+from tests.providers.stripe.hub import RIVERBEND, StripeHub, reload, sent_invoice, validate_traffic
 
 
 async def _count(app, model, *where) -> int:  # noqa: ANN001
@@ -27,7 +27,7 @@ async def _count(app, model, *where) -> int:  # noqa: ANN001
 
 async def test_card_payment_marks_the_invoice_paid(stripe_hub: StripeHub, session, biz, spec) -> None:
     conn = await stripe_hub.connect()
-    assert conn.account_id == SUMMIT and conn.account_name == "Summit Plumbing & Heating"
+    assert conn.account_id == RIVERBEND and conn.account_name == "Riverbend Plumbing & Heating"
     invoice = await sent_invoice(session, biz.tenant.id, "250.00")
     session_id = await stripe_hub.open_pay_link(invoice)
     # Opening the link again replays the same session (idempotency key per invoice and balance).
@@ -45,7 +45,7 @@ async def test_card_payment_marks_the_invoice_paid(stripe_hub: StripeHub, sessio
     assert done.status_code == 200 and "Thank you" in done.text
     # The session the hub created names the invoice, takes card and ACH, on the connected account.
     created = (await stripe_hub.control("GET", "objects", params={"object": "checkout.session"})).json()
-    assert len(created) == 1 and created[0]["account"] == SUMMIT
+    assert len(created) == 1 and created[0]["account"] == RIVERBEND
     assert created[0]["client_reference_id"] == str(invoice.id)
     assert created[0]["metadata"]["invoice_id"] == str(invoice.id)
     assert created[0]["payment_method_types"] == ["card", "us_bank_account"]
@@ -152,7 +152,7 @@ async def test_refund_in_stripe_is_recorded_once(stripe_hub: StripeHub, session,
     r = await stripe_hub.owner.post(
         "/emulators/stripe/v1/refunds",
         data={"payment_intent": payments[0].reference, "amount": "5000"},
-        headers={"Authorization": "Bearer demo-stripe-client-secret", "Stripe-Account": SUMMIT},
+        headers={"Authorization": "Bearer demo-stripe-client-secret", "Stripe-Account": RIVERBEND},
     )
     assert r.status_code == 200, r.text
     await stripe_hub.delivered()  # charge.refunded and refund.created both report it
@@ -171,7 +171,7 @@ async def test_payout_becomes_a_deposit_that_adds_up(stripe_hub: StripeHub, sess
         await stripe_hub.pay_card(await stripe_hub.open_pay_link(inv))
     await stripe_hub.delivered()
     await stripe_hub.control("POST", "clock/advance", params={"seconds": 3 * 86400})
-    run = await stripe_hub.control("POST", "payouts/run", params={"account": SUMMIT, "complete": "true"})
+    run = await stripe_hub.control("POST", "payouts/run", params={"account": RIVERBEND, "complete": "true"})
     assert run.status_code == 200, run.text
     await stripe_hub.delivered()
     payouts = (await stripe_hub.control("GET", "objects", params={"object": "payout"})).json()
@@ -246,7 +246,7 @@ async def test_dispute_and_failed_payout_notify_the_owner(stripe_hub: StripeHub,
     await stripe_hub.delivered()
     await stripe_hub.control("POST", "clock/advance", params={"seconds": 3 * 86400})
     await stripe_hub.control("POST", "payouts/fail_next")
-    run = await stripe_hub.control("POST", "payouts/run", params={"account": SUMMIT, "complete": "true"})
+    run = await stripe_hub.control("POST", "payouts/run", params={"account": RIVERBEND, "complete": "true"})
     assert run.status_code == 200, run.text
     charges = (await stripe_hub.control("GET", "objects", params={"object": "charge"})).json()
     assert (await stripe_hub.control("POST", f"charges/{charges[0]['id']}/dispute")).status_code == 200

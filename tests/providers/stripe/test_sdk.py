@@ -7,7 +7,7 @@ import pytest
 import stripe
 
 from fieldhub.providers.stripe.emulator import StripeEmulator
-from tests.providers.stripe.conftest import SECRET, SUMMIT
+from tests.providers.stripe.conftest import RIVERBEND, SECRET
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def sdk(emu: StripeEmulator) -> stripe.StripeClient:
 
 
 async def test_sdk_checkout_create_retrieve_and_replay(sdk: stripe.StripeClient, emu: StripeEmulator) -> None:
-    emu.connected.add(SUMMIT)
+    emu.connected.add(RIVERBEND)
     params = {
         "mode": "payment",
         "line_items": [
@@ -33,7 +33,7 @@ async def test_sdk_checkout_create_retrieve_and_replay(sdk: stripe.StripeClient,
         "metadata": {"invoice_id": "7"},
         "payment_intent_data": {"metadata": {"invoice_id": "7"}},
     }
-    options = {"stripe_account": SUMMIT, "idempotency_key": "sdk-1"}
+    options = {"stripe_account": RIVERBEND, "idempotency_key": "sdk-1"}
     session = await sdk.v1.checkout.sessions.create_async(params, options)
     assert isinstance(session, stripe.checkout.Session)
     assert session.id.startswith("cs_test_") and session.amount_total == 12345
@@ -43,24 +43,24 @@ async def test_sdk_checkout_create_retrieve_and_replay(sdk: stripe.StripeClient,
     assert again.id == session.id
     assert again.last_response.headers["idempotent-replayed"] == "true"
 
-    got = await sdk.v1.checkout.sessions.retrieve_async(session.id, options={"stripe_account": SUMMIT})
+    got = await sdk.v1.checkout.sessions.retrieve_async(session.id, options={"stripe_account": RIVERBEND})
     assert got.id == session.id and got.payment_method_types == ["card", "us_bank_account"]
 
     with pytest.raises(stripe.IdempotencyError):
         await sdk.v1.checkout.sessions.create_async({**params, "metadata": {"invoice_id": "8"}}, options)
     with pytest.raises(stripe.InvalidRequestError) as missing:
-        await sdk.v1.checkout.sessions.retrieve_async("cs_test_nope", options={"stripe_account": SUMMIT})
+        await sdk.v1.checkout.sessions.retrieve_async("cs_test_nope", options={"stripe_account": RIVERBEND})
     assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
     with pytest.raises(stripe.PermissionError):
         await sdk.v1.accounts.retrieve_current_async(options={"stripe_account": "acct_1NotConnected00"})
 
 
 async def test_sdk_lists_and_authentication(sdk: stripe.StripeClient, emu: StripeEmulator) -> None:
-    emu.connected.add(SUMMIT)
-    account = await sdk.v1.accounts.retrieve_async(SUMMIT)
-    assert account.business_profile.name == "Summit Plumbing & Heating"
+    emu.connected.add(RIVERBEND)
+    account = await sdk.v1.accounts.retrieve_async(RIVERBEND)
+    assert account.business_profile.name == "Riverbend Plumbing & Heating"
     assert account.external_accounts.data[0].last4 == "6789"
-    events = await sdk.v1.events.list_async({"limit": 3}, {"stripe_account": SUMMIT})
+    events = await sdk.v1.events.list_async({"limit": 3}, {"stripe_account": RIVERBEND})
     assert events.data == [] and events.has_more is False
     bad = stripe.StripeClient(
         "sk_test_wrong", base_addresses={"api": "http://stripe.test"}, http_client=sdk._requestor._client

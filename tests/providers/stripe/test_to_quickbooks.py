@@ -25,7 +25,7 @@ from fieldhub.providers.quickbooks.emulator import xsd
 from fieldhub.providers.quickbooks.mapping import PAYOUT_NOTE
 from fieldhub.providers.stripe.emulator.webhooks import signature_header
 from tests.hub.sync.conftest import QBOSetup, connect_mapped
-from tests.providers.stripe.hub import SUMMIT, StripeHub, reload, validate_traffic
+from tests.providers.stripe.hub import RIVERBEND, StripeHub, reload, validate_traffic
 
 UNDEPOSITED, CHECKING, FEES = "3", "4", "7"
 # In-process emulator calls are fast, but a loaded CI machine can stall one past the default 2 s timeout.
@@ -60,7 +60,7 @@ def _notes(books: QBOSetup, entity: str) -> set[str]:
 
 async def _payout(stripe_hub: StripeHub) -> dict:
     await stripe_hub.control("POST", "clock/advance", params={"seconds": 3 * 86400})
-    run = await stripe_hub.control("POST", "payouts/run", params={"account": SUMMIT, "complete": "true"})
+    run = await stripe_hub.control("POST", "payouts/run", params={"account": RIVERBEND, "complete": "true"})
     assert run.status_code == 200, run.text
     await stripe_hub.delivered()
     payouts = [p for p in (await stripe_hub.control("GET", "objects", params={"object": "payout"})).json()]
@@ -95,7 +95,7 @@ async def test_card_payments_refund_and_payout_reach_quickbooks(stripe_hub: Stri
     r = await stripe_hub.owner.post(
         "/emulators/stripe/v1/refunds",
         data={"payment_intent": paid[0].reference, "amount": "5000"},
-        headers={"Authorization": "Bearer demo-stripe-client-secret", "Stripe-Account": SUMMIT},
+        headers={"Authorization": "Bearer demo-stripe-client-secret", "Stripe-Account": RIVERBEND},
     )
     assert r.status_code == 200, r.text
     await stripe_hub.delivered()
@@ -222,7 +222,7 @@ async def test_ach_clearing_after_the_invoice_was_paid_another_way_is_told_once(
     r = await stripe_hub.owner.post(
         "/emulators/stripe/v1/refunds",
         data={"payment_intent": ach.reference},
-        headers={"Authorization": "Bearer demo-stripe-client-secret", "Stripe-Account": SUMMIT},
+        headers={"Authorization": "Bearer demo-stripe-client-secret", "Stripe-Account": RIVERBEND},
     )
     assert r.status_code == 200, r.text
     await stripe_hub.delivered()
@@ -247,7 +247,7 @@ async def test_a_payout_failing_after_it_was_paid_tells_the_owner_to_remove_its_
     event = {
         "id": "evt_late_payout_failure",
         "object": "event",
-        "account": SUMMIT,
+        "account": RIVERBEND,
         "api_version": "2023-08-16",
         "created": int(time.time()),
         "data": {"object": failed, "previous_attributes": {"status": "paid"}},

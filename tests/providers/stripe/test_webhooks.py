@@ -6,7 +6,7 @@ import stripe
 
 from fieldhub.providers.stripe.emulator import StripeEmulator
 from fieldhub.providers.stripe.emulator.webhooks import RETRY_SCHEDULE, signature_header
-from tests.providers.stripe.conftest import SUMMIT, WEBHOOK_SECRET, Api, Receiver, oauth_connect
+from tests.providers.stripe.conftest import RIVERBEND, WEBHOOK_SECRET, Api, Receiver, oauth_connect
 
 
 def test_signer_matches_the_fact_sheet_vector() -> None:
@@ -29,26 +29,26 @@ def test_signer_is_accepted_by_the_official_sdk() -> None:
 
 
 async def test_deliveries_are_signed_and_parse_with_the_sdk(api: Api, emu: StripeEmulator, receiver: Receiver) -> None:
-    await oauth_connect(api.http, SUMMIT)
-    await api.post(f"/v1/accounts/{SUMMIT}", {"business_profile": {"name": "Summit Plumbing"}})
+    await oauth_connect(api.http, RIVERBEND)
+    await api.post(f"/v1/accounts/{RIVERBEND}", {"business_profile": {"name": "Riverbend Plumbing"}})
     await emu.webhooks.idle()
     request = receiver.received[-1]
     assert str(request.url) == "http://hub.test/webhooks/stripe"
     assert request.headers["content-type"].startswith("application/json")
     event = stripe.Webhook.construct_event(request.content, request.headers["stripe-signature"], WEBHOOK_SECRET)
-    assert event.type == "account.updated" and event.account == SUMMIT
-    assert event.data.previous_attributes["business_profile"]["name"] == "Summit Plumbing & Heating"
+    assert event.type == "account.updated" and event.account == RIVERBEND
+    assert event.data.previous_attributes["business_profile"]["name"] == "Riverbend Plumbing & Heating"
     api.spec.validate(receiver.events[-1], "event")
 
 
 async def test_retries_with_backoff_until_the_hub_answers(api: Api, emu: StripeEmulator, receiver: Receiver) -> None:
     receiver.statuses = [500, 503]
-    await oauth_connect(api.http, SUMMIT)
-    await api.post(f"/v1/accounts/{SUMMIT}", {"metadata": {"k": "v"}})
+    await oauth_connect(api.http, RIVERBEND)
+    await api.post(f"/v1/accounts/{RIVERBEND}", {"metadata": {"k": "v"}})
     await emu.webhooks.idle()
     (delivery,) = emu.webhooks.deliveries
     assert delivery.status == "pending" and [a.status for a in delivery.attempts] == [500]
-    event = (await api.get(f"/v1/events/{delivery.event_id}", account=SUMMIT)).json()
+    event = (await api.get(f"/v1/events/{delivery.event_id}", account=RIVERBEND)).json()
     assert event["pending_webhooks"] == 1
     emu.clock.advance(RETRY_SCHEDULE[0] - 5)
     await api.http.post("/_emulator/tick")
@@ -61,15 +61,15 @@ async def test_retries_with_backoff_until_the_hub_answers(api: Api, emu: StripeE
     assert delivery.status == "delivered" and len(receiver.received) == 3
     listed = (await api.http.get("/_emulator/webhooks/deliveries", params={"status": "delivered"})).json()
     assert listed[0]["event_id"] == delivery.event_id and len(listed[0]["attempts"]) == 3
-    event = (await api.get(f"/v1/events/{delivery.event_id}", account=SUMMIT)).json()
+    event = (await api.get(f"/v1/events/{delivery.event_id}", account=RIVERBEND)).json()
     assert event["pending_webhooks"] == 0
 
 
 async def test_pause_flush_and_redeliver(api: Api, emu: StripeEmulator, receiver: Receiver) -> None:
     await api.http.post("/_emulator/webhooks/pause")
-    await oauth_connect(api.http, SUMMIT)
+    await oauth_connect(api.http, RIVERBEND)
     for i in range(3):
-        await api.post(f"/v1/accounts/{SUMMIT}", {"metadata": {"n": str(i)}})
+        await api.post(f"/v1/accounts/{RIVERBEND}", {"metadata": {"n": str(i)}})
     await emu.webhooks.idle()
     assert receiver.received == []
     flushed = (await api.http.post("/_emulator/webhooks/flush")).json()

@@ -12,7 +12,10 @@ from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAut
 
 USERS = [
     Account(
-        "5f3e2d1c-0000-4000-8000-0000000000a1", "Dana Rivera", "dana@riverside-hvac.example", {"acct": "Riverside HVAC"}
+        "5f3e2d1c-0000-4000-8000-0000000000a1",
+        "Olivia Owner",
+        "olivia@riverbend.example",
+        {"acct": "Riverbend Plumbing & Heating"},
     ),
     Account(
         "5f3e2d1c-0000-4000-8000-0000000000a2", "Sam Okafor", "sam@northside.example", {"acct": "Northside Electric"}

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 
 USERS = [
-    Account("a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4", "Dana Rivera", "dana@riverside-hvac.example"),
+    Account("a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4", "Olivia Owner", "olivia@riverbend.example"),
     Account("a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d5", "Sam Okafor", "sam@northside.example"),
 ]
 

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 
 BUSINESSES = [
-    Account("2192788", "Riverside Heating & Air", "owner@riverside.example", {"account_id": "zDmNq", "uuid": "b1"}),
+    Account(
+        "2192788", "Riverbend Plumbing & Heating", "office@riverbend.example", {"account_id": "zDmNq", "uuid": "b1"}
+    ),
     Account("2192790", "Northside Electric", "office@northside.example", {"account_id": "xPqRt", "uuid": "b2"}),
 ]
 

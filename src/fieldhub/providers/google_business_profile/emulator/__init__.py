@@ -16,7 +16,12 @@ class GoogleBusinessProfileEmulator(GoogleEmulator):
     key = "google_business_profile"
     brand_color = "#34A853"
     users = [
-        Account("108234567890123456789", "Dana Rivera", "dana@riverside-hvac.example", {"business": "Riverside HVAC"}),
+        Account(
+            "108234567890123456789",
+            "Olivia Owner",
+            "olivia@riverbend.example",
+            {"business": "Riverbend Plumbing & Heating"},
+        ),
         Account("108234567890123456790", "Sam Okafor", "sam@northside.example", {"business": "Northside Electric"}),
     ]
 

@@ -15,7 +15,7 @@ from fieldhub.hub.emulator.google import GoogleEmulator
 class GoogleCalendarEmulator(GoogleEmulator):
     key = "google_calendar"
     users = [
-        Account("108234567890123456789", "Dana Rivera", "dana@riverside-hvac.example"),
+        Account("108234567890123456789", "Olivia Owner", "olivia@riverbend.example"),
         Account("108234567890123456790", "Sam Okafor", "sam@northside-electric.example"),
     ]
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 
 USERS = [
-    Account("6e7b768e-07e2-4810-8459-485f84f8f204", "Dana Rivera", "dana@riversidehvac.onmicrosoft.example"),
+    Account("6e7b768e-07e2-4810-8459-485f84f8f204", "Olivia Owner", "olivia@riverbend.onmicrosoft.example"),
     Account("6e7b768e-07e2-4810-8459-485f84f8f205", "Sam Okafor", "sam@outlook.example"),
 ]
 NINETY_DAYS = 7_776_000

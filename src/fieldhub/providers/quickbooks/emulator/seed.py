@@ -132,9 +132,9 @@ def _code(id_: str, name: str, rate_ids: list[str], taxable: bool = True) -> dic
 def us_company() -> CompanySeed:
     return CompanySeed(
         realm_id=US_REALM,
-        name="Riverbend Plumbing LLC",
+        name="Riverbend Plumbing & Heating",
         country="USA",
-        email="office@riverbend-plumbing.example",
+        email="office@riverbend.example",
         currency="USD",
         address={"Line1": "1200 River Rd", "City": "Austin", "CountrySubDivisionCode": "TX", "PostalCode": "78701"},
         default_tax_code="2",

@@ -179,7 +179,7 @@ class StripeEmulator(Emulator):
         platform = build.account(self.platform_id, created=created, name="Fieldhub", enabled=True)
         self.put(self.platform_id, platform)
         demo = [
-            ("acct_1SummitPlumbing0", "Summit Plumbing & Heating", "owner@summitplumbing.test", "6789"),
+            ("acct_1RiverbendPlumb0", "Riverbend Plumbing & Heating", "office@riverbend.example", "6789"),
             ("acct_1BrightSparkElec", "Bright Spark Electric", "books@brightspark.test", "1116"),
         ]
         for account_id, name, email, last4 in demo:
@@ -198,7 +198,7 @@ class StripeEmulator(Emulator):
             self.put(self.platform_id, obj)
 
     def demo_accounts(self) -> list[dict[str, Any]]:
-        return [self.objects[i].obj for i in ("acct_1SummitPlumbing0", "acct_1BrightSparkElec")]
+        return [self.objects[i].obj for i in ("acct_1RiverbendPlumb0", "acct_1BrightSparkElec")]
 
     def account_obj(self, account_id: str) -> dict[str, Any]:
         return self.objects[account_id].obj

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 
 BUSINESSES = [
-    Account("286845156044809661", "Riverside HVAC Pros", "dana@riverside-hvac.example"),
+    Account("286845156044809661", "Riverbend Plumbing & Heating", "office@riverbend.example"),
     Account("286845156044809662", "Northside Electric Co", "sam@northside.example"),
 ]
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 
 BUSINESSES = [
-    Account("QnVzaW5lc3M6ZGVtby0x", "Lakeside Landscaping", "owner@lakeside.example"),
+    Account("QnVzaW5lc3M6ZGVtby0x", "Riverbend Plumbing & Heating", "office@riverbend.example"),
     Account("QnVzaW5lc3M6ZGVtby0y", "Summit Roofing", "books@summit.example"),
 ]
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 
 ORGANISATIONS = [
-    Account("a3b4c5d6-0000-4000-8000-00000000c001", "Demo Company (US)", "owner@demo-company.example"),
+    Account("a3b4c5d6-0000-4000-8000-00000000c001", "Riverbend Plumbing & Heating", "office@riverbend.example"),
     Account("a3b4c5d6-0000-4000-8000-00000000c002", "Bayside Plumbing Ltd", "accounts@bayside.example"),
 ]
 
