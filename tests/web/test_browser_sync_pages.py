@@ -24,6 +24,7 @@ from fieldhub.providers.quickbooks.emulator.seed import US_MAPPING as MAPPING
 pytestmark = pytest.mark.browser
 PAGE = "/settings/integrations/quickbooks"
 NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
+FITS = "box => box.scrollWidth <= box.clientWidth"  # a table wholly visible in its box, every column
 
 
 async def _owner(session: Any) -> str:
@@ -194,14 +195,19 @@ def test_issue15_items3_4_cards_history_and_pending_reasons_at_1280_and_390(sync
         folds = page.locator("[data-idle-runs]")
         assert folds.count() >= 1 and "with nothing to do" in folds.first.inner_text()
         assert page.evaluate(NO_SIDEWAYS)
+        assert page.locator(".table-wrap:has(table.history)").evaluate(FITS), "the history scrolls inside its box"
         page.screenshot(path=str(SHOTS / "issue15-4-cards-1280.png"), full_page=True)
+
+        page.goto(f"{base}{PAGE}/{connection_id}/history")
+        assert page.evaluate(NO_SIDEWAYS) and page.locator(".table-wrap:has(table.history)").evaluate(FITS)
+        page.screenshot(path=str(SHOTS / "issue15-5-history-1280.png"), full_page=True)
 
         # Why the invoice waits, from the ledger.
         pending = f"{base}{PAGE}/{connection_id}/records?state=pending"
         page.goto(pending)
         reason = page.locator("[data-waiting]").first.inner_text()
         assert "Waiting on its customer “Home Depot”, which failed to sync: Customer name conflict" in reason
-        page.screenshot(path=str(SHOTS / "issue15-5-pending-1280.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / "issue15-6-pending-1280.png"), full_page=True)
 
         # A phone: the same pages, nothing wider than the screen; the history's runs are cards of their own.
         phone = login(browser.new_context(viewport={"width": 390, "height": 844}), base, email, PAGE)
@@ -213,4 +219,4 @@ def test_issue15_items3_4_cards_history_and_pending_reasons_at_1280_and_390(sync
         error = phone.locator("tbody.run[data-status=partial] td.error-cell")
         assert error.bounding_box()["width"] >= 250 and error.bounding_box()["x"] + error.bounding_box()["width"] <= 390
         assert phone.locator("table.history thead").evaluate("e => getComputedStyle(e).display") == "none"
-        phone.screenshot(path=str(SHOTS / "issue15-6-phone.png"), full_page=True)
+        phone.screenshot(path=str(SHOTS / "issue15-7-phone.png"), full_page=True)

@@ -47,8 +47,18 @@ def _local(value: datetime | None, tz: str = "UTC", fmt: str = "%b %-d, %Y %-I:%
     return value.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
+def _moment(value: datetime | None, tz: str = "UTC") -> str:
+    """A time in the business's zone, short: the year only when it is not this year's."""
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(tz))
+    same_year = local.year == datetime.now(ZoneInfo(tz)).year
+    return local.strftime("%b %-d, %-I:%M %p" if same_year else "%b %-d, %Y %-I:%M %p")
+
+
 templates.env.filters["money"] = _money
 templates.env.filters["local"] = _local
+templates.env.filters["moment"] = _moment
 
 
 MAILBOX = "/dev/mailbox"
