@@ -13,7 +13,6 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from fieldhub import log
 from fieldhub.core import events
@@ -25,18 +24,9 @@ from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.runtime import tune_gc_after_startup
 from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
+from fieldhub.web.bodylimit import BodyLimit
 from fieldhub.web.deps import LoginRequired
 from fieldhub.web.templating import STATIC, render
-
-MAX_BODY_BYTES = 12 * 1024 * 1024  # a form field up to ~10 MB reaches validation; past this: 413
-
-
-class BodyLimit(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": "Request body too large"}, status_code=413)
-        return await call_next(request)
 
 
 def _wants_json(request: Request) -> bool:

@@ -95,13 +95,31 @@ async def web_ctx(request: Request, db: DB) -> Ctx:
     return request.state.ctx
 
 
-async def api_ctx(request: Request, db: DB) -> Ctx:
-    """An API caller with `Authorization: Bearer fhp_…`."""
+async def _api_user(request: Request, db: AsyncSession) -> User:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     user = await accounts.resolve_api_token(db, token.strip()) if scheme.lower() == "bearer" else None
     if user is None:
         raise HTTPException(401, "A valid API token is required", headers={"WWW-Authenticate": "Bearer"})
-    return Ctx(db=db, user=user, login=None)
+    return user
+
+
+async def api_ctx(request: Request, db: DB) -> Ctx:
+    """An API caller with `Authorization: Bearer fhp_…`."""
+    return Ctx(db=db, user=await _api_user(request, db), login=None)
+
+
+async def signed_in_before_body(request: Request, ctx_dependency: object) -> None:
+    """Who is asking, checked before a route reads its body (FastAPI reads and parses the body before it
+    solves any dependency): a caller who isn't signed in is refused without a byte of the body pulled.
+
+    A short session of its own, released before the body streams in; the route's dependency then resolves
+    the caller again in the request's session (an indexed lookup), so the rules live in one place.
+    """
+    async with request.app.state.sessionmaker() as db:
+        if ctx_dependency is api_ctx:
+            await _api_user(request, db)
+        elif await accounts.resolve_session(db, request.cookies.get(SESSION_COOKIE, "")) is None:
+            raise LoginRequired(str(request.url.path))
 
 
 WebCtx = Annotated[Ctx, Depends(web_ctx)]

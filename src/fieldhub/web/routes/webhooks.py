@@ -1,4 +1,7 @@
-"""POST /webhooks/{provider}: size limit, signature first, then the durable inbox; processing runs after the reply."""
+"""POST /webhooks/{provider}: signature first, then the durable inbox; processing runs after the reply.
+
+The body's size is bounded while it streams in, by fieldhub.web.bodylimit (1 MB for webhooks: 413).
+"""
 
 from __future__ import annotations
 
@@ -13,24 +16,6 @@ from fieldhub.log import get_logger
 
 router = APIRouter()
 log = get_logger(__name__)
-MAX_WEBHOOK_BYTES = 1024 * 1024  # providers send events of a few KB; anything near this is not one
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_WEBHOOK_BYTES:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BYTES:
-            raise TooLarge  # a sender that lies about (or omits) its length is cut off here
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _after(env: OAuthEnv, inbox_id: int) -> None:
@@ -44,10 +29,7 @@ async def receive(request: Request, provider: str, background: BackgroundTasks) 
     module = inbox.webhook_module(provider)
     if module is None:
         return JSONResponse({"error": "no such webhook"}, status_code=404)
-    try:
-        body = await _read_body(request)
-    except TooLarge:
-        return JSONResponse({"error": "payload too large"}, status_code=413)
+    body = await request.body()
     env = env_for(request.app)
     headers = {k.lower(): v for k, v in request.headers.items()}
     secret = inbox.secret_for(env, provider)
