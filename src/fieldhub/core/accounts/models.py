@@ -77,3 +77,15 @@ class ApiToken(IdMixin, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginThrottle(Base):
+    """One fixed window of failed sign-ins for one rule and subject (an account's email or a client address,
+    each stored as a SHA-256), or an address an account signed in from. In the database so that every
+    `fieldhub serve` process sharing it counts the same attempts (core/accounts/throttle.py)."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
 
+import anyio
+from anyio.lowlevel import RunVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fieldhub.core.accounts import throttle
 from fieldhub.core.accounts.models import ApiToken, LoginSession, Role, Tenant, User
 from fieldhub.db import utcnow
+from fieldhub.log import get_logger
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = _hasher.hash("not-a-password")
 API_TOKEN_PREFIX = "fhp_"
+# argon2 takes ~100 ms of CPU per hash and lets go of the GIL while it runs: hashes run in threads so the
+# event loop keeps serving pages meanwhile, at most one per core, so a burst of sign-ins waits its turn
+# for a thread instead of piling up threads that fight the loop (and each other) for the cores.
+HASH_THREADS = os.cpu_count() or 1
+_hash_threads: RunVar[anyio.CapacityLimiter] = RunVar("fieldhub_hash_threads")
+T = TypeVar("T")
+log = get_logger(__name__)
 
 
 def sha256(value: str) -> str:
@@ -33,6 +48,16 @@ def use_hasher(hasher: PasswordHasher) -> None:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+async def _hashing(work: Callable[[], T]) -> T:
+    """`work` (argon2) in the bounded thread pool of this event loop."""
+    try:
+        limiter = _hash_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(HASH_THREADS)
+        _hash_threads.set(limiter)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
 async def create_tenant(session: AsyncSession, *, name: str, slug: str, **fields: str) -> Tenant:
@@ -57,7 +82,7 @@ async def create_user(
         email=email.strip().lower(),
         name=name,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=await _hashing(lambda: hash_password(password)),
         **({"color": color} if color else {}),
     )
     session.add(user)
@@ -67,11 +92,52 @@ async def create_user(
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
     user = await session.scalar(select(User).where(User.email == email.strip().lower(), User.active))
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return user
+    stored = user.password_hash if user else _DUMMY_HASH
+
+    def verify() -> bool:
+        try:
+            return _hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return user if await _hashing(verify) else None
+
+
+@dataclass
+class SignIn:
+    user: User | None  # None: refused
+    retry_after: int = 0  # seconds, when the throttle refused it without checking the password
+
+
+def masked(email: str) -> str:
+    """An email as a log may show it: "o***@example.com"."""
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***{at}{domain}"
+
+
+async def sign_in(
+    session: AsyncSession, email: str, password: str, address: str, *, now: datetime | None = None
+) -> SignIn:
+    """A password sign-in, throttled per account and per client address (core/accounts/throttle.py).
+
+    Commits `session` once before the password is checked: the attempt's count must be seen by every
+    process while the hash runs, and no lock may be held during it.
+    """
+    now = now or utcnow()
+    attempt = throttle.Attempt(email.strip().lower(), address)
+    verdict = await throttle.check(session, attempt, now)
+    if not verdict.wait:
+        verdict.wait = await throttle.count(session, attempt, now, trusted=verdict.trusted)
+        await session.commit()
+    if verdict.wait:
+        log.warning("auth.login.throttled", email=masked(attempt.email), address=address, retry_after=verdict.wait)
+        return SignIn(None, verdict.wait)
+    user = await authenticate(session, email, password)
+    if user is None:
+        log.warning("auth.login.failed", email=masked(attempt.email), address=address)
+        return SignIn(None)
+    await throttle.forgive(session, attempt, now)
+    return SignIn(user)
 
 
 async def start_session(session: AsyncSession, user: User, days: int) -> tuple[str, LoginSession]:

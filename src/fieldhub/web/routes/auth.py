@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -19,9 +19,13 @@ def _safe_next(next_url: str) -> str:
     return next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
 
 
+def _page(request: Request, status: int, **context: Any) -> Response:
+    return render(request, "auth/login.html", {"error": "", "email": "", **context}, status)
+
+
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:
-    return render(request, "auth/login.html", {"next": _safe_next(next), "error": "", "email": ""})
+    return _page(request, 200, next=_safe_next(next))
 
 
 @router.post("/login")
@@ -32,16 +36,17 @@ async def login(
     password: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    user = await accounts.authenticate(db, email, password)
-    if user is None:
-        return render(
-            request,
-            "auth/login.html",
-            {"next": _safe_next(next), "error": "That email and password don't match.", "email": email},
-            status_code=400,
-        )
+    address = request.client.host if request.client else "unknown"
+    attempt = await accounts.sign_in(db, email, password, address)
+    if attempt.user is None:
+        if attempt.retry_after:
+            error = f"Too many failed sign-ins. Try again in {attempt.retry_after} s."
+            page = _page(request, 429, next=_safe_next(next), error=error, email=email)
+            page.headers["Retry-After"] = str(attempt.retry_after)
+            return page
+        return _page(request, 400, next=_safe_next(next), error="That email and password don't match.", email=email)
     settings = request.app.state.settings
-    token, _ = await accounts.start_session(db, user, settings.session_days)
+    token, _ = await accounts.start_session(db, attempt.user, settings.session_days)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
