@@ -143,7 +143,10 @@ async def make_owner(session: AsyncSession, slug: str) -> tuple[int, str]:
 async def connect_quickbooks(app: Any, email: str, account: str = US_REALM) -> int:
     """Log in as `email`, connect QuickBooks through the emulator's consent page, save the account mapping."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as hub:
-        login = await hub.post("/login", data={"email": email, "password": PASSWORD})
+        form = await hub.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf, "no CSRF token on the login page"
+        login = await hub.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf.group(1)})
         assert login.status_code == 303, login.text
         start = await hub.get("/integrations/quickbooks/connect", params={"mode": "page"})
         assert start.status_code == 302, start.text

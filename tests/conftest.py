@@ -199,13 +199,22 @@ class Browser(httpx.AsyncClient):
     csrf: str = ""
 
     async def login(self, email: str, password: str = PASSWORD) -> Browser:
-        r = await self.post("/login", data={"email": email, "password": password})
+        r = await self.post(
+            "/login", data={"email": email, "password": password, "csrf_token": await self.login_csrf()}
+        )
         assert r.status_code == 303, r.text
         page = await self.get("/")
         m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert m, "no CSRF token on the dashboard"
         self.csrf = m.group(1)
         return self
+
+    async def login_csrf(self) -> str:
+        """The login form's CSRF value, read from the page as a browser would (its cookie is kept)."""
+        page = await self.get("/login")
+        m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert m, "no CSRF token on the login page"
+        return m.group(1)
 
     async def submit(self, url: str, data: dict | None = None, **kw) -> httpx.Response:
         """POST a form the way the page does, CSRF token included."""

@@ -18,7 +18,9 @@ async def test_pages_redirect_to_login(client: Browser) -> None:
 
 
 async def test_wrong_password_is_refused(client: Browser, biz: Business) -> None:
-    r = await client.post("/login", data={"email": biz.owner.email, "password": "nope"})
+    r = await client.post(
+        "/login", data={"email": biz.owner.email, "password": "nope", "csrf_token": await client.login_csrf()}
+    )
     assert r.status_code == 400
     assert "That email and password don&#39;t match." in r.text
     assert "fh_session" not in r.cookies
@@ -42,6 +44,11 @@ async def test_post_without_csrf_is_refused(client: Browser, biz: Business) -> N
 async def test_open_redirect_refused(client: Browser, biz: Business) -> None:
     r = await client.post(
         "/login",
-        data={"email": biz.owner.email, "password": "correct-horse-battery", "next": "//evil.example"},
+        data={
+            "email": biz.owner.email,
+            "password": "correct-horse-battery",
+            "next": "//evil.example",
+            "csrf_token": await client.login_csrf(),
+        },
     )
     assert r.headers["location"] == "/"

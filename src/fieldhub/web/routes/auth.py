@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -12,6 +13,12 @@ from fieldhub.web.deps import DB, SESSION_COOKIE, WebCtx
 from fieldhub.web.templating import render
 
 router = APIRouter()
+# Login CSRF: before there is a session there is no session token to check, so the login form carries a
+# random value that is also in this cookie (double submit). A cross-site POST can't read the cookie to
+# put it in its form, and a SameSite=Strict cookie isn't even sent with it: without a match, nobody is
+# signed in (else a page elsewhere could sign a visitor into the attacker's account).
+LOGIN_CSRF_COOKIE = "fh_login_csrf"
+FORGED = "This sign-in form expired or came from another site, so nothing was done. Sign in again below."
 
 
 def _safe_next(next_url: str) -> str:
@@ -19,13 +26,29 @@ def _safe_next(next_url: str) -> str:
     return next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
 
 
-def _page(request: Request, status: int, **context: Any) -> Response:
-    return render(request, "auth/login.html", {"error": "", "email": "", **context}, status)
+def _page(request: Request, status: int, token: str, **context: Any) -> Response:
+    """The login page with its CSRF value in the form and in the cookie."""
+    response = render(request, "auth/login.html", {"error": "", "email": "", **context, "csrf_token": token}, status)
+    if request.cookies.get(LOGIN_CSRF_COOKIE) != token:
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            token,
+            path="/login",
+            httponly=True,
+            samesite="strict",
+            secure=request.app.state.settings.base_url.startswith("https://"),
+        )
+    return response
+
+
+def _login_token(request: Request) -> str:
+    kept = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    return kept if 32 <= len(kept) <= 64 else secrets.token_urlsafe(32)
 
 
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:
-    return _page(request, 200, next=_safe_next(next))
+    return _page(request, 200, _login_token(request), next=_safe_next(next))
 
 
 @router.post("/login")
@@ -35,16 +58,22 @@ async def login(
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
+    kept = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not kept or not secrets.compare_digest(csrf_token.encode(), kept.encode()):
+        return _page(request, 403, _login_token(request), next=_safe_next(next), error=FORGED)
     address = request.client.host if request.client else "unknown"
     attempt = await accounts.sign_in(db, email, password, address)
     if attempt.user is None:
         if attempt.retry_after:
             error = f"Too many failed sign-ins. Try again in {attempt.retry_after} s."
-            page = _page(request, 429, next=_safe_next(next), error=error, email=email)
+            page = _page(request, 429, kept, next=_safe_next(next), error=error, email=email)
             page.headers["Retry-After"] = str(attempt.retry_after)
             return page
-        return _page(request, 400, next=_safe_next(next), error="That email and password don't match.", email=email)
+        return _page(
+            request, 400, kept, next=_safe_next(next), error="That email and password don't match.", email=email
+        )
     settings = request.app.state.settings
     token, _ = await accounts.start_session(db, attempt.user, settings.session_days)
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -56,6 +85,7 @@ async def login(
         secure=settings.base_url.startswith("https://"),
         max_age=settings.session_days * 86400,
     )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
 
