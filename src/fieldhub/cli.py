@@ -355,7 +355,9 @@ def worker(
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="A module in bench/: latency, backfill, overhead, memory, scale...")],
+    name: Annotated[
+        str, typer.Argument(help="A module in bench/: latency, backfill, overhead, memory, scale, login...")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print only the JSON figures")] = False,
     option: Annotated[list[str] | None, typer.Option("--set", help="key=value passed to the benchmark")] = None,
     database_url: Annotated[str, typer.Option(help="Run against this database (default: a fresh SQLite file)")] = "",

@@ -97,6 +97,19 @@ def test_memory():
     assert 0 < figures["rss_mb_at_10k"] <= figures["rss_mb_peak"]
 
 
+def test_login():
+    from argon2 import PasswordHasher
+
+    figures = bench("login", *sets(attackers=3, idle_seconds=1, spray_seconds=2, targeted_seconds=3, probe_gap_ms=50))
+    real = PasswordHasher()  # argon2-cffi's defaults, which the served hub keeps (the suite swaps in cheap ones)
+    assert figures["argon2"] == f"m={real.memory_cost},t={real.time_cost},p={real.parallelism}"
+    assert {"get_login_ms_p50", "get_login_ms_p99", "account_failures_checked_per_minute_max"} <= set(figures)
+    assert all(figures["get_login_ms"][phase]["n"] > 0 for phase in ("idle", "spray", "targeted"))
+    assert set(figures["spray"]["statuses"]) == {"400"}  # a spray binds no rule: every attempt was checked
+    checked = figures["targeted"]["statuses"].get("400", 0)
+    assert 0 < checked == figures["account_failures_checked_per_minute_max"] <= figures["account_limits"]["per_minute"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pending(backend):
     url = PG_URL if backend == "postgresql" else ""

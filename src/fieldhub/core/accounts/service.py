@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-import anyio
-from anyio.lowlevel import RunVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
@@ -26,12 +28,23 @@ _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = _hasher.hash("not-a-password")
 API_TOKEN_PREFIX = "fhp_"
-# argon2 takes ~100 ms of CPU per hash and lets go of the GIL while it runs: hashes run in threads so the
-# event loop keeps serving pages meanwhile, at most one per core, so a burst of sign-ins waits its turn
-# for a thread instead of piling up threads that fight the loop (and each other) for the cores.
+# argon2 takes ~100 ms of CPU per check and lets go of the GIL, so checks run in a pool of their own
+# threads while the event loop keeps serving pages: at most one check per core at a time, further sign-ins
+# wait their turn in the pool's queue instead of piling up threads that fight the loop (and each other) for
+# the cores. argon2 spreads each check over `parallelism` threads of its own, started from the pool's
+# thread: these run at a lower priority (HASH_NICE, Linux keeps it per thread and new threads inherit it),
+# so whenever the loop has work the kernel gives it the core first.
 HASH_THREADS = os.cpu_count() or 1
-_hash_threads: RunVar[anyio.CapacityLimiter] = RunVar("fieldhub_hash_threads")
+HASH_NICE = 10
 T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # not on every platform: then argon2 runs at the loop's
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
+_hash_pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="argon2", initializer=_lower_priority)
 log = get_logger(__name__)
 
 
@@ -51,13 +64,8 @@ def hash_password(password: str) -> str:
 
 
 async def _hashing(work: Callable[[], T]) -> T:
-    """`work` (argon2) in the bounded thread pool of this event loop."""
-    try:
-        limiter = _hash_threads.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(HASH_THREADS)
-        _hash_threads.set(limiter)
-    return await anyio.to_thread.run_sync(work, limiter=limiter)
+    """`work` (argon2) in the hashing pool, waiting for a thread if all are busy."""
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool, work)
 
 
 async def create_tenant(session: AsyncSession, *, name: str, slug: str, **fields: str) -> Tenant:
