@@ -18,7 +18,7 @@ from fieldhub import log
 from fieldhub.core import events
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.hub import registry
-from fieldhub.hub.emulator.mount import mount_emulators
+from fieldhub.hub.emulator.mount import EMULATOR_PREFIX, mount_emulators
 from fieldhub.hub.notify import invoice_mail
 from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.runtime import tune_gc_after_startup
@@ -26,6 +26,7 @@ from fieldhub.settings import Settings, get_settings
 from fieldhub.web import routes
 from fieldhub.web.bodylimit import BodyLimit
 from fieldhub.web.deps import LoginRequired
+from fieldhub.web.headers import SecurityHeaders
 from fieldhub.web.templating import STATIC, render
 
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, skip=(EMULATOR_PREFIX + "/",))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.exception_handler(LoginRequired)

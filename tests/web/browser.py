@@ -120,6 +120,37 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+# Runs in every page of a context before its own scripts (Playwright injects it, outside the page's CSP).
+_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  var where = e.sourceFile + ":" + e.lineNumber;
+  window.__violations.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " at " + where);
+});
+"""
+
+
+def watch_errors(context: Any) -> list[str]:
+    """Every console error of every page of `context`, popups included, as "url: text". A refusal by the
+    Content-Security-Policy is one (its text names the "Content Security Policy"): it breaks a page without
+    a word, so a test that drives pages asserts none came. Each page's `window.__violations` lists the
+    securitypolicyviolation events of its current document."""
+    errors: list[str] = []
+
+    def seen(message: Any) -> None:
+        if message.type == "error":
+            page = getattr(message, "page", None)
+            errors.append(f"{page.url if page else '?'}: {message.text}")
+
+    context.add_init_script(_VIOLATIONS)
+    context.on("console", seen)
+    return errors
+
+
+def csp_refusals(errors: list[str]) -> list[str]:
+    return [e for e in errors if "Content Security Policy" in e]
+
+
 def login(context: Any, base: str, email: str, next_url: str) -> Any:
     """Sign in on a new page of `context` (a Browser or BrowserContext) and wait until `next_url` is shown."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

@@ -72,6 +72,7 @@ def _expect_connected(page) -> None:  # noqa: ANN001
 def test_connect_disconnect_reconnect_through_the_popup(served, chromium) -> None:  # noqa: ANN001
     base, emails = served
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    errors = browser.watch_errors(context)  # the popup's last page reports back through /static/popup.js
     page = _login(context, base, emails["popup"])
     _connect_in_popup(page)
     _expect_connected(page)
@@ -94,6 +95,7 @@ def test_connect_disconnect_reconnect_through_the_popup(served, chromium) -> Non
 
     _connect_in_popup(page)
     _expect_connected(page)
+    assert browser.csp_refusals(errors) == []
     context.close()
 
 

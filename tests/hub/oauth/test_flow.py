@@ -116,8 +116,10 @@ async def test_denied_consent_says_so_and_stores_nothing(owner, session) -> None
 async def test_popup_mode_posts_message_to_opener(owner) -> None:
     r, _ = await consent(owner, "quickbooks", mode="popup")
     assert r.status_code == 200
-    assert "window.opener.postMessage" in r.text and '"fieldhub:connected"' in r.text and "location.origin" in r.text
-    assert '"quickbooks"' in r.text
+    assert 'data-connect-result="connected"' in r.text and 'data-provider="quickbooks"' in r.text
+    assert '<script src="/static/popup.js">' in r.text  # the message is sent by a static script (the CSP's rule)
+    script = (await owner.get("/static/popup.js")).text
+    assert "window.opener.postMessage" in script and '"fieldhub:connected"' in script and "location.origin" in script
 
 
 async def test_pkce_and_extra_authorize_params(owner) -> None:

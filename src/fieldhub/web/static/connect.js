@@ -1,6 +1,7 @@
 // Connect buttons on integration cards: a centred 600x700 sign-in window, completion by postMessage
 // (from our own origin only) with polling of /integrations/<key>/status as the fallback, and a
-// full-page fallback when the browser blocks the window. Disconnect asks for confirmation first.
+// full-page fallback when the browser blocks the window. (Disconnect's confirmation is its form's
+// data-confirm, which app.js asks.)
 (function () {
   "use strict";
   var POLL_MS = 1500;
@@ -115,11 +116,5 @@
     if (!link) { return; }
     event.preventDefault();
     start(link);
-  });
-
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!form.matches || !form.matches("form.disconnect-form")) { return; }
-    if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
   });
 })();
