@@ -69,15 +69,15 @@ def _ms(values: list[float]) -> dict[str, Any]:
 
 async def _worker(base: str, mode: str, email: str, index: int, until: float, seen: list[tuple[float, int]]) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-        token = CSRF.search((await client.get("/login")).text)
-        assert token, "no CSRF value on the login page"
+        found = CSRF.search((await client.get("/login")).text)
+        token = found.group(1) if found else ""  # a hub from before the login form had one
         n = 0
         while time.monotonic() < until:
             n += 1
             # A new address every attempt (a spread-out attack), and in the spray a new email too.
             address = f"10.{index}.{n // 250 % 250}.{n % 250 + 1}"
             target = email if mode == "targeted" else f"nobody-{secrets.token_hex(6)}@spray.test"
-            data = {"email": target, "password": f"wrong-{n}", "csrf_token": token.group(1)}
+            data = {"email": target, "password": f"wrong-{n}", "csrf_token": token}
             r = await client.post("/login", data=data, headers={"X-Forwarded-For": address})
             seen.append((time.monotonic(), r.status_code))
 

@@ -26,6 +26,7 @@ FORGED = "This sign-in form expired or came from another site, so nothing was do
 # clients hammering POST /login then wait here, at no cost, instead of each holding a place in the event
 # loop's queue ahead of every other page.
 SIGN_INS_AT_ONCE = accounts.HASH_THREADS + 2
+REFUSAL_PAUSE_S = 1.0
 
 
 def _turns(request: Request) -> asyncio.Semaphore:
@@ -82,6 +83,9 @@ async def login(
         attempt = await accounts.sign_in(db, email, password, address)
     if attempt.user is None:
         if attempt.retry_after:
+            # Answered after a pause, outside the turns: a script hammering the form waits for each answer,
+            # so the hub serves it a refusal a second instead of as many as the loop can answer.
+            await asyncio.sleep(REFUSAL_PAUSE_S)
             error = f"Too many failed sign-ins. Try again in {attempt.retry_after} s."
             page = _page(request, 429, kept, next=_safe_next(next), error=error, email=email)
             page.headers["Retry-After"] = str(attempt.retry_after)
