@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 from typing import Annotated, Any
 
@@ -84,8 +85,9 @@ async def login(
     if attempt.user is None:
         if attempt.retry_after:
             # Answered after a pause, outside the turns: a script hammering the form waits for each answer,
-            # so the hub serves it a refusal a second instead of as many as the loop can answer.
-            await asyncio.sleep(REFUSAL_PAUSE_S)
+            # so the hub serves it a refusal a second instead of as many as the loop can answer. Jittered, so
+            # that many connections refused together don't come back, and ask again, all in one burst.
+            await asyncio.sleep(REFUSAL_PAUSE_S * random.uniform(0.5, 1.5))
             error = f"Too many failed sign-ins. Try again in {attempt.retry_after} s."
             page = _page(request, 429, kept, next=_safe_next(next), error=error, email=email)
             page.headers["Retry-After"] = str(attempt.retry_after)
