@@ -34,7 +34,7 @@ API_TOKEN_PREFIX = "fhp_"
 # the cores. argon2 spreads each check over `parallelism` threads of its own, started from the pool's
 # thread: these run at a lower priority (HASH_NICE, Linux keeps it per thread and new threads inherit it),
 # so whenever the loop has work the kernel gives it the core first.
-HASH_THREADS = os.cpu_count() or 1
+HASH_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 HASH_NICE = 10
 T = TypeVar("T")
 

@@ -21,13 +21,11 @@ router = APIRouter()
 # signed in (else a page elsewhere could sign a visitor into the attacker's account).
 LOGIN_CSRF_COOKIE = "fh_login_csrf"
 FORGED = "This sign-in form expired or came from another site, so nothing was done. Sign in again below."
-
-
 # Sign-ins are handled a few at a time per process (the hashing pool's threads and two more): twenty
 # clients hammering POST /login then wait here, at no cost, instead of each holding a place in the event
 # loop's queue ahead of every other page.
 SIGN_INS_AT_ONCE = accounts.HASH_THREADS + 2
-REFUSAL_PAUSE_S = 1.0
+REFUSAL_PAUSE_S = 1.0  # before a throttled attempt's answer, jittered by half either way
 
 
 def _turns(request: Request) -> asyncio.Semaphore:
