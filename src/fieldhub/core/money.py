@@ -6,6 +6,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+# Whole digits an amount may have before parse_money refuses it: far past any invoice (validation bounds it
+# tighter), and short of the 28 digits decimal's default context can quantize to cents.
+MAX_DIGITS = 24
 
 
 def to_money(value: Decimal | int | str) -> Decimal:
@@ -29,6 +32,9 @@ def parse_money(text: str) -> Decimal:
         raise ValueError(f"not an amount: {text!r}") from exc
     if not value.is_finite():
         raise ValueError(f"not an amount: {text!r}")
+    if value.adjusted() >= MAX_DIGITS:
+        # Checked before quantize: past the context's 28 digits it raises InvalidOperation, not ValueError.
+        raise ValueError("too large for an amount")
     if value != value.quantize(CENT):
         raise ValueError("amounts have at most 2 decimal places")
     return value.quantize(CENT)

@@ -15,8 +15,12 @@ from fieldhub.core.money import parse_money
 
 M = TypeVar("M", bound=BaseModel)
 
-# Largest amount a ScaledDecimal column can hold comfortably, far beyond any invoice.
+# Largest amount a ScaledDecimal column can hold comfortably, far beyond any invoice. It bounds totals too: a
+# line's quantity × price, and an invoice's sum of lines, are refused past it rather than overflowing the column.
 MAX_AMOUNT = Decimal("999999999999.99")
+# Primary keys are INTEGER columns, 32-bit on PostgreSQL: a larger id names no record, and past 2**63 the
+# database drivers raise instead of answering "not found". Every id taken as input is bounded by this.
+MAX_ID = 2**31 - 1
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -50,6 +54,13 @@ def _places(places: int) -> Any:
     return lambda value: value.quantize(exponent)
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL's text can't hold NUL ("\x00"): refused here, not at the INSERT as a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 def _email(value: str) -> str:
     if not value:
         return ""
@@ -61,7 +72,11 @@ def _email(value: str) -> str:
 
 def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as a type in schemas
     """A stripped string with the column's limit, so an oversize value is refused, never truncated."""
-    return Annotated[str, StringConstraints(strip_whitespace=True, max_length=max_length, min_length=min_length)]
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, max_length=max_length, min_length=min_length),
+        AfterValidator(_no_nul),
+    ]
 
 
 Money = Annotated[
@@ -86,7 +101,31 @@ Percent = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "examples": ["8.25"]}),
 ]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
-OptionalId = Annotated[int | None, BeforeValidator(_blank_to_none)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+OptionalId = Annotated[Id | None, BeforeValidator(_blank_to_none)]
+
+
+def id_or_none(text: str) -> int | None:
+    """An id typed into a form or query string ("12"), or None when it can't be one (blank, "x", "²", 10**30)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def require_in_schema(*names: str) -> Any:
+    """A model's `json_schema_extra` listing fields as required that it takes blank only to refuse them later."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        required = schema.setdefault("required", [])
+        for name in names:
+            schema["properties"][name].pop("default", None)
+            if name not in required:
+                required.append(name)
+
+    return extra
 
 
 def message_for(error: Mapping[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from fieldhub.core.validation import Money, OptionalId, Quantity, Text
+from fieldhub.core.validation import Id, Money, OptionalId, Quantity, Text
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -48,7 +48,7 @@ class EstimateLineIn(BaseModel):
 class EstimateIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    customer_id: int
+    customer_id: Id
     # Empty means today in the business's time zone.
     issue_date: OptionalDate = None
     expires_on: OptionalDate = None

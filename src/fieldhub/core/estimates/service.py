@@ -21,9 +21,9 @@ from fieldhub.core.estimates.models import Estimate, EstimateLine, EstimateStatu
 from fieldhub.core.estimates.schemas import HEADER_FIELDS, EstimateIn
 from fieldhub.core.events import record_event
 from fieldhub.core.items.models import Item, TaxRate
-from fieldhub.core.money import ZERO, to_money
+from fieldhub.core.money import ZERO, format_money, to_money
 from fieldhub.core.paging import Page, paginate
-from fieldhub.core.validation import parse
+from fieldhub.core.validation import MAX_AMOUNT, parse
 
 NUMBER_PREFIX = "EST-"
 FIRST_NUMBER = 1001
@@ -107,6 +107,7 @@ async def _resolve(session: AsyncSession, tenant_id: int, values: EstimateIn) ->
         i.id: i for i in await session.scalars(select(Item).where(Item.tenant_id == tenant_id, Item.id.in_(item_ids)))
     }
     lines = []
+    figures: list[tuple[Decimal, Decimal, bool]] = []
     for n, line in enumerate(values.lines):
         item = items.get(line.item_id) if line.item_id is not None else None
         if line.item_id is not None and item is None:
@@ -116,17 +117,23 @@ async def _resolve(session: AsyncSession, tenant_id: int, values: EstimateIn) ->
         if price is None:
             errors[f"lines.{n}.unit_price"] = "Enter a price for a line without an item."
             continue
+        taxable = line.taxable if line.taxable is not None else bool(item and item.taxable)
+        figures.append((line.quantity, price, taxable))
         lines.append(
             {
                 "item_id": line.item_id,
                 "description": line.description or (item.name if item else ""),
                 "quantity": line.quantity,
                 "unit_price": price,
-                "taxable": line.taxable if line.taxable is not None else bool(item and item.taxable),
+                "taxable": taxable,
             }
         )
     if errors:
         raise ValidationFailed(errors)
+    totals = compute_totals(figures, rate.rate if rate else None)
+    if totals.total > MAX_AMOUNT:
+        # Each amount was in bounds, but quantity × price over the lines can still pass what the columns hold.
+        raise ValidationFailed.one("lines", f"The estimate comes to more than {format_money(MAX_AMOUNT)}.")
     return rate, lines
 
 

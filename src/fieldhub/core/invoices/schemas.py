@@ -6,10 +6,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from fieldhub.core.payments.models import PaymentMethod
-from fieldhub.core.validation import Money, OptionalId, Quantity, Text
+from fieldhub.core.validation import ID_SCHEMA, Money, OptionalId, Quantity, Text, require_in_schema
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -46,9 +46,11 @@ class InvoiceLineIn(BaseModel):
 
 
 class InvoiceIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=require_in_schema("customer_id"))
 
-    customer_id: OptionalId = None
+    # Required, and documented so; a blank one is taken here and refused by the service along with every
+    # other mistake on the form, so the page can show them all at once.
+    customer_id: Annotated[OptionalId, WithJsonSchema(ID_SCHEMA)] = None
     issue_date: OptionalDate = None  # None: today
     due_date: OptionalDate = None
     tax_rate_id: OptionalId = None

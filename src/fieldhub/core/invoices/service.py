@@ -47,7 +47,7 @@ from fieldhub.core.items.models import Item, TaxRate
 from fieldhub.core.money import ZERO, format_money
 from fieldhub.core.paging import Page, paginate
 from fieldhub.core.payments.models import Payment, PaymentStatus, Refund
-from fieldhub.core.validation import parse
+from fieldhub.core.validation import MAX_AMOUNT, parse
 from fieldhub.db import utcnow
 
 NUMBER_PREFIX = "INV-"
@@ -261,6 +261,9 @@ async def _build(
         raise ValidationFailed.one(
             "discount_amount", f"The discount can't exceed the subtotal ({format_money(subtotal)})."
         ) from None
+    if max(totals.subtotal, totals.total) > MAX_AMOUNT:
+        # Each amount was in bounds, but quantity × price over the lines can still pass what the columns hold.
+        raise ValidationFailed.one("lines", f"The invoice comes to more than {format_money(MAX_AMOUNT)}.")
     assert customer is not None
     return customer, tax_rate, lines, totals
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from fieldhub.core.jobs.models import JobStatus
-from fieldhub.core.validation import Text
+from fieldhub.core.validation import Id, Text
 
 
 def _ids(value: Any) -> Any:
@@ -19,13 +19,13 @@ def _ids(value: Any) -> Any:
     return [v for v in value if not (isinstance(v, str) and not v.strip())]
 
 
-UserIds = Annotated[list[int], BeforeValidator(_ids), Field(max_length=50)]
+UserIds = Annotated[list[Id], BeforeValidator(_ids), Field(max_length=50)]
 
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    customer_id: int
+    customer_id: Id
     title: Text(200, min_length=1)
     description: Text(4000) = ""
     # Empty means the customer's service address.
@@ -43,7 +43,7 @@ class JobStatusIn(BaseModel):
 class TimeBlockIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    user_id: int
+    user_id: Id
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     reason: Text(200) = ""
