@@ -13,9 +13,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fieldhub import log
 from fieldhub.core import events
+from fieldhub.core.errors import NotFound, ValidationFailed
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.hub import registry
 from fieldhub.hub.emulator.mount import EMULATOR_PREFIX, mount_emulators
@@ -23,9 +25,10 @@ from fieldhub.hub.notify import invoice_mail
 from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.runtime import tune_gc_after_startup
 from fieldhub.settings import Settings, get_settings
-from fieldhub.web import routes
+from fieldhub.web import openapi, routes
 from fieldhub.web.bodylimit import BodyLimit
 from fieldhub.web.deps import LoginRequired
+from fieldhub.web.errors import NOT_FOUND, NulRefused, allowed_methods, request_errors, validation_body
 from fieldhub.web.headers import SecurityHeaders
 from fieldhub.web.templating import STATIC, render
 
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.add_middleware(BodyLimit)
+    app.add_middleware(NulRefused)
     app.add_middleware(SecurityHeaders, skip=(EMULATOR_PREFIX + "/",))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
@@ -92,24 +96,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": "Not signed in"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(exc.next_url)}", status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
+    # Starlette's own (an unknown path, a 405) as well as the routes': one error page, one JSON body.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app.router.routes, request.scope))}
         if _wants_json(request):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        return render(request, "errors/error.html", {"status": exc.status_code, "detail": exc.detail}, exc.status_code)
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+        page = render(request, "errors/error.html", {"status": exc.status_code, "detail": exc.detail}, exc.status_code)
+        page.headers.update(headers or {})
+        return page
+
+    # Routes with PageRoute or ApiRoute answer these themselves; these catch the ones without.
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> Response:
+        return await _http_error(request, HTTPException(404, NOT_FOUND))
+
+    @app.exception_handler(ValidationFailed)
+    async def _refused(request: Request, exc: ValidationFailed) -> Response:
+        if _wants_json(request):
+            return JSONResponse(validation_body(exc.errors), status_code=422)
+        return render(request, "errors/error.html", {"status": 422, "detail": " ".join(exc.errors.values())}, 422)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        # Pydantic echoes the input back; a rejected field may be 10 MB or hold a secret, so drop it.
-        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+        # Field messages only: pydantic's own errors echo the input, which may be 10 MB or hold a secret.
         if _wants_json(request):
-            return JSONResponse({"detail": errors}, status_code=422)
+            return JSONResponse(validation_body(request_errors(exc)), status_code=422)
         return render(request, "errors/error.html", {"status": 422, "detail": "Some fields were not valid."}, 422)
 
     for module in route_modules():
         app.include_router(module.router)
     # Demo and test mode: every provider's emulator at /emulators/<key> (production mounts none).
     mount_emulators(app, settings)
+    openapi.describe_answers(app)
     return app
 
 

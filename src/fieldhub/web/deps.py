@@ -23,18 +23,14 @@ def get_settings(request: Request) -> Settings:
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; committed when the route returns without error."""
+    """One session per request; committed when the route returns without error.
+
+    On any error the session is only closed: that undoes the transaction as rollback() would, without
+    expiring the loaded user, so the answer (a 403, 404 or 422 page) can still show who is signed in.
+    """
     async with request.app.state.sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except HTTPException:
-            # A refusal (403, 404) is answered with a page that still shows who is signed in: closing
-            # the session undoes the transaction without expiring the loaded user, as rollback() would.
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
+        yield session
+        await session.commit()
 
 
 DB = Annotated[AsyncSession, Depends(get_db)]

@@ -1,16 +1,19 @@
-"""Route classes: the caller checked before a body is read, and core errors turned into answers (a 404 page or
-JSON, 422 with field messages)."""
+"""The project's error answers: their bodies, and route classes that check the caller before a body is read and
+turn core errors into answers (a 404 page or JSON, 422 with field messages)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fieldhub.core.errors import NotFound, ValidationFailed
 from fieldhub.core.validation import message_for
@@ -55,8 +58,59 @@ class PageRoute(APIRoute):
         return route
 
 
+class ErrorBody(BaseModel):
+    """Every refusal in JSON: what went wrong, in plain words."""
+
+    detail: str
+
+
+class InvalidBody(ErrorBody):
+    """A refused input (422): one plain-words message per field, dotted for nested ones ("lines.0.quantity")."""
+
+    errors: dict[str, str]
+
+
 def validation_body(errors: dict[str, str]) -> dict[str, Any]:
     return {"detail": "Some fields are not valid.", "errors": errors}
+
+
+def request_errors(exc: RequestValidationError) -> dict[str, str]:
+    """FastAPI's list of errors as {field: message}, named as the caller sent them (no "body."/"query." prefix)."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]
+        errors.setdefault(".".join(loc) or "body", message_for(error))
+    return errors
+
+
+class NulRefused:
+    """A NUL (%00) anywhere in the URL is 400: no path or query value takes one, and PostgreSQL can't hold it
+    in text, so a search for "a%00b" would otherwise fail in the query as a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"")
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in query or b"\x00" in query):
+            body = b'{"detail":"The address holds a NUL character (%00)."}'
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route takes at this path: Starlette's 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(list(routes)):  # included routers' routes too, as FastAPI resolves them
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 class ApiRoute(APIRoute):
@@ -77,12 +131,6 @@ class ApiRoute(APIRoute):
             except ValidationFailed as exc:
                 return JSONResponse(validation_body(exc.errors), status_code=422)
             except RequestValidationError as exc:
-                errors: dict[str, str] = {}
-                for error in exc.errors():
-                    loc = [str(p) for p in error["loc"]]
-                    if loc and loc[0] in ("body", "query", "path"):
-                        loc = loc[1:]
-                    errors.setdefault(".".join(loc) or "body", message_for(error))
-                return JSONResponse(validation_body(errors), status_code=422)
+                return JSONResponse(validation_body(request_errors(exc)), status_code=422)
 
         return route
