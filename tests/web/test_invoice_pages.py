@@ -10,8 +10,10 @@ from tests.conftest import Browser, Business
 
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.models import Invoice, InvoiceStatus
+from fieldhub.core.invoices.service import create_invoice
 from fieldhub.core.items.service import create_item, create_tax_rate
 from fieldhub.core.payments.models import Payment, Refund
+from fieldhub.web.errors import NOT_FOUND
 
 
 async def _records(session, biz: Business):
@@ -142,3 +144,36 @@ async def test_list_filters_by_status(owner: Browser, session, biz):
     assert "No invoices match" in r.text
     r = await owner.get("/invoices?status=DRAFT")
     assert "INV-1001" in r.text and "badge grey" in r.text
+
+
+async def test_issue14_item6_print_of_unknown_or_other_tenants_invoice_is_404(owner: Browser, session, biz, other_biz):
+    """GET /invoices/{id}/print let NotFound through as a 500 (its router had no PageRoute); now the 404 page."""
+    customer = await create_customer(session, other_biz.tenant.id, {"display_name": "Theirs"})
+    item = await create_item(session, other_biz.tenant.id, {"name": "Their work", "unit_price": "5"})
+    lines = [{"item_id": item.id}]
+    theirs = await create_invoice(session, other_biz.tenant.id, {"customer_id": customer.id, "lines": lines})
+    await session.commit()
+    for url in (f"/invoices/{theirs.id}/print", "/invoices/999999/print"):
+        r = await owner.get(url)
+        assert r.status_code == 404, (url, r.text[:200])
+        assert "Not found" in r.text and "Their work" not in r.text
+    r = await owner.get("/invoices/999999/print", headers={"Accept": "application/json"})
+    assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND}
+
+
+async def test_issue14_item6_huge_int_on_pages_is_4xx(owner: Browser, session, biz):
+    """Pages took the same unbounded ints (page numbers, path ids, a tech filter, a form's connection id)."""
+    customer, item, _ = await _records(session, biz)
+    huge = str(2**64)
+    for url in (f"/customers?page={huge}", f"/invoices?page={huge}", f"/invoices/{huge}", f"/customers/{huge}/edit"):
+        r = await owner.get(url)
+        assert r.status_code == 422, (url, r.status_code)
+        assert "Check the form" in r.text and biz.owner.name in r.text  # the page still knows who is signed in
+    assert (await owner.get(f"/schedule?tech={huge}")).status_code == 200
+    data = {"customer_id": str(customer.id), "status": "OPEN", **_lines({"item_id": str(item.id)})}
+    url = (await owner.submit("/invoices/new", data)).headers["location"].split("?")[0]
+    r = await owner.submit(f"{url}/resync", {"connection_id": huge})
+    assert r.status_code == 400, r.text[:300]
+    bad = {"customer_id": huge, **_lines({"item_id": huge})}
+    r = await owner.submit("/invoices/new", bad)
+    assert r.status_code == 400 and await _count(session, Invoice) == 1

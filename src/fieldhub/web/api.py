@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, PlainSerializer, create_model
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, create_model
 
 from fieldhub.core.paging import Page
 
@@ -41,10 +41,22 @@ def given(body: BaseModel) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # "left out" is not a value a client could send
+
+
 def partial(model: type[BaseModel]) -> type[BaseModel]:
-    """The same fields, all optional: PATCH sends only what changes (the service validates the result whole)."""
+    """The same fields, none required: PATCH sends only what changes (the service validates the result whole).
+
+    Each field keeps its type, so null is taken only where the record takes it (a due date, a tax rate) and
+    refused, like on create, where it doesn't (a customer's name, an amount). A field left out is unset and
+    `given` drops it; its placeholder default is never validated nor shown in the schema.
+    """
     fields: dict[str, Any] = {
-        name: (Annotated[(info.annotation | None), *info.metadata] if info.metadata else info.annotation | None, None)  # type: ignore[operator]
+        name: (
+            Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation,
+            Field(default=None, json_schema_extra=_no_default),
+        )
         for name, info in model.model_fields.items()
         if name != "status"
     }

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from fieldhub.core.validation import Id
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.errors import ProviderError
 from fieldhub.hub.oauth.env import env_for
@@ -77,13 +78,13 @@ def _test_page(
 
 
 @router.get("/test-sync")
-async def test_sync_page(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+async def test_sync_page(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     return _test_page(request, spec, conn)
 
 
 @router.post("/test-sync")
-async def run_test_sync(request: Request, ctx: AdminCtx, connection_id: int, amount: str = Form("1.00")) -> Response:
+async def run_test_sync(request: Request, ctx: AdminCtx, connection_id: Id, amount: str = Form("1.00")) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     try:
         checks = await testsync.run_test_sync(env_for(request.app), ctx.db, ctx.tenant_id, conn, amount)
@@ -98,7 +99,7 @@ async def run_test_sync(request: Request, ctx: AdminCtx, connection_id: int, amo
 
 
 @router.post("/test-sync/delete")
-async def delete_test_records(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+async def delete_test_records(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     try:
         done = await testsync.delete_test_records(env_for(request.app), ctx.db, ctx.tenant_id, conn)
@@ -153,14 +154,14 @@ async def _resolve_page(
 
 
 @router.get("/records/{ledger_id}/resolve")
-async def resolve_page(request: Request, ctx: AdminCtx, connection_id: int, ledger_id: int) -> Response:
+async def resolve_page(request: Request, ctx: AdminCtx, connection_id: Id, ledger_id: Id) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     return await _resolve_page(request, ctx, spec, conn, ledger_id)
 
 
 @router.post("/records/{ledger_id}/rename")
 async def rename(
-    request: Request, ctx: AdminCtx, connection_id: int, ledger_id: int, display_name: str = Form("")
+    request: Request, ctx: AdminCtx, connection_id: Id, ledger_id: Id, display_name: str = Form("")
 ) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     try:
@@ -172,7 +173,7 @@ async def rename(
 
 @router.post("/records/{ledger_id}/link")
 async def link(
-    request: Request, ctx: AdminCtx, connection_id: int, ledger_id: int, remote_id: str = Form("")
+    request: Request, ctx: AdminCtx, connection_id: Id, ledger_id: Id, remote_id: str = Form("")
 ) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     try:
@@ -219,7 +220,7 @@ def _backfill_page(
 
 
 @router.get("/backfill")
-async def backfill_page(request: Request, ctx: AdminCtx, connection_id: int, transactions: str = "") -> Response:
+async def backfill_page(request: Request, ctx: AdminCtx, connection_id: Id, transactions: str = "") -> Response:
     """The dry run: what would match, be created here, be created in QuickBooks, or collide. Changes nothing."""
     spec, conn = await _qbo(ctx, connection_id)
     include = transactions in ("on", "1", "yes", "true")
@@ -233,7 +234,7 @@ async def backfill_page(request: Request, ctx: AdminCtx, connection_id: int, tra
 
 
 @router.post("/backfill")
-async def start_backfill(request: Request, ctx: AdminCtx, connection_id: int, transactions: str = Form("")) -> Response:
+async def start_backfill(request: Request, ctx: AdminCtx, connection_id: Id, transactions: str = Form("")) -> Response:
     spec, conn = await _qbo(ctx, connection_id)
     include = transactions in ("on", "1", "yes", "true")
     try:

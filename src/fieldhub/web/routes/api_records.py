@@ -17,7 +17,9 @@ from fieldhub.core.invoices import service as invoices
 from fieldhub.core.invoices.schemas import InvoiceIn, PaymentIn, RefundIn
 from fieldhub.core.items import service as items
 from fieldhub.core.items.schemas import ItemIn, TaxRateIn
+from fieldhub.core.paging import PageNumber
 from fieldhub.core.payments import service as payments
+from fieldhub.core.validation import Id
 from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out, partial
 from fieldhub.web.deps import ApiCtx
 from fieldhub.web.errors import ApiRoute
@@ -141,7 +143,7 @@ class RefundOut(Out):
 
 @router.get("/customers", response_model=ListOut[CustomerOut])
 async def api_customers(
-    ctx: ApiCtx, q: str = "", active: bool | None = None, page: int = 1, per_page: PerPage = 25
+    ctx: ApiCtx, q: str = "", active: bool | None = None, page: PageNumber = 1, per_page: PerPage = 25
 ) -> Any:
     return page_out(
         await customers.list_customers(ctx.db, ctx.tenant_id, q=q, active=active, page=page, per_page=per_page),
@@ -155,12 +157,12 @@ async def api_customer_create(ctx: ApiCtx, body: CustomerIn) -> Any:
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
-async def api_customer(ctx: ApiCtx, customer_id: int) -> Any:
+async def api_customer(ctx: ApiCtx, customer_id: Id) -> Any:
     return await customers.get_customer(ctx.db, ctx.tenant_id, customer_id)
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut)
-async def api_customer_update(ctx: ApiCtx, customer_id: int, body: Annotated[CustomerPatch, Body()]) -> Any:  # type: ignore[valid-type]
+async def api_customer_update(ctx: ApiCtx, customer_id: Id, body: Annotated[CustomerPatch, Body()]) -> Any:  # type: ignore[valid-type]
     return await customers.update_customer(ctx.db, ctx.tenant_id, customer_id, given(body))
 
 
@@ -168,7 +170,9 @@ async def api_customer_update(ctx: ApiCtx, customer_id: int, body: Annotated[Cus
 
 
 @router.get("/items", response_model=ListOut[ItemOut])
-async def api_items(ctx: ApiCtx, q: str = "", active: bool | None = None, page: int = 1, per_page: PerPage = 25) -> Any:
+async def api_items(
+    ctx: ApiCtx, q: str = "", active: bool | None = None, page: PageNumber = 1, per_page: PerPage = 25
+) -> Any:
     return page_out(
         await items.list_items(ctx.db, ctx.tenant_id, q=q, active=active, page=page, per_page=per_page), ItemOut
     )
@@ -180,17 +184,17 @@ async def api_item_create(ctx: ApiCtx, body: ItemIn) -> Any:
 
 
 @router.get("/items/{item_id}", response_model=ItemOut)
-async def api_item(ctx: ApiCtx, item_id: int) -> Any:
+async def api_item(ctx: ApiCtx, item_id: Id) -> Any:
     return await items.get_item(ctx.db, ctx.tenant_id, item_id)
 
 
 @router.patch("/items/{item_id}", response_model=ItemOut)
-async def api_item_update(ctx: ApiCtx, item_id: int, body: Annotated[ItemPatch, Body()]) -> Any:  # type: ignore[valid-type]
+async def api_item_update(ctx: ApiCtx, item_id: Id, body: Annotated[ItemPatch, Body()]) -> Any:  # type: ignore[valid-type]
     return await items.update_item(ctx.db, ctx.tenant_id, item_id, given(body))
 
 
 @router.get("/tax-rates", response_model=ListOut[TaxRateOut])
-async def api_tax_rates(ctx: ApiCtx, active: bool | None = None, page: int = 1, per_page: PerPage = 100) -> Any:
+async def api_tax_rates(ctx: ApiCtx, active: bool | None = None, page: PageNumber = 1, per_page: PerPage = 100) -> Any:
     return page_out(
         await items.list_tax_rates(ctx.db, ctx.tenant_id, active=active, page=page, per_page=per_page), TaxRateOut
     )
@@ -202,12 +206,12 @@ async def api_tax_rate_create(ctx: ApiCtx, body: TaxRateIn) -> Any:
 
 
 @router.get("/tax-rates/{tax_rate_id}", response_model=TaxRateOut)
-async def api_tax_rate(ctx: ApiCtx, tax_rate_id: int) -> Any:
+async def api_tax_rate(ctx: ApiCtx, tax_rate_id: Id) -> Any:
     return await items.get_tax_rate(ctx.db, ctx.tenant_id, tax_rate_id)
 
 
 @router.patch("/tax-rates/{tax_rate_id}", response_model=TaxRateOut)
-async def api_tax_rate_update(ctx: ApiCtx, tax_rate_id: int, body: Annotated[TaxRatePatch, Body()]) -> Any:  # type: ignore[valid-type]
+async def api_tax_rate_update(ctx: ApiCtx, tax_rate_id: Id, body: Annotated[TaxRatePatch, Body()]) -> Any:  # type: ignore[valid-type]
     return await items.update_tax_rate(ctx.db, ctx.tenant_id, tax_rate_id, given(body))
 
 
@@ -219,8 +223,8 @@ async def api_invoices(
     ctx: ApiCtx,
     q: str = "",
     status: Annotated[str | None, Query(pattern="^(DRAFT|OPEN|SENT|PARTIALLY_PAID|PAID|VOID)$")] = None,
-    customer_id: int | None = None,
-    page: int = 1,
+    customer_id: Id | None = None,
+    page: PageNumber = 1,
     per_page: PerPage = 25,
 ) -> Any:
     result = await invoices.list_invoices(
@@ -235,33 +239,33 @@ async def api_invoice_create(ctx: ApiCtx, body: InvoiceIn) -> Any:
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
-async def api_invoice(ctx: ApiCtx, invoice_id: int) -> Any:
+async def api_invoice(ctx: ApiCtx, invoice_id: Id) -> Any:
     return await invoices.get_invoice(ctx.db, ctx.tenant_id, invoice_id)
 
 
 @router.patch("/invoices/{invoice_id}", response_model=InvoiceOut)
-async def api_invoice_update(ctx: ApiCtx, invoice_id: int, body: Annotated[InvoicePatch, Body()]) -> Any:  # type: ignore[valid-type]
+async def api_invoice_update(ctx: ApiCtx, invoice_id: Id, body: Annotated[InvoicePatch, Body()]) -> Any:  # type: ignore[valid-type]
     return await invoices.update_invoice(ctx.db, ctx.tenant_id, invoice_id, given(body))
 
 
 @router.post("/invoices/{invoice_id}/send", response_model=InvoiceOut)
-async def api_invoice_send(ctx: ApiCtx, invoice_id: int) -> Any:
+async def api_invoice_send(ctx: ApiCtx, invoice_id: Id) -> Any:
     return await invoices.send_invoice(ctx.db, ctx.tenant_id, invoice_id)
 
 
 @router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut)
-async def api_invoice_void(ctx: ApiCtx, invoice_id: int) -> Any:
+async def api_invoice_void(ctx: ApiCtx, invoice_id: Id) -> Any:
     return await invoices.void_invoice(ctx.db, ctx.tenant_id, invoice_id)
 
 
 @router.get("/invoices/{invoice_id}/payments", response_model=list[PaymentOut])
-async def api_invoice_payments(ctx: ApiCtx, invoice_id: int) -> Any:
+async def api_invoice_payments(ctx: ApiCtx, invoice_id: Id) -> Any:
     invoice = await invoices.get_invoice(ctx.db, ctx.tenant_id, invoice_id)
     return await invoices.invoice_payments(ctx.db, ctx.tenant_id, invoice.id)
 
 
 @router.post("/invoices/{invoice_id}/payments", response_model=PaymentOut, status_code=201)
-async def api_invoice_pay(ctx: ApiCtx, invoice_id: int, body: PaymentIn) -> Any:
+async def api_invoice_pay(ctx: ApiCtx, invoice_id: Id, body: PaymentIn) -> Any:
     return await invoices.record_payment(ctx.db, ctx.tenant_id, invoice_id, given(body))
 
 
@@ -269,24 +273,28 @@ async def api_invoice_pay(ctx: ApiCtx, invoice_id: int, body: PaymentIn) -> Any:
 
 
 @router.get("/payments", response_model=ListOut[PaymentOut])
-async def api_payments(ctx: ApiCtx, invoice_id: int | None = None, page: int = 1, per_page: PerPage = 25) -> Any:
+async def api_payments(ctx: ApiCtx, invoice_id: Id | None = None, page: PageNumber = 1, per_page: PerPage = 25) -> Any:
     result = await payments.list_payments(ctx.db, ctx.tenant_id, invoice_id=invoice_id, page=page, per_page=per_page)
     return page_out(result, PaymentOut)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut)
-async def api_payment(ctx: ApiCtx, payment_id: int) -> Any:
+async def api_payment(ctx: ApiCtx, payment_id: Id) -> Any:
     return await payments.get_payment(ctx.db, ctx.tenant_id, payment_id)
 
 
 @router.post("/payments/{payment_id}/refunds", response_model=RefundOut, status_code=201)
-async def api_payment_refund(ctx: ApiCtx, payment_id: int, body: RefundIn) -> Any:
+async def api_payment_refund(ctx: ApiCtx, payment_id: Id, body: RefundIn) -> Any:
     return await invoices.refund_payment(ctx.db, ctx.tenant_id, payment_id, given(body))
 
 
 @router.get("/refunds", response_model=ListOut[RefundOut])
 async def api_refunds(
-    ctx: ApiCtx, invoice_id: int | None = None, payment_id: int | None = None, page: int = 1, per_page: PerPage = 25
+    ctx: ApiCtx,
+    invoice_id: Id | None = None,
+    payment_id: Id | None = None,
+    page: PageNumber = 1,
+    per_page: PerPage = 25,
 ) -> Any:
     result = await payments.list_refunds(
         ctx.db, ctx.tenant_id, invoice_id=invoice_id, payment_id=payment_id, page=page, per_page=per_page
@@ -295,5 +303,5 @@ async def api_refunds(
 
 
 @router.get("/refunds/{refund_id}", response_model=RefundOut)
-async def api_refund(ctx: ApiCtx, refund_id: int) -> Any:
+async def api_refund(ctx: ApiCtx, refund_id: Id) -> Any:
     return await payments.get_refund(ctx.db, ctx.tenant_id, refund_id)

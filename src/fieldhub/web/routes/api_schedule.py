@@ -8,18 +8,20 @@ Times are ISO 8601 with an offset; they come back in UTC. A refused input is 422
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from fastapi import APIRouter, Body, Response
+from pydantic import AwareDatetime, BaseModel
 
 from fieldhub.core.estimates import service as estimates
 from fieldhub.core.estimates.models import EstimateStatus
 from fieldhub.core.estimates.schemas import EstimateIn
 from fieldhub.core.jobs import service as jobs
 from fieldhub.core.jobs.models import JobStatus
-from fieldhub.core.jobs.schemas import JobIn, JobStatusIn, TimeBlockIn
-from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out
+from fieldhub.core.jobs.schemas import JobIn, JobStatusIn, TimeBlockIn, UserIds
+from fieldhub.core.paging import PageNumber
+from fieldhub.core.validation import Id
+from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out, partial
 from fieldhub.web.deps import ApiCtx
 from fieldhub.web.errors import ApiRoute
 
@@ -59,18 +61,8 @@ class EstimateOut(Out):
     updated_at: datetime
 
 
-class EstimatePatch(BaseModel):
-    """Only what changes; `lines`, when sent, replaces every line. The whole is validated as EstimateIn."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    customer_id: int | None = None
-    issue_date: date | None = None
-    expires_on: date | None = None
-    tax_rate_id: int | None = None
-    memo: str | None = None
-    notes: str | None = None
-    lines: list[dict[str, Any]] | None = None
+# Only what changes; `lines`, when sent, replaces every line. The whole is validated as EstimateIn.
+EstimatePatch = partial(EstimateIn)
 
 
 @router.get("/estimates", response_model=ListOut[EstimateOut])
@@ -78,8 +70,8 @@ async def api_estimates(
     ctx: ApiCtx,
     q: str = "",
     status: EstimateStatus | None = None,
-    customer_id: int | None = None,
-    page: int = 1,
+    customer_id: Id | None = None,
+    page: PageNumber = 1,
     per_page: PerPage = 25,
 ) -> Any:
     result = await estimates.list_estimates(
@@ -94,27 +86,27 @@ async def api_estimate_create(ctx: ApiCtx, body: EstimateIn) -> Any:
 
 
 @router.get("/estimates/{estimate_id}", response_model=EstimateOut)
-async def api_estimate(ctx: ApiCtx, estimate_id: int) -> Any:
+async def api_estimate(ctx: ApiCtx, estimate_id: Id) -> Any:
     return await estimates.get_estimate(ctx.db, ctx.tenant_id, estimate_id)
 
 
 @router.patch("/estimates/{estimate_id}", response_model=EstimateOut)
-async def api_estimate_update(ctx: ApiCtx, estimate_id: int, body: EstimatePatch) -> Any:
+async def api_estimate_update(ctx: ApiCtx, estimate_id: Id, body: Annotated[EstimatePatch, Body()]) -> Any:  # type: ignore[valid-type]
     return await estimates.update_estimate(ctx.db, ctx.tenant_id, estimate_id, given(body))
 
 
 @router.post("/estimates/{estimate_id}/send", response_model=EstimateOut)
-async def api_estimate_send(ctx: ApiCtx, estimate_id: int) -> Any:
+async def api_estimate_send(ctx: ApiCtx, estimate_id: Id) -> Any:
     return await estimates.send_estimate(ctx.db, ctx.tenant_id, estimate_id)
 
 
 @router.post("/estimates/{estimate_id}/approve", response_model=EstimateOut)
-async def api_estimate_approve(ctx: ApiCtx, estimate_id: int) -> Any:
+async def api_estimate_approve(ctx: ApiCtx, estimate_id: Id) -> Any:
     return await estimates.approve_estimate(ctx.db, ctx.tenant_id, estimate_id)
 
 
 @router.post("/estimates/{estimate_id}/decline", response_model=EstimateOut)
-async def api_estimate_decline(ctx: ApiCtx, estimate_id: int) -> Any:
+async def api_estimate_decline(ctx: ApiCtx, estimate_id: Id) -> Any:
     return await estimates.decline_estimate(ctx.db, ctx.tenant_id, estimate_id)
 
 
@@ -146,23 +138,12 @@ class JobOut(Out):
         )
 
 
-class JobPatch(BaseModel):
-    """Only what changes; the whole is validated as JobIn. Status changes go through /status."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    customer_id: int | None = None
-    title: str | None = None
-    description: str | None = None
-    address: str | None = None
-    scheduled_start: AwareDatetime | None = None
-    scheduled_end: AwareDatetime | None = None
-    notes: str | None = None
-    technician_ids: list[int] | None = None
+# Only what changes; the whole is validated as JobIn. Status changes go through /status.
+JobPatch = partial(JobIn)
 
 
 class TechniciansIn(BaseModel):
-    technician_ids: list[int]
+    technician_ids: UserIds
 
 
 @router.get("/jobs", response_model=ListOut[JobOut])
@@ -170,10 +151,10 @@ async def api_jobs(
     ctx: ApiCtx,
     starts_before: AwareDatetime | None = None,
     ends_after: AwareDatetime | None = None,
-    technician_id: int | None = None,
-    customer_id: int | None = None,
+    technician_id: Id | None = None,
+    customer_id: Id | None = None,
     status: JobStatus | None = None,
-    page: int = 1,
+    page: PageNumber = 1,
     per_page: PerPage = 50,
 ) -> Any:
     """Jobs overlapping [ends_after, starts_before) when given, soonest first."""
@@ -202,22 +183,22 @@ async def api_job_create(ctx: ApiCtx, body: JobIn) -> Any:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-async def api_job(ctx: ApiCtx, job_id: int) -> Any:
+async def api_job(ctx: ApiCtx, job_id: Id) -> Any:
     return JobOut.of(await jobs.get_job(ctx.db, ctx.tenant_id, job_id))
 
 
 @router.patch("/jobs/{job_id}", response_model=JobOut)
-async def api_job_update(ctx: ApiCtx, job_id: int, body: JobPatch) -> Any:
+async def api_job_update(ctx: ApiCtx, job_id: Id, body: Annotated[JobPatch, Body()]) -> Any:  # type: ignore[valid-type]
     return JobOut.of(await jobs.update_job(ctx.db, ctx.tenant_id, job_id, given(body)))
 
 
 @router.post("/jobs/{job_id}/status", response_model=JobOut)
-async def api_job_status(ctx: ApiCtx, job_id: int, body: JobStatusIn) -> Any:
+async def api_job_status(ctx: ApiCtx, job_id: Id, body: JobStatusIn) -> Any:
     return JobOut.of(await jobs.set_job_status(ctx.db, ctx.tenant_id, job_id, body.status))
 
 
 @router.put("/jobs/{job_id}/technicians", response_model=JobOut)
-async def api_job_technicians(ctx: ApiCtx, job_id: int, body: TechniciansIn) -> Any:
+async def api_job_technicians(ctx: ApiCtx, job_id: Id, body: TechniciansIn) -> Any:
     return JobOut.of(await jobs.assign_technicians(ctx.db, ctx.tenant_id, job_id, body.technician_ids))
 
 
@@ -239,8 +220,8 @@ async def api_time_blocks(
     ctx: ApiCtx,
     starts_before: AwareDatetime | None = None,
     ends_after: AwareDatetime | None = None,
-    user_id: int | None = None,
-    page: int = 1,
+    user_id: Id | None = None,
+    page: PageNumber = 1,
     per_page: PerPage = 100,
 ) -> Any:
     result = await jobs.list_time_blocks(
@@ -261,11 +242,11 @@ async def api_time_block_create(ctx: ApiCtx, body: TimeBlockIn) -> Any:
 
 
 @router.get("/time-blocks/{block_id}", response_model=TimeBlockOut)
-async def api_time_block(ctx: ApiCtx, block_id: int) -> Any:
+async def api_time_block(ctx: ApiCtx, block_id: Id) -> Any:
     return await jobs.get_time_block(ctx.db, ctx.tenant_id, block_id)
 
 
 @router.delete("/time-blocks/{block_id}", status_code=204)
-async def api_time_block_delete(ctx: ApiCtx, block_id: int) -> Response:
+async def api_time_block_delete(ctx: ApiCtx, block_id: Id) -> Response:
     await jobs.delete_time_block(ctx.db, ctx.tenant_id, block_id)
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from fieldhub.core.accounts import service as accounts
+from fieldhub.core.validation import Id
 from fieldhub.hub import registry
 from fieldhub.hub.connections import service
 from fieldhub.hub.connections.models import ConnectionStatus
@@ -40,7 +41,7 @@ async def panel_context(request: Request, ctx: Ctx, key: str) -> dict:
 
 @router.get("/integrations/{key}/connect")
 async def connect(
-    request: Request, ctx: AdminCtx, key: str, mode: Literal["popup", "page"] = "popup", reconnect: int | None = None
+    request: Request, ctx: AdminCtx, key: str, mode: Literal["popup", "page"] = "popup", reconnect: Id | None = None
 ) -> Response:
     spec = _spec(key)
     env = env_for(request.app)
@@ -126,7 +127,7 @@ async def panel(request: Request, ctx: AdminCtx, key: str) -> Response:
 
 
 @router.post("/integrations/{key}/connections/{connection_id}/disconnect")
-async def disconnect(request: Request, ctx: AdminCtx, key: str, connection_id: int) -> Response:
+async def disconnect(request: Request, ctx: AdminCtx, key: str, connection_id: Id) -> Response:
     _spec(key)
     conn = await service.get(ctx.db, ctx.tenant_id, connection_id)
     if conn is None or conn.provider != key:

@@ -14,6 +14,8 @@ from fieldhub.core.estimates import service
 from fieldhub.core.estimates.models import Estimate, EstimateLine, EstimateStatus
 from fieldhub.core.estimates.schemas import HEADER_FIELDS
 from fieldhub.core.items.service import get_tax_rate, list_items, list_tax_rates
+from fieldhub.core.paging import PageNumber
+from fieldhub.core.validation import Id
 from fieldhub.web.deps import Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data, query
@@ -28,7 +30,7 @@ ACTIONS = {"send": service.send_estimate, "approve": service.approve_estimate, "
 
 
 @router.get("/estimates")
-async def estimate_list(request: Request, ctx: WebCtx, q: str = "", status: str = "", page: int = 1) -> Response:
+async def estimate_list(request: Request, ctx: WebCtx, q: str = "", status: str = "", page: PageNumber = 1) -> Response:
     status = status if status in STATUSES else ""
     result = await service.list_estimates(
         ctx.db, ctx.tenant_id, q=q, status=EstimateStatus(status) if status else None, page=page
@@ -143,7 +145,7 @@ async def estimate_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.get("/estimates/{estimate_id:int}/edit")
-async def estimate_edit(request: Request, ctx: WebCtx, estimate_id: int) -> Response:
+async def estimate_edit(request: Request, ctx: WebCtx, estimate_id: Id) -> Response:
     estimate = await service.get_estimate(ctx.db, ctx.tenant_id, estimate_id)
     if estimate.status not in service.EDITABLE:
         return RedirectResponse(f"/estimates/{estimate_id}", status_code=303)
@@ -153,7 +155,7 @@ async def estimate_edit(request: Request, ctx: WebCtx, estimate_id: int) -> Resp
 
 
 @router.post("/estimates/{estimate_id:int}/edit")
-async def estimate_update(request: Request, ctx: WebCtx, estimate_id: int) -> Response:
+async def estimate_update(request: Request, ctx: WebCtx, estimate_id: Id) -> Response:
     estimate = await service.get_estimate(ctx.db, ctx.tenant_id, estimate_id)
     values = await form_data(request)
     rows = _rows_from_form(values)
@@ -189,12 +191,12 @@ async def _view(request: Request, ctx: Ctx, estimate_id: int, error: str = "", s
 
 
 @router.get("/estimates/{estimate_id:int}")
-async def estimate_view(request: Request, ctx: WebCtx, estimate_id: int) -> Response:
+async def estimate_view(request: Request, ctx: WebCtx, estimate_id: Id) -> Response:
     return await _view(request, ctx, estimate_id)
 
 
 @router.post("/estimates/{estimate_id:int}/{action}")
-async def estimate_action(request: Request, ctx: WebCtx, estimate_id: int, action: str) -> Response:
+async def estimate_action(request: Request, ctx: WebCtx, estimate_id: Id, action: str) -> Response:
     act = ACTIONS.get(action)
     if act is None:
         return await _view(request, ctx, estimate_id, "That action isn't available.", status_code=404)

@@ -14,8 +14,10 @@ from fieldhub.core.invoices import service
 from fieldhub.core.invoices.models import Invoice, InvoiceStatus
 from fieldhub.core.invoices.schemas import MAX_LINES
 from fieldhub.core.items.service import get_tax_rate, list_items, list_tax_rates
+from fieldhub.core.paging import PageNumber
 from fieldhub.core.payments.models import PaymentMethod
 from fieldhub.core.payments.service import get_payment
+from fieldhub.core.validation import Id, id_or_none
 from fieldhub.hub.sync import resync
 from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
@@ -30,7 +32,7 @@ STATUSES = [s.value for s in InvoiceStatus]
 
 
 @router.get("/invoices")
-async def invoice_list(request: Request, ctx: WebCtx, q: str = "", status: str = "", page: int = 1) -> Response:
+async def invoice_list(request: Request, ctx: WebCtx, q: str = "", status: str = "", page: PageNumber = 1) -> Response:
     status = status if status in STATUSES else ""
     result = await service.list_invoices(ctx.db, ctx.tenant_id, q=q, status=status or None, page=page)
     return render(
@@ -146,7 +148,7 @@ def _row(line: Any) -> dict[str, str]:
 
 
 @router.get("/invoices/{invoice_id:int}/edit")
-async def invoice_edit(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def invoice_edit(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     invoice = await service.get_invoice(ctx.db, ctx.tenant_id, invoice_id)
     values = {k: getattr(invoice, k) for k in HEADER}
     values["discount_amount"] = str(invoice.discount_amount) if invoice.discount_amount else ""
@@ -155,7 +157,7 @@ async def invoice_edit(request: Request, ctx: WebCtx, invoice_id: int) -> Respon
 
 
 @router.post("/invoices/{invoice_id:int}/edit")
-async def invoice_update(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def invoice_update(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     invoice = await service.get_invoice(ctx.db, ctx.tenant_id, invoice_id)
     values = await form_data(request)
     rows = _rows_from_form(values)
@@ -208,12 +210,12 @@ async def _view(request: Request, ctx: Ctx, invoice_id: int, status_code: int = 
 
 
 @router.get("/invoices/{invoice_id:int}")
-async def invoice_view(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def invoice_view(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     return await _view(request, ctx, invoice_id)
 
 
 @router.post("/invoices/{invoice_id:int}/send")
-async def invoice_send(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def invoice_send(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     try:
         await service.send_invoice(ctx.db, ctx.tenant_id, invoice_id)
     except ValidationFailed as exc:
@@ -222,7 +224,7 @@ async def invoice_send(request: Request, ctx: WebCtx, invoice_id: int) -> Respon
 
 
 @router.post("/invoices/{invoice_id:int}/void")
-async def invoice_void(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def invoice_void(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     try:
         await service.void_invoice(ctx.db, ctx.tenant_id, invoice_id)
     except ValidationFailed as exc:
@@ -231,7 +233,7 @@ async def invoice_void(request: Request, ctx: WebCtx, invoice_id: int) -> Respon
 
 
 @router.post("/invoices/{invoice_id:int}/payments")
-async def invoice_pay(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def invoice_pay(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     values = await form_data(request)
     try:
         await service.record_payment(ctx.db, ctx.tenant_id, invoice_id, values)
@@ -245,7 +247,7 @@ async def invoice_pay(request: Request, ctx: WebCtx, invoice_id: int) -> Respons
 
 
 @router.post("/invoices/{invoice_id:int}/payments/{payment_id:int}/refund")
-async def invoice_refund(request: Request, ctx: WebCtx, invoice_id: int, payment_id: int) -> Response:
+async def invoice_refund(request: Request, ctx: WebCtx, invoice_id: Id, payment_id: Id) -> Response:
     payment = await get_payment(ctx.db, ctx.tenant_id, payment_id)
     if payment.invoice_id != invoice_id:
         raise HTTPException(404, "That payment is not on this invoice.")
@@ -269,11 +271,11 @@ async def invoice_refund(request: Request, ctx: WebCtx, invoice_id: int, payment
 
 
 @router.post("/invoices/{invoice_id:int}/resync")
-async def invoice_resync(request: Request, ctx: AdminCtx, invoice_id: int) -> Response:
+async def invoice_resync(request: Request, ctx: AdminCtx, invoice_id: Id) -> Response:
     """Send the invoice again to one accounting connection, with any payment recorded after its first sync."""
     await service.get_invoice(ctx.db, ctx.tenant_id, invoice_id)  # another business's invoice: 404, nothing changed
     values = await form_data(request)
-    connection_id = int(values["connection_id"]) if values.get("connection_id", "").isdigit() else 0
+    connection_id = id_or_none(values.get("connection_id", "")) or 0
     try:
         await resync.resync_invoice(ctx.db, ctx.tenant_id, invoice_id, connection_id)
     except resync.ResyncRefused as exc:

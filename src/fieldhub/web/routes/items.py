@@ -11,6 +11,8 @@ from fieldhub.core.errors import ValidationFailed
 from fieldhub.core.items import service
 from fieldhub.core.items.models import ItemKind
 from fieldhub.core.items.schemas import ITEM_FIELDS, TAX_RATE_FIELDS
+from fieldhub.core.paging import PageNumber
+from fieldhub.core.validation import Id
 from fieldhub.web.deps import WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data, plain, query
@@ -26,7 +28,7 @@ def _checkboxes(values: dict[str, str], *names: str) -> dict[str, str]:
 
 
 @router.get("/items")
-async def item_list(request: Request, ctx: WebCtx, q: str = "", show: str = "active", page: int = 1) -> Response:
+async def item_list(request: Request, ctx: WebCtx, q: str = "", show: str = "active", page: PageNumber = 1) -> Response:
     show = show if show in SHOW else "active"
     result = await service.list_items(ctx.db, ctx.tenant_id, q=q, active=SHOW[show], page=page)
     return render(
@@ -59,19 +61,19 @@ async def item_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.get("/items/{item_id:int}")
-async def item_view(request: Request, ctx: WebCtx, item_id: int, msg: str = "") -> Response:
+async def item_view(request: Request, ctx: WebCtx, item_id: Id, msg: str = "") -> Response:
     item = await service.get_item(ctx.db, ctx.tenant_id, item_id)
     return render(request, "items/view.html", {"item": item, "msg": msg})
 
 
 @router.get("/items/{item_id:int}/edit")
-async def item_edit(request: Request, ctx: WebCtx, item_id: int) -> Response:
+async def item_edit(request: Request, ctx: WebCtx, item_id: Id) -> Response:
     item = await service.get_item(ctx.db, ctx.tenant_id, item_id)
     return _form(request, {f: getattr(item, f) for f in ITEM_FIELDS}, {}, item)
 
 
 @router.post("/items/{item_id:int}/edit")
-async def item_update(request: Request, ctx: WebCtx, item_id: int) -> Response:
+async def item_update(request: Request, ctx: WebCtx, item_id: Id) -> Response:
     item = await service.get_item(ctx.db, ctx.tenant_id, item_id)
     values = _checkboxes(await form_data(request), "taxable", "active")
     try:
@@ -110,7 +112,7 @@ async def tax_rate_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.get("/items/tax-rates/{rate_id:int}/edit")
-async def tax_rate_edit(request: Request, ctx: WebCtx, rate_id: int) -> Response:
+async def tax_rate_edit(request: Request, ctx: WebCtx, rate_id: Id) -> Response:
     rate = await service.get_tax_rate(ctx.db, ctx.tenant_id, rate_id)
     values = {f: getattr(rate, f) for f in TAX_RATE_FIELDS}
     values["rate"] = plain(rate.rate)
@@ -118,7 +120,7 @@ async def tax_rate_edit(request: Request, ctx: WebCtx, rate_id: int) -> Response
 
 
 @router.post("/items/tax-rates/{rate_id:int}/edit")
-async def tax_rate_update(request: Request, ctx: WebCtx, rate_id: int) -> Response:
+async def tax_rate_update(request: Request, ctx: WebCtx, rate_id: Id) -> Response:
     rate = await service.get_tax_rate(ctx.db, ctx.tenant_id, rate_id)
     values = _checkboxes(await form_data(request), "active")
     try:

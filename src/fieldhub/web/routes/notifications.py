@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from fieldhub.core.validation import Id
 from fieldhub.hub import notify
 from fieldhub.hub.notify import email
 from fieldhub.hub.notify.banner import banner_alerts
@@ -35,7 +36,7 @@ async def read_all(ctx: AdminCtx) -> Response:
 
 
 @router.post("/notifications/{notification_id}/read")
-async def read_one(request: Request, ctx: AdminCtx, notification_id: int) -> Response:
+async def read_one(request: Request, ctx: AdminCtx, notification_id: Id) -> Response:
     if not await notify.mark_read(ctx.db, ctx.tenant_id, notification_id):
         raise HTTPException(404, "That notification was not found or is already read.")
     return RedirectResponse("/notifications", status_code=303)

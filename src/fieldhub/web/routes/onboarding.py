@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from fieldhub.core.validation import Id
 from fieldhub.hub import registry
 from fieldhub.hub.connections import service
 from fieldhub.hub.connections.models import ConnectionStatus
@@ -78,7 +79,7 @@ async def _connection(ctx: AdminCtx, key: str, connection_id: int):  # noqa: ANN
 
 
 @router.get("/integrations/{key}/onboard/refresh")
-async def refresh(request: Request, ctx: AdminCtx, key: str, connection: int) -> Response:
+async def refresh(request: Request, ctx: AdminCtx, key: str, connection: Id) -> Response:
     """The provider's link expired or was used: mint another and go back to it."""
     hooks = _hooks(key)
     conn = await _connection(ctx, key, connection)
@@ -87,7 +88,7 @@ async def refresh(request: Request, ctx: AdminCtx, key: str, connection: int) ->
 
 
 @router.get("/integrations/{key}/onboard/return")
-async def returned(request: Request, ctx: AdminCtx, key: str, connection: int) -> Response:
+async def returned(request: Request, ctx: AdminCtx, key: str, connection: Id) -> Response:
     """Back from onboarding: read the account again (name, payout bank, what is enabled) for the card."""
     hooks = _hooks(key)
     conn = await _connection(ctx, key, connection)

@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from fieldhub.core.accounts.models import Tenant
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices import service as invoices
+from fieldhub.core.validation import Id
 from fieldhub.hub import paylinks
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.web.deps import DB, WebCtx
@@ -50,7 +51,7 @@ async def cancelled(request: Request, db: DB, token: str) -> Response:
 
 
 @router.get("/invoices/{invoice_id}/print")
-async def printable(request: Request, ctx: WebCtx, invoice_id: int) -> Response:
+async def printable(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     invoice = await invoices.get_invoice(ctx.db, ctx.tenant_id, invoice_id)
     customer = await ctx.db.get(Customer, invoice.customer_id)
     online = paylinks.payable(invoice) and await paylinks.payment_connection(ctx.db, ctx.tenant_id) is not None

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from fieldhub.core.validation import Id
 from fieldhub.hub import registry
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.errors import NeedsReauth, ProviderError, RetryLater
@@ -67,7 +68,7 @@ async def _report(
 
 @router.get("/reconcile")
 async def reconcile_page(
-    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, month: str = ""
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, month: str = ""
 ) -> Response:
     spec, conn, _, report = await _report(request, ctx, card_key, connection_id, month)
     if isinstance(report, Response):
@@ -76,9 +77,7 @@ async def reconcile_page(
 
 
 @router.get("/reconcile.csv")
-async def reconcile_csv(
-    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, month: str = ""
-) -> Response:
+async def reconcile_csv(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, month: str = "") -> Response:
     _, _, module, report = await _report(request, ctx, card_key, connection_id, month)
     if isinstance(report, Response):
         return report

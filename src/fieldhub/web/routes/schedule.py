@@ -14,6 +14,7 @@ from fieldhub.core.errors import ValidationFailed
 from fieldhub.core.jobs import service
 from fieldhub.core.jobs.models import Job, JobStatus
 from fieldhub.core.jobs.schemas import JOB_FIELDS
+from fieldhub.core.validation import Id, id_or_none
 from fieldhub.web.deps import Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data
@@ -69,7 +70,7 @@ async def week_view(request: Request, ctx: WebCtx, week: str = "", tech: str = "
         day = date.fromisoformat(week) if week else _today(ctx)
     except ValueError:
         day = _today(ctx)
-    technician_id = int(tech) if tech.isdigit() else None
+    technician_id = id_or_none(tech)
     layout = await service.load_week(ctx.db, ctx.tenant_id, ctx.tenant.timezone, day, technician_id=technician_id)
     return render(
         request,
@@ -161,7 +162,7 @@ async def job_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.get("/schedule/jobs/{job_id:int}")
-async def job_view(request: Request, ctx: WebCtx, job_id: int) -> Response:
+async def job_view(request: Request, ctx: WebCtx, job_id: Id) -> Response:
     return await _job_page(request, ctx, job_id)
 
 
@@ -186,7 +187,7 @@ async def _job_page(request: Request, ctx: Ctx, job_id: int, error: str = "", st
 
 
 @router.get("/schedule/jobs/{job_id:int}/edit")
-async def job_edit(request: Request, ctx: WebCtx, job_id: int) -> Response:
+async def job_edit(request: Request, ctx: WebCtx, job_id: Id) -> Response:
     job = await service.get_job(ctx.db, ctx.tenant_id, job_id)
     values: dict[str, Any] = {f: getattr(job, f) for f in JOB_FIELDS}
     values["scheduled_start"] = _local(job.scheduled_start, ctx.tenant.timezone)
@@ -196,13 +197,13 @@ async def job_edit(request: Request, ctx: WebCtx, job_id: int) -> Response:
 
 
 @router.post("/schedule/jobs/{job_id:int}/edit")
-async def job_update(request: Request, ctx: WebCtx, job_id: int) -> Response:
+async def job_update(request: Request, ctx: WebCtx, job_id: Id) -> Response:
     job = await service.get_job(ctx.db, ctx.tenant_id, job_id)
     return await _save_job(request, ctx, job)
 
 
 @router.post("/schedule/jobs/{job_id:int}/status")
-async def job_status(request: Request, ctx: WebCtx, job_id: int) -> Response:
+async def job_status(request: Request, ctx: WebCtx, job_id: Id) -> Response:
     values = await form_data(request)
     try:
         await service.set_job_status(ctx.db, ctx.tenant_id, job_id, values.get("status", ""))
@@ -256,7 +257,7 @@ async def block_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.post("/schedule/time-blocks/{block_id:int}/delete")
-async def block_delete(request: Request, ctx: WebCtx, block_id: int) -> Response:
+async def block_delete(request: Request, ctx: WebCtx, block_id: Id) -> Response:
     block = await service.get_time_block(ctx.db, ctx.tenant_id, block_id)
     local_day = block.starts_at.astimezone(ZoneInfo(ctx.tenant.timezone)).date()
     await service.delete_time_block(ctx.db, ctx.tenant_id, block_id)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from fieldhub.core.validation import Id
 from fieldhub.db import utcnow
 from fieldhub.hub import registry
 from fieldhub.hub.connections import mapping, service
@@ -187,7 +188,7 @@ def _refusal(conn: Connection) -> tuple[str, str, str] | None:
 
 @router.post("/sync")
 async def sync_now(
-    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, entity: str = Form("")
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, entity: str = Form("")
 ) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     if entity and entity not in spec.entities:
@@ -202,7 +203,7 @@ async def sync_now(
 
 @router.post("/auto-sync")
 async def auto_sync(
-    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, enabled: str = Form("")
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, enabled: str = Form("")
 ) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     turn_on = enabled in ("on", "true", "1")
@@ -231,7 +232,7 @@ async def history(
     request: Request,
     ctx: AdminCtx,
     card_key: str,
-    connection_id: int,
+    connection_id: Id,
     status: str = "",
     entity: str = "",
     after: str = "",
@@ -261,9 +262,7 @@ async def history(
 
 
 @router.get("/records")
-async def records(
-    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, state: str = "failed"
-) -> Response:
+async def records(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, state: str = "failed") -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     if state not in (LedgerState.FAILED, LedgerState.PENDING):
         raise HTTPException(404, "There is no such list.")
@@ -310,7 +309,7 @@ async def _ledger_row(ctx: Ctx, conn: Connection, ledger_id: int) -> LedgerRow:
 
 
 @router.post("/records/{ledger_id}/retry")
-async def retry(request: Request, ctx: AdminCtx, card_key: str, connection_id: int, ledger_id: int) -> Response:
+async def retry(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     await _ledger_row(ctx, conn, ledger_id)
     if refused := _refusal(conn):
@@ -321,7 +320,7 @@ async def retry(request: Request, ctx: AdminCtx, card_key: str, connection_id: i
 
 
 @router.get("/records/{ledger_id}")
-async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: int, ledger_id: int) -> Response:
+async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     row = await _ledger_row(ctx, conn, ledger_id)
     labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, [row])
@@ -391,13 +390,13 @@ async def _mapping_page(
 
 
 @router.get("/mapping")
-async def mapping_page(request: Request, ctx: AdminCtx, card_key: str, connection_id: int, saved: str = "") -> Response:
+async def mapping_page(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, saved: str = "") -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     return await _mapping_page(request, ctx, spec, conn, saved=saved)
 
 
 @router.post("/mapping")
-async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connection_id: int) -> Response:
+async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     fields = mapping.mapping_fields(conn.provider)
     if not fields:
@@ -422,7 +421,7 @@ async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connectio
 
 @router.post("/direction")
 async def save_direction(
-    request: Request, ctx: AdminCtx, card_key: str, connection_id: int, direction: str = Form("")
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, direction: str = Form("")
 ) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
     if not mapping.offers_direction(conn):
