@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from datetime import timedelta
@@ -13,6 +15,7 @@ from sqlalchemy import func, select, update
 from fieldhub.db import utcnow
 from fieldhub.hub.webhooks import inbox
 from fieldhub.hub.webhooks.models import InboxState, WebhookInbox
+from fieldhub.providers.quickbooks.emulator.webhooks import sign as qbo_sign
 from fieldhub.providers.stripe import webhooks as stripe_webhooks
 from fieldhub.providers.stripe.emulator.webhooks import signature_header
 
@@ -107,7 +110,7 @@ async def test_sweep_processes_what_a_crash_left(app) -> None:  # noqa: ANN001
     env = env_for(app)
     event = stripe_webhooks.parse(json.loads(_event("evt_crash")))
     async with app.state.sessionmaker() as s:
-        row = await inbox.store(s, "stripe", event, _event("evt_crash").encode(), {})
+        row = await inbox.store(s, "stripe", event, _event("evt_crash"), {})
         assert row is not None
         await s.commit()
     # The process died before the background task ran: the row sits in `received`.
@@ -127,3 +130,90 @@ async def test_sweep_processes_what_a_crash_left(app) -> None:  # noqa: ANN001
 def test_parse_refuses_malformed(payload) -> None:  # noqa: ANN001
     with pytest.raises(ValueError):
         stripe_webhooks.parse(payload)
+
+
+# ---------------------------------------------------------------- issue 14 item 7: signed bodies that are odd
+
+
+def _stripe_signed(body: bytes) -> dict[str, str]:
+    # Stripe's scheme over the raw bytes (the emulator's signature_header takes text, and these bytes aren't UTF-8).
+    stamp = int(time.time())
+    digest = hmac.new(SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={stamp},v1={digest}"}
+
+
+def _qbo_signed(body: bytes) -> dict[str, str]:
+    return {"intuit-signature": qbo_sign(body, "demo-quickbooks-webhook-secret")}
+
+
+def _stripe_event(**data: object) -> dict:
+    return {"id": "evt_odd", "object": "event", "type": "charge.succeeded", "data": {"object": data}}
+
+
+def _qbo_event(**data: object) -> dict:
+    entity = {"name": "Payment", "id": "1", "operation": "Create", "lastUpdated": "2026-01-01T00:00:00Z", **data}
+    return {"eventNotifications": [{"realmId": "9130", "dataChangeEvent": {"entities": [entity]}}]}
+
+
+def _nested(depth: int) -> object:
+    value: object = "deep"
+    for _ in range(depth):
+        value = {"a": [value]}
+    return value
+
+
+DEEP = '{"a": [' * 5_000 + "1" + "]}" * 5_000  # json.dumps can't write it: its encoder recurses too
+ODD_BODIES = {
+    # json's decoder raises RecursionError (not ValueError) past ~1,000 levels.
+    "deep_nesting": lambda event: json.dumps(event(pad="PAD")).replace('"PAD"', DEEP).encode(),
+    # Nested past the inbox's bound but well within json's: refused all the same.
+    "deep_but_parseable": lambda event: json.dumps(event(pad=_nested(200))).encode(),
+    # json.loads(bytes) detects UTF-16 and parses it; the inbox stored body.decode("utf-8") and raised.
+    "utf16": lambda event: json.dumps(event()).encode("utf-16"),
+    "utf16_le_no_bom": lambda event: json.dumps(event()).encode("utf-16-le"),
+    # A lone surrogate encoded as UTF-8 bytes: json.loads(bytes) takes it (surrogatepass), UTF-8 doesn't.
+    "encoded_lone_surrogate": lambda event: json.dumps(event(note="\ud800"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    ),
+    # An escaped one is valid JSON and ASCII, but PostgreSQL can't store the string it becomes.
+    "escaped_lone_surrogate": lambda event: json.dumps(event(note="\ud800")).encode(),
+    "escaped_nul": lambda event: json.dumps(event(note="a\x00b")).encode(),
+}
+
+
+@pytest.mark.parametrize("odd", sorted(ODD_BODIES))
+@pytest.mark.parametrize("provider", ["stripe", "quickbooks"])
+async def test_issue14_item7_signed_odd_body_is_400_and_writes_nothing(app, client, provider, odd) -> None:  # noqa: ANN001
+    """Deep nesting (RecursionError), UTF-16 and lone surrogates (UnicodeDecodeError) answered 500 after the
+    signature passed; each is a malformed event now: 400 with the project's error body, nothing stored."""
+    event, signed = (_stripe_event, _stripe_signed) if provider == "stripe" else (_qbo_event, _qbo_signed)
+    body = ODD_BODIES[odd](event)
+    headers = {"Content-Type": "application/json", **signed(body)}
+    r = await client.post(f"/webhooks/{provider}", content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"].startswith("Malformed event")
+    assert await _rows(app) == 0
+
+
+COLUMN = WebhookInbox.__table__.c.event_id.type.length  # type: ignore[attr-defined]
+
+
+async def test_issue14_item7_event_id_longer_than_the_inbox_column_is_400(app, client) -> None:  # noqa: ANN001
+    """A 10,000-character Stripe event id fails the VARCHAR(200) insert on PostgreSQL (500, retried for days);
+    SQLite stored it. Refused as malformed on both, nothing written; an id that fits is stored."""
+    for event_id, status in (("evt_" + "x" * 10_000, 400), ("evt_" + "x" * (COLUMN - 4), 200)):
+        body = json.dumps(_stripe_event() | {"id": event_id}).encode()
+        r = await client.post("/webhooks/stripe", content=body, headers=_stripe_signed(body))
+        assert r.status_code == status, r.text
+    async with app.state.sessionmaker() as s:
+        assert [len(i) for i in await s.scalars(select(WebhookInbox.event_id))] == [COLUMN]
+
+
+def test_issue14_item7_read_event_bounds_depth_without_recursion() -> None:
+    ok = json.dumps(_stripe_event(pad=_nested(inbox.MAX_DEPTH // 2 - 2))).encode()
+    text, event = inbox.read_event(stripe_webhooks, ok)
+    assert event.id == "evt_odd" and text == ok.decode()
+    with pytest.raises(inbox.Malformed, match="nested more than"):
+        inbox.read_event(stripe_webhooks, json.dumps(_stripe_event(pad=_nested(inbox.MAX_DEPTH))).encode())
+    with pytest.raises(inbox.Malformed, match="not an event"):
+        inbox.read_event(stripe_webhooks, b'{"object": "event", "id": "evt"}')

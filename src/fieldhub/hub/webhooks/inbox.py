@@ -9,6 +9,11 @@ A provider's `providers/<key>/webhooks.py` supplies three functions:
   something, False if there was nothing to do (the row is then `ignored`). It must be idempotent:
   the same event may be processed again after a crash, and providers deliver more than once.
 
+The hub reads the body before `parse` sees it (`read_event`): strict UTF-8, JSON nested at most
+MAX_DEPTH deep, no NUL or lone surrogate in any string, and an event id that fits the inbox's column.
+Anything else is `Malformed` (the route answers 400 and writes nothing), so an odd body a valid
+signature covers can't fail the insert, and the provider doesn't retry it for days.
+
 Processing runs right after the insert (a background task of the webhook route) and again from
 `sweep`, which picks up rows left `received` by a crash and retries `failed` ones a few times. One
 connection's events are processed one at a time (a lock on its row), so two deliveries about the
@@ -37,9 +42,15 @@ if TYPE_CHECKING:
     from fieldhub.hub.oauth.env import OAuthEnv
 
 log = get_logger(__name__)
+MAX_DEPTH = 64  # providers' events nest a handful of levels; json itself gives up near 1,000 with RecursionError
+MAX_EVENT_ID = WebhookInbox.__table__.c.event_id.type.length  # type: ignore[attr-defined]
 MAX_ATTEMPTS = 5
 STALE_AFTER = timedelta(seconds=30)  # a `received` row this old was left by a crash, not by a task in flight
 KEPT_HEADERS = ("content-type", "user-agent", "request-id")
+
+
+class Malformed(ValueError):
+    """A verified body that is not an event the inbox can keep; the message says why, in plain words."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,51 @@ def webhook_module(provider: str) -> Any:
     return module
 
 
+def _check_tree(payload: Any) -> None:
+    """Depth and strings of a parsed body, walked without recursion (the point is that recursion can't cope)."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise Malformed(f"nested more than {MAX_DEPTH} levels deep")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+        # "\u0000" and "\ud800" are valid JSON escapes, but neither can be stored as text on PostgreSQL.
+        elif isinstance(value, str) and ("\x00" in value or (not value.isascii() and not _encodes(value))):
+            raise Malformed("a string holds a NUL or a lone surrogate")
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_event(module: Any, body: bytes) -> tuple[str, InboundEvent]:
+    """The verified body as text and the event it holds, or Malformed. Nothing is written either way."""
+    try:
+        text = body.decode("utf-8")  # strict: UTF-16, Latin-1 and UTF-8-encoded surrogates are refused
+    except UnicodeDecodeError:
+        raise Malformed("the body is not UTF-8") from None
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise Malformed("nested too deep") from None
+    except ValueError:
+        raise Malformed("the body is not JSON") from None
+    _check_tree(payload)
+    try:
+        event = module.parse(payload)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        raise Malformed("not an event of this provider") from None
+    if not event.id or len(event.id) > MAX_EVENT_ID:
+        raise Malformed(f"the event id is empty or longer than {MAX_EVENT_ID} characters")
+    return text, event
+
+
 def secret_for(env: OAuthEnv, provider: str) -> str:
     spec = registry.get(provider)
     assert spec.webhooks is not None
@@ -127,9 +183,9 @@ async def connection_for(session: AsyncSession, provider: str, account: str | No
 
 
 async def store(
-    session: AsyncSession, provider: str, event: InboundEvent, body: bytes, headers: dict[str, str]
+    session: AsyncSession, provider: str, event: InboundEvent, body: str, headers: dict[str, str]
 ) -> WebhookInbox | None:
-    """Insert the event into the inbox; None when its id is already there (a duplicate delivery)."""
+    """Insert the event (as `read_event` gave it) into the inbox; None when its id is already there (a duplicate)."""
     existing = await session.scalar(
         select(WebhookInbox.id).where(WebhookInbox.provider == provider, WebhookInbox.event_id == event.id)
     )
@@ -143,7 +199,7 @@ async def store(
         tenant_id=conn.tenant_id if conn else None,
         connection_id=conn.id if conn else None,
         received_at=utcnow(),
-        body=body.decode("utf-8"),
+        body=body,
         headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
         state=InboxState.RECEIVED,
         attempts=0,

@@ -23,6 +23,7 @@ from fieldhub.core.invoices.models import Invoice, InvoiceStatus
 from fieldhub.core.money import format_money
 from fieldhub.core.payments import deposits
 from fieldhub.core.payments.models import DepositLineKind, Payment, PaymentMethod, PaymentStatus
+from fieldhub.core.validation import id_or_none
 from fieldhub.db import utcnow
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.connections.models import ConnectionStatus
@@ -99,9 +100,10 @@ def _options(ctx: WebhookContext) -> dict[str, Any]:
 async def _invoice_named(ctx: WebhookContext, obj: dict[str, Any]) -> Invoice | None:
     """The invoice a checkout names (metadata, else client_reference_id), only within this connection's business."""
     raw = (obj.get("metadata") or {}).get("invoice_id") or obj.get("client_reference_id") or ""
-    if not str(raw).isdigit():
+    invoice_id = id_or_none(str(raw))
+    if invoice_id is None:
         return None
-    return await ctx.session.scalar(select(Invoice).where(Invoice.id == int(raw), Invoice.tenant_id == ctx.tenant_id))
+    return await ctx.session.scalar(select(Invoice).where(Invoice.id == invoice_id, Invoice.tenant_id == ctx.tenant_id))
 
 
 async def _payment_for_intent(ctx: WebhookContext, intent_id: str | None) -> Payment | None:

@@ -1,11 +1,11 @@
 """POST /webhooks/{provider}: signature first, then the durable inbox; processing runs after the reply.
 
 The body's size is bounded while it streams in, by fieldhub.web.bodylimit (1 MB for webhooks: 413).
+Refusals carry the project's error body ({"detail": ...}): 404 no such webhook, 401 bad signature, 400
+malformed (inbox.read_event says why). Nothing is written for any of them.
 """
 
 from __future__ import annotations
-
-import json
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
@@ -28,20 +28,21 @@ async def _after(env: OAuthEnv, inbox_id: int) -> None:
 async def receive(request: Request, provider: str, background: BackgroundTasks) -> JSONResponse:
     module = inbox.webhook_module(provider)
     if module is None:
-        return JSONResponse({"error": "no such webhook"}, status_code=404)
+        return JSONResponse({"detail": "No such webhook."}, status_code=404)
     body = await request.body()
     env = env_for(request.app)
     headers = {k.lower(): v for k, v in request.headers.items()}
     secret = inbox.secret_for(env, provider)
     if not secret or not module.verify(headers, body, secret):
         log.warning("webhook.signature.refused", provider=provider)
-        return JSONResponse({"error": "invalid signature"}, status_code=401)
+        return JSONResponse({"detail": "The signature is missing or wrong."}, status_code=401)
     try:
-        event = module.parse(json.loads(body))
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
-        return JSONResponse({"error": "malformed event"}, status_code=400)
+        text, event = inbox.read_event(module, body)
+    except inbox.Malformed as e:
+        log.warning("webhook.malformed", provider=provider, reason=str(e))
+        return JSONResponse({"detail": f"Malformed event: {e}."}, status_code=400)
     async with request.app.state.sessionmaker() as session:
-        row = await inbox.store(session, provider, event, body, headers)
+        row = await inbox.store(session, provider, event, text, headers)
         await session.commit()
     if row is None:
         return JSONResponse({"received": True, "duplicate": True})
