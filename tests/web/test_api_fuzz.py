@@ -15,6 +15,7 @@ import os
 import time
 from collections import Counter
 
+import psycopg
 import schemathesis
 from schemathesis.engine import events, from_schema
 from schemathesis.python import asgi
@@ -26,7 +27,7 @@ from fieldhub.core.customers.service import create_customer
 from fieldhub.core.estimates.service import create_estimate
 from fieldhub.core.invoices.service import create_invoice, record_payment
 from fieldhub.core.items.service import create_item, create_tax_rate
-from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.db import libpq_url, make_engine, make_sessionmaker
 from fieldhub.main import create_app
 from fieldhub.settings import Settings
 
@@ -66,6 +67,11 @@ async def _signed_in_business(db_url: str) -> tuple[str, str, str]:
 
 
 def test_issue14_schemathesis_every_operation(db_url: str) -> None:
+    if db_url.startswith("postgresql"):
+        # Each API call records its token's last use, a commit; this database is thrown away after the test,
+        # so it needn't wait for the disk. About a third off the run on a busy machine.
+        with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{db_url.rsplit("/", 1)[1]}" SET synchronous_commit TO off')
     token, cookie, csrf = asyncio.run(_signed_in_business(db_url))
     settings = Settings(
         mode="test", database_url=db_url, encryption_keys=TEST_KEYS, public_url="http://testserver", log_level="WARNING"
