@@ -71,7 +71,7 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
     created = sum(len(objects.get(k, {})) for k in ("Invoice", "Payment"))
     return {
         "records": records.counts(),
-        "run_status": str(run.status),
+        "run_status": str(run.status) if run else "not run",
         "unsynced_left": left,
         "seconds": round(elapsed, 1),
         "rss_mb_before_run": rss_before,

@@ -40,7 +40,7 @@ async def _main(db: str, params: dict[str, Any]) -> dict[str, Any]:
     n = records.total
     return {
         "records": records.counts(),
-        "run_status": str(run.status),
+        "run_status": str(run.status) if run else "not run",
         "unsynced_left": left,
         "seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),

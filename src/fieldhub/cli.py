@@ -249,6 +249,9 @@ def sync_now(
                     entity=entity,
                     progress=lambda p: bar.update(task, total=p.total or None, completed=p.done),
                 )
+            if run is None:
+                console.print("nothing to send: what was waiting is not taken by this provider (skipped)")
+                return 0
             console.print(
                 f"{run.status}: {run.created} created, {run.updated} updated, {run.deleted} deleted, "
                 f"{run.failed} failed in {run.duration_ms} ms"

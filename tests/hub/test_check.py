@@ -137,3 +137,58 @@ def test_readme_sections_and_callback(src: Path) -> None:
     readme = src / "providers" / "acme_leads" / "README.md"
     readme.write_text("# Acme\n\n## Register the app\n\n## Limits\n")
     assert any("needs a '## Quirks…' section" in f.message for f in run(src).errors)
+
+
+ENTITY = '\n[entities.lead]\nremote = "Lead"\ndirection = "both"\nconflict = "remote_wins"\n'
+
+
+def test_issue14_item4_a_declared_direction_needs_its_implementation(src: Path) -> None:
+    """A provider can't claim records it doesn't move: each declared direction needs the code the hub calls."""
+    folder = src / "providers" / "acme_leads"
+    toml = folder / "provider.toml"
+    toml.write_text(toml.read_text() + ENTITY)
+    errors = [f.message for f in run(src).errors]
+    assert len(errors) == 2, errors
+    assert "[entities.lead] declares direction = 'both' but nothing sends lead records" in errors[0]
+    assert "nothing brings in lead records" in errors[1]
+
+    # Events that bring leads in: the import half is built, the export half still is not.
+    (folder / "webhooks.py").write_text('IMPORTS = ("lead",)\n\nasync def handle(ctx):\n    return True\n')
+    errors = [f.message for f in run(src).errors]
+    assert len(errors) == 1 and "nothing sends lead records" in errors[0]
+
+    # An adapter without the entity in EXPORTS doesn't count; with it (a dict's keys, read statically), it does.
+    sync = folder / "sync.py"
+    adapter = "\n\ndef create_adapter(connection, client, settings):\n    pass\n"
+    sync.write_text('REMOTE = {"customer": "Client"}\nEXPORTS = tuple(REMOTE)' + adapter)
+    assert any("nothing sends lead records" in f.message for f in run(src).errors)
+    sync.write_text(sync.read_text().replace('{"customer": "Client"}', '{"customer": "Client", "lead": "Lead"}'))
+    assert run(src).ok, run(src).errors
+
+    # EXPORTS without the function the hub calls is not an implementation either.
+    sync.write_text('EXPORTS = ("lead",)\n')
+    assert any("has no create_adapter()" in f.message for f in run(src).errors)
+
+
+def test_issue14_item4_a_planned_entity_needs_nothing(src: Path) -> None:
+    toml = src / "providers" / "acme_leads" / "provider.toml"
+    toml.write_text(toml.read_text() + ENTITY + "planned = true\n")
+    assert run(src).ok, run(src).errors
+
+
+def test_issue14_item4_stripe_claiming_two_way_refunds_fails(tmp_path: Path) -> None:
+    """The repository's own case: Stripe declared refunds both ways with no export adapter."""
+    root = tmp_path / "fieldhub"
+    shutil.copytree(SRC_ROOT, root, ignore=shutil.ignore_patterns("__pycache__", "emulator", "static", "templates"))
+    icons = root / "web" / "static" / "vendor" / "lucide"
+    shutil.copytree(SRC_ROOT / "web" / "static" / "vendor" / "lucide", icons)
+    toml = root / "providers" / "stripe" / "provider.toml"
+    text = toml.read_text()
+    assert 'remote = "Refund"\ndirection = "import"\n' in text
+    refund = 'remote = "Refund"\ndirection = "both"\nconflict = "remote_wins"\n'
+    toml.write_text(text.replace('remote = "Refund"\ndirection = "import"\n', refund))
+    errors = [f"{f.where}: {f.message}" for f in run(root).errors]
+    assert errors == [
+        "fieldhub/providers/stripe/provider.toml: [entities.refund] declares direction = 'both' but nothing sends "
+        "refund records: add 'refund' to EXPORTS in sync.py beside create_adapter, or mark it planned = true"
+    ]

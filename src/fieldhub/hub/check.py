@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from fieldhub.hub import registry as registry_module
-from fieldhub.hub.spec import AuthMode, SpecError
+from fieldhub.hub.spec import AuthMode, Direction, ProviderSpec, SpecError
 
 SRC_ROOT = Path(__file__).resolve().parents[1]  # src/fieldhub
 REQUIRED_FILES = ("provider.toml", "__init__.py", "README.md")
@@ -21,6 +21,10 @@ README_SECTIONS = ("Register", "Limits", "Quirks")
 CALLBACK_PATH = "/oauth/callback"
 TEXT_SUFFIXES = {".html", ".js", ".css", ".jinja", ".txt"}
 _WORD = re.compile(r"[A-Za-z0-9_]+")
+# What implements a declared direction: the module the hub calls for it, the function it calls there, and the
+# module-level tuple naming the entities it handles (a literal, or built from a dict's keys such as REMOTE).
+EXPORTERS = (("sync", "create_adapter", "EXPORTS"),)
+IMPORTERS = (("webhooks", "handle", "IMPORTS"), ("inbound", "poll", "IMPORTS"))
 
 
 @dataclass(frozen=True)
@@ -225,10 +229,108 @@ def check_specs(src_root: Path, report: Report) -> registry_module.Registry | No
     return reg
 
 
+def _module_tree(folder: Path, name: str) -> ast.Module | None:
+    path = folder / f"{name}.py"
+    if not path.is_file():
+        return None
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError:
+        return None  # reported by check_provider_imports
+
+
+def _top_level(tree: ast.Module) -> dict[str, ast.AST]:
+    """Module-level names: functions and classes, and the value of each plain assignment."""
+    found: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            found[node.target.id] = node.value
+    return found
+
+
+def _names(node: ast.AST | None, scope: dict[str, ast.AST], depth: int = 0) -> set[str] | None:
+    """The strings a module-level collection holds, read without importing it; None if it can't be read."""
+    if node is None or depth > 5:
+        return None
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        values = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        return set(values) if len(values) == len(node.elts) else None
+    if isinstance(node, ast.Dict):
+        keys = [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        return set(keys) if len(keys) == len(node.keys) else None
+    if isinstance(node, ast.Name):
+        return _names(scope.get(node.id), scope, depth + 1)
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("tuple", "frozenset", "set", "list")
+        and len(node.args) == 1
+    ):
+        return _names(node.args[0], scope, depth + 1)
+    return None
+
+
+def _implemented(folder: Path, where: str, modules: tuple[tuple[str, str, str], ...], report: Report) -> set[str]:
+    """The entities a provider's modules handle (EXPORTS or IMPORTS beside the function the hub calls)."""
+    handled: set[str] = set()
+    for module, function, declared in modules:
+        tree = _module_tree(folder, module)
+        if tree is None:
+            continue
+        scope = _top_level(tree)
+        if declared not in scope:
+            continue
+        names = _names(scope[declared], scope)
+        if names is None:
+            report.error(f"{where}/{module}.py", f"{declared} must be a tuple of entity names (or a dict's keys)")
+        elif not isinstance(scope.get(function), ast.FunctionDef | ast.AsyncFunctionDef):
+            report.error(f"{where}/{module}.py", f"names {declared} but has no {function}() for the hub to call")
+        else:
+            handled |= names
+    return handled
+
+
+def check_implementations(src_root: Path, reg: registry_module.Registry, report: Report) -> None:
+    """Every direction a provider.toml declares (and does not mark planned) is built: a provider can't claim
+    records it doesn't move. An export needs sync.py's create_adapter with the entity in EXPORTS; an import
+    needs webhooks.py's handle or inbound.py's poll with the entity in IMPORTS."""
+    for spec in reg.providers.values():
+        folder = src_root / "providers" / spec.key
+        where = _rel(folder, src_root)
+        exports = _implemented(folder, where, EXPORTERS, report)
+        imports = _implemented(folder, where, IMPORTERS, report)
+        for name, entity in spec.entities.items():
+            if entity.planned:
+                continue
+            for way, built, how in _ways(spec, name, exports, imports):
+                if name not in built:
+                    report.error(
+                        f"{where}/provider.toml",
+                        f"[entities.{name}] declares direction = {entity.direction.value!r} but nothing {way} "
+                        f"{name} records: {how}, or mark it planned = true",
+                    )
+
+
+def _ways(spec: ProviderSpec, name: str, exports: set[str], imports: set[str]) -> Iterator[tuple[str, set[str], str]]:
+    direction = spec.entities[name].direction
+    if direction in (Direction.EXPORT, Direction.BOTH):
+        yield "sends", exports, f"add {name!r} to EXPORTS in sync.py beside create_adapter"
+    if direction in (Direction.IMPORT, Direction.BOTH):
+        yield "brings in", imports, f"add {name!r} to IMPORTS in webhooks.py (handle) or inbound.py (poll)"
+
+
 def run(src_root: Path = SRC_ROOT, require_emulators: bool = False) -> Report:
     report = Report()
     folders = check_folders(src_root, require_emulators, report)
-    check_specs(src_root, report)
+    reg = check_specs(src_root, report)
+    if reg is not None:
+        check_implementations(src_root, reg, report)
     # Folder names are the keys, so the code rules hold even when a toml is broken.
     keys = frozenset(f.name for f in folders)
     check_shared_code(src_root, keys, report)

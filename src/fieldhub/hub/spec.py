@@ -175,6 +175,9 @@ class EntitySpec(Frozen):
     direction: Direction
     conflict: ConflictPolicy | None = None
     cursor: CursorSpec | None = None
+    # Declared so the pages can say what is coming, but not built yet: nothing collects or sends it, and
+    # `fieldhub check` requires an implementation of every entity that is not planned.
+    planned: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -232,6 +235,13 @@ class ProviderSpec(Frozen):
     api: ApiSpec
     entities: dict[Key, EntitySpec] = Field(default_factory=dict)
     webhooks: WebhookSpec | None = None
+
+    def syncs(self, entity: str, direction: Direction) -> bool:
+        """Whether this provider really moves `entity` that way today (declared both ways counts; planned doesn't)."""
+        declared = self.entities.get(entity)
+        if declared is None or declared.planned:
+            return False
+        return declared.direction in (direction, Direction.BOTH)
 
     @model_validator(mode="after")
     def _placement(self) -> Self:

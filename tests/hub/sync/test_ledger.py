@@ -13,10 +13,10 @@ from tests.conftest import Business
 
 
 async def connect(
-    session, biz: Business, provider: str = "quickbooks", status=ConnectionStatus.CONNECTED
+    session, biz: Business, provider: str = "quickbooks", status=ConnectionStatus.CONNECTED, account: str = "9341"
 ) -> Connection:
     connection = Connection(
-        tenant_id=biz.tenant.id, provider=provider, status=status, account_id="9341", connected_at=utcnow()
+        tenant_id=biz.tenant.id, provider=provider, status=status, account_id=account, connected_at=utcnow()
     )
     session.add(connection)
     await session.commit()
@@ -81,12 +81,14 @@ async def test_void_before_sync_is_skipped_and_after_sync_is_a_void(app, session
 
 async def test_only_exporting_live_connections_collect_work(app, session, biz: Business, other_biz: Business) -> None:
     gone = await connect(session, biz, status=ConnectionStatus.DISCONNECTED)
-    waiting = await connect(session, biz, provider="xero", status=ConnectionStatus.NEEDS_REAUTH)
+    waiting = await connect(session, biz, status=ConnectionStatus.NEEDS_REAUTH, account="5150")
     calendar = await connect(session, biz, provider="google_calendar")
+    coming = await connect(session, biz, provider="xero")
     other = await connect(session, other_biz)
     customer = await create_customer(session, biz.tenant.id, {"display_name": "Only A"})
     await session.commit()
     assert await rows(session, gone) == {}
     assert await rows(session, calendar) == {}  # calendars don't sync customers
+    assert await rows(session, coming) == {}  # declared but not built yet (planned): nothing could send it
     assert await rows(session, other) == {}  # another business's connection never sees A's records
     assert ("customer", customer.id) in await rows(session, waiting)  # kept for when Reconnect resumes

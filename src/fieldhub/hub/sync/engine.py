@@ -47,6 +47,7 @@ from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.spec import Capability
 from fieldhub.hub.sync.adapter import Adapter, PushItem, PushResult, create_adapter
 from fieldhub.hub.sync.clients import client_for
+from fieldhub.hub.sync.ledger import exports as ledger_exports
 from fieldhub.hub.sync.ledger import idempotency_key
 from fieldhub.hub.sync.models import (
     LedgerRow,
@@ -353,6 +354,46 @@ async def close_interrupted_runs(session: AsyncSession, connection_id: int) -> i
     return closed
 
 
+# ----------------------------------------------------------------------------- work no provider can take
+
+
+def unsendable_reason(provider: str, entity: str) -> str:
+    spec = registry.get(provider)
+    return f"{spec.name} does not take {entity.replace('_', ' ')} records from fieldhub, so this one is not sent there."
+
+
+async def skip_unsendable(session: AsyncSession, connection: Connection) -> int:
+    """Pending rows of entities the provider doesn't take (its toml no longer exports them, or it ships no
+    adapter) are skipped with the reason, not retried: such work can never succeed, and a run per sweep
+    would fail on it forever. Rows of this kind are no longer collected (ledger.exports); these are left
+    from before. Returns how many were skipped."""
+    sendable = [e for e in ORDER if ledger_exports(connection.provider, e)]
+    if registry.import_module(connection.provider, "sync") is None:
+        sendable = []
+    pending = (
+        (LedgerRow.connection_id == connection.id)
+        & (LedgerRow.state == LedgerState.PENDING)
+        & LedgerRow.entity.not_in(sendable)
+    )
+    entities = list(await session.scalars(select(LedgerRow.entity).where(pending).distinct()))
+    skipped = 0
+    for entity in entities:
+        result = await session.execute(
+            update(LedgerRow)
+            .where(pending, LedgerRow.entity == entity)
+            .values(
+                state=LedgerState.SKIPPED,
+                error_code="not_exported",
+                error_reason=unsendable_reason(connection.provider, entity),
+                error_fix="",
+            )
+        )
+        skipped += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if skipped:
+        log.info("sync.rows.unsendable", connection_id=connection.id, skipped=skipped)
+    return skipped
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -384,7 +425,8 @@ class Engine:
             tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]]
         ] = deque()
 
-    async def run(self) -> SyncRun:
+    async def run(self) -> SyncRun | None:
+        """The run's history row; None when nothing was tried (all that was due is work the provider can't take)."""
         started = time.monotonic()
         async with self.sessionmaker() as session:
             self.leased_at = time.monotonic()
@@ -397,6 +439,9 @@ class Engine:
                 # The provider's latency series, looked up once: labels() per record cost 1.8 µs (timeit).
                 self._latency = metrics.SYNC_LATENCY.labels(self.provider)
                 await close_interrupted_runs(session, self.connection_id)
+                if await skip_unsendable(session, connection) and not await self._anything_due(session):
+                    await session.commit()
+                    return None  # no history row for work that was never tried
                 run = SyncRun(
                     tenant_id=connection.tenant_id,
                     connection_id=connection.id,
@@ -440,6 +485,10 @@ class Engine:
             finally:
                 await self._release()
 
+    async def _anything_due(self, session: AsyncSession) -> bool:
+        entities = [e for e in ORDER if self.entity in (None, e)]
+        return bool(await due_counts(session, self.connection_id, entities))
+
     async def _release(self) -> None:
         """Give the lease back, on a fresh session: the run's own may be mid-commit if the run was cancelled.
 
@@ -466,10 +515,7 @@ class Engine:
             return None
         async with client_for(self.env, connection, **self.client_options) as client:
             adapter = create_adapter(connection, client, self.env.settings)
-            if adapter is None:
-                error = NotEntitled(f"{connection.provider} does not export records")
-                self.tally.errors.append({"code": "no_adapter", "reason": error.reason, "fix": ""})
-                return error
+            assert adapter is not None, "skip_unsendable leaves nothing due for a provider without sync.py"
             try:
                 await adapter.prepare()
                 # A dependency found missing mid-run gets a row; a second pass sends it and what waited for it.
@@ -939,8 +985,9 @@ async def sync_connection(
     holder: str | None = None,
     client_options: dict[str, Any] | None = None,
     lease_seconds: float = LEASE_SECONDS,
-) -> SyncRun:
-    """Push the connection's due rows; returns the run's history row. Raises LeaseHeld if another worker has it."""
+) -> SyncRun | None:
+    """Push the connection's due rows; returns the run's history row, or None when nothing could be tried.
+    Raises LeaseHeld if another worker has it."""
     # A holder per run: two runs of one connection in the same process must exclude each other too.
     engine = Engine(
         env,

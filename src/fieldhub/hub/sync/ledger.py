@@ -22,16 +22,14 @@ from fieldhub.hub.spec import Direction
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
 from fieldhub.hub.sync.rules import operation_for
 
-EXPORTING = (Direction.EXPORT, Direction.BOTH)
 # A connection that needs re-authorisation still collects work, so nothing is lost while it waits
 # for Reconnect; a disconnected one does not (the guide: un-synced records don't backfill on reconnect).
 COLLECTING = (ConnectionStatus.CONNECTED, ConnectionStatus.NEEDS_REAUTH)
 
 
 def exports(provider: str, entity: str) -> bool:
-    spec = registry.get(provider)
-    entity_spec = spec.entities.get(entity)
-    return entity_spec is not None and entity_spec.direction in EXPORTING
+    """Whether the provider takes this entity from fieldhub today; only then is its work collected."""
+    return registry.get(provider).syncs(entity, Direction.EXPORT)
 
 
 async def exporting_connections(session: AsyncSession, tenant_id: int, entity: str) -> list[Connection]:

@@ -83,6 +83,9 @@ WEBHOOK_LEASE_WAIT = 10.0  # seconds a webhook waits for a running sync before l
 KEY = "quickbooks"
 CURSOR = "cdc"
 ENTITIES = ("Customer", "Invoice", "Payment")  # CDC order; also what webhooks act on
+# The records brought in (fieldhub check): customers both ways, payments made in QuickBooks. An invoice voided
+# there is applied here too, but invoices are fieldhub's own: other edits to them are not brought back.
+IMPORTS = ("customer", "payment")
 LOCAL = {"Customer": "customer", "Invoice": "invoice", "Payment": "payment"}
 LOOKBACK = timedelta(days=30)  # QBO refuses an older changedSince
 MARGIN = timedelta(hours=1)  # start the full re-read a little before QBO would refuse

@@ -45,6 +45,8 @@ REMOTE = {
     "refund": "RefundReceipt",
     "deposit": "Deposit",
 }
+# What this adapter sends (fieldhub check holds provider.toml's export directions to it).
+EXPORTS = tuple(REMOTE)
 BATCHED = ("customer", "item", "invoice", "payment")
 # A record found by its natural key counts as ours only if QuickBooks created it after we first sent it.
 CLOCK_SKEW = timedelta(minutes=5)

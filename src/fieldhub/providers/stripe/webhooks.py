@@ -37,6 +37,8 @@ log = get_logger(__name__)
 KEY = "stripe"
 TOLERANCE = 300  # seconds: Stripe's SDK DEFAULT_TOLERANCE
 SCHEME = "v1"
+# What Stripe's events bring in (fieldhub check): payments from checkouts, refunds, payouts as bank deposits.
+IMPORTS = ("payment", "refund", "payout")
 
 
 # ---------------------------------------------------------------- signature and parsing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -94,7 +95,7 @@ def _plural(noun: str) -> str:
     return words.capitalize() + ("es" if words.endswith(("s", "x")) else "s")
 
 
-def sync_rows(spec: ProviderSpec) -> list[dict[str, str]]:
+def sync_rows(spec: ProviderSpec) -> list[dict[str, Any]]:
     """What a provider's toml says it keeps in step, in words: (records, which way, what it is called there)."""
     rows = []
     for name, entity in spec.entities.items():
@@ -109,7 +110,7 @@ def sync_rows(spec: ProviderSpec) -> list[dict[str, str]]:
                 ConflictPolicy.LOCAL_WINS: "fieldhub wins a clash",
             }[entity.conflict or ConflictPolicy.NEWEST_WINS]
             way = f"Both ways ({winner})"
-        rows.append({"records": _plural(name), "way": way, "remote": entity.remote})
+        rows.append({"records": _plural(name), "way": way, "remote": entity.remote, "coming": entity.planned})
     return rows
 
 
