@@ -125,6 +125,10 @@ class AuthSpec(Frozen):
     # For api_key mode: where the key goes on each request.
     api_key_in: Literal["bearer", "basic", "header", "query"] | None = None
     api_key_name: str | None = None
+    # The account a connect lands on belongs to one business: while one fieldhub business has it connected,
+    # another's connect of it is refused (its events could only reach one of them). Not for a person's
+    # login (a calendar, a profile) that several businesses may share, nor for an API key.
+    one_business_per_account: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

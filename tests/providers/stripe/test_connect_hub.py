@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from urllib.parse import urlparse
 
 from sqlalchemy import select
 
+from fieldhub.core.invoices.models import InvoiceStatus
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
-from tests.providers.stripe.hub import RIVERBEND, StripeHub
+from tests.hub.oauth.conftest import consent
+from tests.providers.stripe.hub import RIVERBEND, StripeHub, reload, sent_invoice
 
 
 async def test_oauth_connect_shows_the_account_and_disconnect_deauthorizes(stripe_hub: StripeHub) -> None:
@@ -67,3 +70,30 @@ async def test_account_links_onboarding_for_a_new_account(stripe_hub: StripeHub)
     assert conn.account_name == "Business a"
     assert conn.account_details["charges"] == "Enabled" and conn.account_details["payouts"] == "Enabled"
     assert conn.account_details["payout_bank"].endswith("6789")
+
+
+async def test_issue14_item3_a_second_business_cannot_take_the_account_and_payments_reach_the_first(
+    stripe_hub: StripeHub, session, biz, other_biz, make_client
+) -> None:
+    """Two businesses connecting one Stripe account used to send its events to the newest: the first's invoices
+    stayed unpaid. The second connect is refused with what to do, and the first business is paid."""
+    await stripe_hub.connect()
+    async with make_client() as other:
+        await other.login(other_biz.owner.email)
+        refused, _ = await consent(other, "stripe", account=RIVERBEND)
+    assert refused.status_code == 409
+    assert (
+        "This Stripe account is already connected to another fieldhub business. Disconnect it there first, "
+        "or connect a different account."
+    ) in refused.text
+    assert biz.tenant.name not in refused.text and "Riverbend Plumbing" not in refused.text
+    async with stripe_hub.app.state.sessionmaker() as s:
+        rows = list(await s.scalars(select(Connection)))
+    assert [(c.tenant_id, c.status) for c in rows] == [(biz.tenant.id, ConnectionStatus.CONNECTED)]
+    assert RIVERBEND in stripe_hub.emu.connected  # the refusal deauthorized nothing at Stripe
+
+    invoice = await sent_invoice(session, biz.tenant.id, "180.00")
+    await stripe_hub.pay_card(await stripe_hub.open_pay_link(invoice))
+    await stripe_hub.delivered()
+    invoice, payments = await reload(stripe_hub.app, invoice.id)
+    assert invoice.status == InvoiceStatus.PAID and [p.amount for p in payments] == [Decimal("180.00")]

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldhub.db import Base, IdMixin, TimestampMixin, UTCDateTime
@@ -19,9 +19,24 @@ class ConnectionStatus(StrEnum):
     ERROR = "error"
 
 
+# An account owned by a business is held by at most one connection that is not disconnected, whichever tenant:
+# the database's answer to two businesses connecting it at the same moment (hub/connections/service.py).
+OWNED_ACCOUNT_HELD = "owns_account AND status <> 'disconnected'"
+
+
 class Connection(IdMixin, TimestampMixin, Base):
     __tablename__ = "connections"
-    __table_args__ = (UniqueConstraint("tenant_id", "provider", "account_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "provider", "account_id"),
+        Index(
+            "uq_connections_owned_account",
+            "provider",
+            "account_id",
+            unique=True,
+            sqlite_where=text(OWNED_ACCOUNT_HELD),
+            postgresql_where=text(OWNED_ACCOUNT_HELD),
+        ),
+    )
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(64))
@@ -29,6 +44,8 @@ class Connection(IdMixin, TimestampMixin, Base):
     # The account at the provider: QBO realm, Xero tenant, a mailbox... and its display name.
     account_id: Mapped[str] = mapped_column(String(200))
     account_name: Mapped[str] = mapped_column(String(300), default="")
+    # The account is the business's own (provider.toml one_business_per_account): no other business may hold it.
+    owns_account: Mapped[bool] = mapped_column(Boolean, default=False)
     # Non-secret facts about the account shown on the card (Realm ID, email, country...).
     account_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Sealed by the vault with associated data (tenant, connection id, field): never plaintext.

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.db import utcnow
@@ -19,6 +20,17 @@ from fieldhub.log import get_logger
 
 log = get_logger(__name__)
 SECRET_FIELDS = ("access_token", "refresh_token")
+
+
+class AccountHeld(Exception):
+    """Another business holds this account (provider.toml one_business_per_account); `message` says what to do."""
+
+    def __init__(self, provider: str) -> None:
+        self.message = (
+            f"This {_name(provider)} account is already connected to another fieldhub business. "
+            "Disconnect it there first, or connect a different account."
+        )
+        super().__init__(self.message)
 
 
 @dataclass
@@ -121,7 +133,17 @@ async def save_connected(
     tokens: TokenSet,
     reconnect_id: int | None = None,
 ) -> Connection:
-    """Create or revive the connection to this account and seal its tokens; syncing resumes."""
+    """Create or revive the connection to this account and seal its tokens; syncing resumes.
+
+    AccountHeld when the account is a business's own and another business holds it (not disconnected). The
+    check reads first for the plain case; the partial unique index uq_connections_owned_account decides two
+    connects at the same moment, whichever commits first keeping it. Refused, the session is rolled back
+    (nothing of this connect is written) and the other business's connection is untouched and unnamed.
+    """
+    owned = registry.get(provider).auth.one_business_per_account
+    if owned and await held_elsewhere(session, tenant_id, provider, account.id):
+        await session.rollback()
+        raise AccountHeld(provider)
     conn = None
     if reconnect_id is not None:
         conn = await get(session, tenant_id, reconnect_id)
@@ -141,11 +163,19 @@ async def save_connected(
         # runs a test sync, and only then turns it on (seed 001, steps 3, 5 and 6).
         conn.auto_sync = not mapping_fields(provider)
         session.add(conn)
-        await session.flush()  # the id is part of the ciphertext's associated data
+    conn.owns_account = owned
+    conn.status = ConnectionStatus.CONNECTED
+    try:
+        await session.flush()  # the id is part of the ciphertext's associated data; the index speaks here
+    except IntegrityError:
+        await session.rollback()
+        if not owned:
+            raise
+        log.info("connection.account_held", tenant_id=tenant_id, provider=provider)
+        raise AccountHeld(provider) from None
     conn.account_name = account.name or conn.account_name or account.id
     conn.account_details = {**(conn.account_details or {}), **account.details}
     store_tokens(vault, conn, tokens, keep_refresh=False)
-    conn.status = ConnectionStatus.CONNECTED
     conn.sync_error = ""
     conn.connected_at = now
     conn.disconnected_at = None
@@ -153,6 +183,22 @@ async def save_connected(
     await session.flush()
     log.info("connection.connected", tenant_id=tenant_id, provider=provider, connection_id=conn.id)
     return conn
+
+
+async def held_elsewhere(session: AsyncSession, tenant_id: int, provider: str, account_id: str) -> bool:
+    """Whether another business holds this account: a connection to it that is theirs and not disconnected."""
+    found = await session.scalar(
+        select(Connection.id)
+        .where(
+            Connection.provider == provider,
+            Connection.account_id == account_id,
+            Connection.tenant_id != tenant_id,
+            Connection.owns_account.is_(True),
+            Connection.status != ConnectionStatus.DISCONNECTED,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def reauth_message(provider: str) -> str:

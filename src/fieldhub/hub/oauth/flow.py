@@ -37,11 +37,14 @@ Target = Literal["popup", "page"]
 class ConnectError(Exception):
     """A connect that can't go on; `message` is shown to the user as is (plain words, no secrets)."""
 
-    def __init__(self, message: str, *, provider: str | None = None, target: Target = "page") -> None:
+    def __init__(
+        self, message: str, *, provider: str | None = None, target: Target = "page", status: int = 400
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.target = target
+        self.status = status
 
 
 def _hash(state: str) -> str:
@@ -219,15 +222,20 @@ async def finish(
                 provider=spec.key,
                 target=target,
             ) from None
-    conn = await service.save_connected(
-        session,
-        env.vault,
-        tenant_id=row.tenant_id,
-        provider=spec.key,
-        account=account,
-        tokens=TokenSet.from_response(token),
-        reconnect_id=row.reconnect_connection_id,
-    )
+    try:
+        conn = await service.save_connected(
+            session,
+            env.vault,
+            tenant_id=row.tenant_id,
+            provider=spec.key,
+            account=account,
+            tokens=TokenSet.from_response(token),
+            reconnect_id=row.reconnect_connection_id,
+        )
+    except service.AccountHeld as e:
+        # Nothing is revoked: at the provider this grant and the other business's are one app on one account,
+        # and revoking (QuickBooks, Stripe) would disconnect theirs.
+        raise ConnectError(e.message, provider=spec.key, target=target, status=409) from None
     await session.commit()
     log.info("oauth.callback.connected", tenant_id=row.tenant_id, provider=spec.key, connection_id=conn.id)
     return Finished(connection=conn, target=target, provider=spec.key)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
@@ -167,19 +167,36 @@ def secret_for(env: OAuthEnv, provider: str) -> str:
     return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
 
 
+# Whose an account's events are, best first: the business holding it (connected, then paused), then the
+# one that connected it last (a disconnected account's late events, such as an ACH payment settling).
+_OWNER_ORDER = {ConnectionStatus.CONNECTED: 0, ConnectionStatus.NEEDS_REAUTH: 1, ConnectionStatus.ERROR: 2}
+
+
 async def connection_for(session: AsyncSession, provider: str, account: str | None) -> Connection | None:
-    """The connection an event's account belongs to: a live one first, else the newest (a disconnected one)."""
+    """The one connection an event's account belongs to (see _OWNER_ORDER); None for an account nobody connected.
+
+    An account a business owns is held by one connection at most (uq_connections_owned_account), so its
+    events can't reach another business that connected it too.
+    """
     if not account:
         return None
     rows = list(
         await session.scalars(
-            select(Connection)
-            .where(Connection.provider == provider, Connection.account_id == account)
-            .order_by(Connection.id.desc())
+            select(Connection).where(Connection.provider == provider, Connection.account_id == account)
         )
     )
-    live = [c for c in rows if c.status == ConnectionStatus.CONNECTED]
-    return (live or rows)[0] if (live or rows) else None
+    if not rows:
+        return None
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return min(
+        rows,
+        key=lambda c: (
+            _OWNER_ORDER.get(ConnectionStatus(c.status), 3),
+            not c.owns_account,
+            -(c.connected_at or epoch).timestamp(),
+            -c.id,
+        ),
+    )
 
 
 async def store(

@@ -78,7 +78,7 @@ async def callback(request: Request, db: DB) -> Response:
             login_session_id=login.id if login else None,
         )
     except flow.ConnectError as e:
-        return _failed(request, e.provider, e.target, e.message, 400)
+        return _failed(request, e.provider, e.target, e.message, e.status)
     if done.target == "popup":
         spec = registry.get(done.provider)
         return render(
@@ -158,9 +158,12 @@ async def save_api_key(request: Request, ctx: AdminCtx, key: str, api_key: str =
                 account = await verify(spec, env, http, value)
             except ValueError as e:
                 return await _key_refused(request, ctx, spec, f"{spec.name} did not accept that key: {e}")
-    await service.save_connected(
-        ctx.db, env.vault, tenant_id=ctx.tenant_id, provider=key, account=account, tokens=TokenSet(value)
-    )
+    try:
+        await service.save_connected(
+            ctx.db, env.vault, tenant_id=ctx.tenant_id, provider=key, account=account, tokens=TokenSet(value)
+        )
+    except service.AccountHeld as e:
+        return await _key_refused(request, ctx, spec, e.message)
     return RedirectResponse(service.settings_link(key) + "?connected=" + key, status_code=303)
 
 

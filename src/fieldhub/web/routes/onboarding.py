@@ -63,9 +63,12 @@ async def onboard(request: Request, ctx: AdminCtx, key: str) -> Response:
     except Exception as e:  # noqa: BLE001 - any provider failure reads the same to the owner
         log.warning("onboarding.failed", provider=key, error=type(e).__name__)
         return _failed(request, key, f"Could not create a {name} account right now. Please try again.")
-    conn = await service.save_connected(
-        ctx.db, env.vault, tenant_id=ctx.tenant_id, provider=key, account=account, tokens=TokenSet(account.id)
-    )
+    try:
+        conn = await service.save_connected(
+            ctx.db, env.vault, tenant_id=ctx.tenant_id, provider=key, account=account, tokens=TokenSet(account.id)
+        )
+    except service.AccountHeld as e:  # a new account is nobody's yet; said plainly if it ever were
+        return _failed(request, key, e.message)
     await ctx.db.commit()
     url = await hooks.onboarding_link(env, conn, **_urls(request, key, conn.id))
     return RedirectResponse(url, status_code=303)

@@ -1,0 +1,75 @@
+"""owned accounts: an account a business owns is held by one connection at a time (uq_connections_owned_account)
+
+Revision ID: 20261207ac1
+Revises: 20261122c1
+Create Date: 2026-12-07 16:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "20261207ac1"
+down_revision: str | None = "20261122c1"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+HELD = "owns_account AND status <> 'disconnected'"
+# The providers whose provider.toml said one_business_per_account when this migration was written: a
+# migration is history, so it names them rather than reading today's tomls.
+OWNED = ("stripe", "quickbooks", "xero", "freshbooks", "wave", "thumbtack", "docusign", "dropbox_sign")
+SHARED_MESSAGE = (
+    "This account is also connected to another fieldhub business, and its updates were going there. "
+    "Disconnect it there first, or connect a different account."
+)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("owns_account", sa.Boolean(), nullable=False, server_default=sa.false()))
+    connections = sa.table(
+        "connections",
+        sa.column("id", sa.Integer()),
+        sa.column("provider", sa.String()),
+        sa.column("account_id", sa.String()),
+        sa.column("status", sa.String()),
+        sa.column("owns_account", sa.Boolean()),
+        sa.column("sync_error", sa.Text()),
+    )
+    bind = op.get_bind()
+    bind.execute(connections.update().where(connections.c.provider.in_(OWNED)).values(owns_account=True))
+    # Two businesses may already hold one account (the reason for this index). The one its events went to
+    # keeps it (a connected one, the newest); the others are paused with the reason, as Reconnect would now
+    # refuse them, so the index can be built.
+    held = connections.c.owns_account.is_(True) & (connections.c.status != "disconnected")
+    rows = bind.execute(
+        sa.select(connections.c.id, connections.c.provider, connections.c.account_id, connections.c.status)
+        .where(held)
+        .order_by(connections.c.provider, connections.c.account_id, connections.c.id.desc())
+    ).all()
+    keeper: dict[tuple[str, str], int] = {}
+    for row in sorted(rows, key=lambda r: r.status != "connected"):  # stable: newest first within each
+        key = (row.provider, row.account_id)
+        if key in keeper:
+            bind.execute(
+                connections.update()
+                .where(connections.c.id == row.id)
+                .values(owns_account=False, status="needs_reauth", sync_error=SHARED_MESSAGE)
+            )
+        else:
+            keeper[key] = row.id
+    with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_connections_owned_account",
+            ["provider", "account_id"],
+            unique=True,
+            sqlite_where=sa.text(HELD),
+            postgresql_where=sa.text(HELD),
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("connections", schema=None) as batch_op:
+        batch_op.drop_index("uq_connections_owned_account")
+        batch_op.drop_column("owns_account")
