@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from html import unescape
 
@@ -14,8 +15,11 @@ from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.service import create_invoice, record_payment, send_invoice
 from fieldhub.core.items.models import Item
 from fieldhub.core.items.service import create_item
+from fieldhub.core.payments.deposits import DepositLineIn, record_deposit
+from fieldhub.core.payments.models import DepositLineKind
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
+from fieldhub.hub.webhooks.models import RemoteLink
 from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup, connect_mapped
 
@@ -264,3 +268,91 @@ async def test_internal_notes_jobs_and_estimates_never_leave(owner, session, biz
         entity for company in qbo.emulator.companies.values() for entity, objs in company.objects.items() if objs
     }
     assert "Estimate" not in entities and "Attachable" not in entities
+
+
+async def test_issue15_item6_backfill_brings_a_pre_existing_refund_and_the_month_reconciles(
+    owner, session, biz, qbo: QBOSetup
+):
+    """A refund made before QuickBooks was connected used to be left behind by the backfill: the first
+    reconciliation was off by exactly its amount. Every existing record goes, refunds included."""
+    from fieldhub.core.invoices.service import refund_payment
+    from fieldhub.providers.quickbooks.reconcile import parse_month, reconcile
+
+    t = biz.tenant.id
+    customer = await create_customer(session, t, {"display_name": "Maple Street Bakery"})
+    invoice = await create_invoice(
+        session,
+        t,
+        {
+            "customer_id": customer.id,
+            "issue_date": "2026-10-03",
+            "lines": [{"description": "Oven", "unit_price": "310"}],
+        },
+    )
+    await send_invoice(session, t, invoice.id)
+    payment = await record_payment(session, t, invoice.id, {"amount": "310.00", "received_on": "2026-10-06"})
+    refund = await refund_payment(session, t, payment.id, {"amount": "32.75", "refunded_on": "2026-10-09"})
+    # And a card payment through Stripe whose payout is already recorded as a bank deposit.
+    card_invoice = await create_invoice(
+        session,
+        t,
+        {
+            "customer_id": customer.id,
+            "issue_date": "2026-10-04",
+            "lines": [{"description": "Mixer", "unit_price": "90"}],
+        },
+    )
+    await send_invoice(session, t, card_invoice.id)
+    card = await record_payment(
+        session, t, card_invoice.id, {"amount": "90.00", "method": "card", "received_on": "2026-10-07"}
+    )
+    session.add(
+        RemoteLink(
+            tenant_id=t,
+            provider="stripe",
+            kind="payment_intent",
+            remote_id="pi_old",
+            local_entity="payment",
+            local_id=card.id,
+        )
+    )
+    deposit = await record_deposit(
+        session,
+        t,
+        source="stripe",
+        source_id="po_1OldPayout",
+        net=Decimal("87.09"),
+        arrival_date=date(2026, 10, 9),
+        lines=[
+            DepositLineIn(DepositLineKind.PAYMENT, Decimal("90.00"), payment_id=card.id, source_id="txn_old"),
+            DepositLineIn(DepositLineKind.FEE, Decimal("-2.91"), source_id="txn_old"),
+        ],
+    )
+    await session.commit()
+    # The connection is new: nothing of this is in the ledger (records made before it are not queued).
+    await session.execute(LedgerRow.__table__.delete())
+    await session.commit()
+
+    r = await owner.get(url(qbo), params={"transactions": "on"})
+    found = counts(r.text)
+    assert found["refunds"] == found["deposits"] == {"create_in_qbo": "1"}
+    r = await owner.submit(url(qbo), {"transactions": "on"})
+    assert r.status_code == 200, r.text
+    receipts = list(qbo.objects("RefundReceipt").values())
+    assert [(Decimal(str(o["TotalAmt"])), o.get("PrivateNote")) for o in receipts] == [
+        (Decimal("32.75"), f"fieldhub refund #{refund.id}")
+    ]
+
+    conn = await session.get(Connection, qbo.connection_id, populate_existing=True)
+    report = await reconcile(qbo.env, session, conn, parse_month("2026-10"), client_options={"timeout": 2.0})
+    totals = {t.key: (t.fieldhub, t.books) for t in report.totals}
+    assert totals["refunds"] == (Decimal("32.75"), Decimal("32.75"))
+    assert totals["payments"] == (Decimal("400.00"), Decimal("400.00"))
+    assert totals["deposits"] == (Decimal("87.09"), Decimal("87.09"))
+    assert report.within and report.discrepancies == [], report.discrepancies
+    [payout] = report.payouts
+    assert payout.ok and payout.deposit_id == deposit.id, payout.problems
+    # A rerun finds them linked: nothing more to send.
+    r = await owner.get(url(qbo), params={"transactions": "on"})
+    found = counts(r.text)
+    assert found["refunds"] == found["deposits"] == {"create_in_qbo": "0"}

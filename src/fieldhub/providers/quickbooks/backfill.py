@@ -32,7 +32,7 @@ from fieldhub.core.errors import ValidationFailed
 from fieldhub.core.invoices.models import Invoice, InvoiceStatus
 from fieldhub.core.items.models import Item
 from fieldhub.core.items.service import create_item
-from fieldhub.core.payments.models import Payment, PaymentStatus
+from fieldhub.core.payments.models import Deposit, Payment, PaymentStatus, Refund
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.oauth.env import OAuthEnv
@@ -88,6 +88,8 @@ class Plan:
     item_known: int = 0
     invoice_export: list[int] = field(default_factory=list)
     payment_export: list[int] = field(default_factory=list)
+    refund_export: list[int] = field(default_factory=list)
+    deposit_export: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {
@@ -107,7 +109,18 @@ class Plan:
             },
             "invoices": {"create_in_qbo": len(self.invoice_export)},
             "payments": {"create_in_qbo": len(self.payment_export)},
+            "refunds": {"create_in_qbo": len(self.refund_export)},
+            "deposits": {"create_in_qbo": len(self.deposit_export)},
         }
+
+    def transactions(self) -> list[tuple[str, Any, list[int]]]:
+        """The existing money records to send, in the engine's order: (entity, model, ids)."""
+        return [
+            ("invoice", Invoice, self.invoice_export),
+            ("payment", Payment, self.payment_export),
+            ("refund", Refund, self.refund_export),
+            ("deposit", Deposit, self.deposit_export),
+        ]
 
     @property
     def nothing_to_do(self) -> bool:
@@ -121,6 +134,8 @@ class Plan:
                 self.item_export,
                 self.invoice_export,
                 self.payment_export,
+                self.refund_export,
+                self.deposit_export,
             )
         )
 
@@ -308,6 +323,24 @@ async def _plan_transactions(session: AsyncSession, conn: Connection, out: Plan)
         .order_by(Payment.id)
     )
     out.payment_export = [p for p in payments if p not in known_payments]
+    # Every existing record the books count goes, as real-time sync would have sent it: refunds of payments that
+    # count (a pending or failed payment has none), and processor payouts recorded as bank deposits.
+    known_refunds, _ = await _ledger(session, conn, "refund")
+    refunds = await session.scalars(
+        select(Refund.id)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .join(Invoice, Invoice.id == Refund.invoice_id)
+        .where(
+            Refund.tenant_id == conn.tenant_id,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Invoice.status != InvoiceStatus.VOID,
+        )
+        .order_by(Refund.id)
+    )
+    out.refund_export = [r for r in refunds if r not in known_refunds]
+    known_deposits, _ = await _ledger(session, conn, "deposit")
+    deposits = await session.scalars(select(Deposit.id).where(Deposit.tenant_id == conn.tenant_id).order_by(Deposit.id))
+    out.deposit_export = [d for d in deposits if d not in known_deposits]
 
 
 # ----------------------------------------------------------------------------- start
@@ -479,13 +512,12 @@ async def start(
     result.queued += await _queue(session, conn, "customer", work.customer_export)
     result.queued += await _queue(session, conn, "item", work.item_export)
     if include_transactions:
-        invoices = list(await session.scalars(select(Invoice).where(Invoice.id.in_(work.invoice_export))))
-        payments = list(await session.scalars(select(Payment).where(Payment.id.in_(work.payment_export))))
-        result.queued += await _queue(session, conn, "invoice", invoices)
-        result.queued += await _queue(session, conn, "payment", payments)
+        for entity, model, ids in work.transactions():
+            records = list(await session.scalars(select(model).where(model.id.in_(ids))))
+            result.queued += await _queue(session, conn, entity, records)
     keys = [("customer", c.id) for c in work.customer_export] + [("item", i.id) for i in work.item_export]
     if include_transactions:
-        keys += [("invoice", i) for i in work.invoice_export] + [("payment", p) for p in work.payment_export]
+        keys += [(entity, i) for entity, _, ids in work.transactions() for i in ids]
     conn.settings = {
         **(conn.settings or {}),
         SETTINGS_KEY: {"done_at": utcnow().isoformat(), "counts": work.counts()},
