@@ -13,6 +13,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -41,13 +42,16 @@ async def _prepare(session: Any) -> dict[str, Any]:
     customer = await create_customer(
         session, biz.tenant.id, {"display_name": "Pat Customer", "email": "pat@example.com"}
     )
-    invoice = await invoices.create_invoice(
-        session,
-        biz.tenant.id,
-        {"customer_id": customer.id, "lines": [{"description": "Repair", "unit_price": "149.50"}]},
-    )
+    made = {}
+    for key, amount in (("invoice_id", "149.50"), ("ach_invoice_id", "420.00"), ("off_invoice_id", "88.00")):
+        invoice = await invoices.create_invoice(
+            session,
+            biz.tenant.id,
+            {"customer_id": customer.id, "lines": [{"description": "Repair", "unit_price": amount}]},
+        )
+        made[key] = invoice.id
     await session.commit()
-    return {"invoice_id": invoice.id, "owner": biz.owner.email, "tenant_id": biz.tenant.id}
+    return {**made, "owner": biz.owner.email, "tenant_id": biz.tenant.id}
 
 
 async def _connect(base: str, db_url: str, owner: str, tenant_id: int) -> None:
@@ -114,14 +118,13 @@ def test_sent_invoice_paid_by_card_reaches_quickbooks_and_the_payout_becomes_a_d
         page = login(owner, base, seeded["owner"], f"/invoices/{invoice_id}")
         page.click(f"form[action='/invoices/{invoice_id}/send'] button")
         page.wait_for_url(re.compile(rf"/invoices/{invoice_id}\?msg=sent"))
-        # ...and the customer's email, delivered to the demo mailbox, carries the pay link.
+        # ...and the customer's email, delivered to the demo mailbox, carries the Pay Now button.
         page.goto(f"{base}/dev/mailbox")
         mail = page.locator("details[data-email]", has_text="pat@example.com").first
         mail.wait_for()
-        body = mail.locator("pre").inner_text()
-        assert "Balance due: $149.50" in body
-        link = re.search(rf"{re.escape(base)}/pay/[\w-]+", body)
-        assert link, body
+        assert "$149.50" in mail.locator("[data-email-html]").inner_text()
+        link = re.fullmatch(rf"{re.escape(base)}/pay/[\w-]+", mail.locator("a[data-pay-now]").get_attribute("href"))
+        assert link and mail.locator("a[data-pay-now]").inner_text() == "Pay Now"
         # The customer opens it in their own browser, pays with the test card and lands on the success page.
         customer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         customer.set_default_timeout(UI_TIMEOUT_MS)
@@ -173,3 +176,100 @@ def test_sent_invoice_paid_by_card_reaches_quickbooks_and_the_payout_becomes_a_d
     deposit = deposits[0]
     assert sum(Decimal(line["Amount"]) for line in deposit["Line"]) == amount == Decimal(deposit["TotalAmt"])
     assert [ln["LinkedTxn"][0]["TxnId"] for ln in deposit["Line"] if ln.get("LinkedTxn")] == [remote[0]["Id"]]
+
+
+def _no_sideways_scroll(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_issue15_item7_pay_now_buttons_and_a_pending_bank_payment(served) -> None:  # noqa: ANN001
+    """Pay Now is a button on the invoice page (1280 and 390 px), on the printout and in the email; paid by bank, the
+    invoice shows the payment processing, offers no refund of it and no second payment, and the link says so."""
+    base, db_url, seeded = served
+    invoice_id = seeded["ach_invoice_id"]
+    with chromium() as browser:
+        owner = browser.new_context(viewport={"width": 1280, "height": 900})
+        owner.set_default_timeout(UI_TIMEOUT_MS)
+        page = login(owner, base, seeded["owner"], f"/invoices/{invoice_id}")
+        page.click(f"form[action='/invoices/{invoice_id}/send'] button")
+        page.wait_for_url(re.compile(rf"/invoices/{invoice_id}\?msg=sent"))
+        number = page.locator("h1").inner_text().split()[1]
+        button = page.locator("#pay-now")
+        assert button.is_visible() and button.inner_text().strip() == "Pay Now"
+        link = button.get_attribute("href")
+        assert link and link.startswith(f"{base}/pay/")
+        assert link not in page.inner_text("main")  # a button, not an address to copy
+        assert _no_sideways_scroll(page)
+        page.goto(f"{base}/invoices/{invoice_id}/print")
+        assert (
+            page.locator("#pay-now").inner_text() == "Pay Now"
+            and page.locator("#pay-now").get_attribute("href") == link
+        )
+
+        phone = browser.new_context(viewport={"width": 390, "height": 844})
+        phone.set_default_timeout(UI_TIMEOUT_MS)
+        small = login(phone, base, seeded["owner"], f"/invoices/{invoice_id}")
+        assert small.locator("#pay-now").is_visible() and _no_sideways_scroll(small)
+
+        page.goto(f"{base}/dev/mailbox")
+        mail = page.locator("details[data-email]", has_text=f"Invoice {number} ").first
+        mail.wait_for()
+        assert mail.locator("a[data-pay-now]").get_attribute("href") == link
+
+        # The customer clicks Pay Now and pays with the test bank account: the debit is processing.
+        customer = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        customer.set_default_timeout(UI_TIMEOUT_MS)
+        customer.goto(link)
+        customer.wait_for_url(f"{base}/emulators/stripe/c/pay/cs_test_*")
+        customer.fill("#email", "pat@example.com")
+        customer.click("#pay-bank")
+        customer.wait_for_url(re.compile(re.escape(f"{link}/done?session_id=cs_test_") + r"\w+$"))
+
+        def pending() -> list[tuple[int, str]]:
+            # Playwright's sync API runs an event loop in this thread: the database is read from another one.
+            with ThreadPoolExecutor(1) as pool:
+                _, payments = pool.submit(asyncio.run, _state(db_url, invoice_id)).result()
+            return [p for p in payments if p[1] == PaymentStatus.PENDING]
+
+        found = _wait(pending, 15.0)
+        assert found, "no pending bank payment recorded"
+        [(payment_id, _)] = found
+        page.goto(f"{base}/invoices/{invoice_id}")
+        note = page.locator("#pay-off[data-processing=true]")
+        assert "A bank payment of $420.00" in note.inner_text() and "is processing" in note.inner_text()
+        assert page.locator("#pay-now").count() == 0
+        assert page.locator(f"form[action='/invoices/{invoice_id}/payments/{payment_id}/refund']").count() == 0
+        assert _no_sideways_scroll(page)
+
+        # Opening the link again: the checkout page says it's processing, and takes nothing.
+        customer.goto(link)
+        assert customer.locator("#pay-processing").inner_text() == "Payment processing"
+        assert "is processing" in customer.inner_text("#pay-error")
+        assert _no_sideways_scroll(customer)
+
+
+def test_issue15_item7_a_disconnected_stripe_shows_no_charges_and_no_pay_now(served) -> None:  # noqa: ANN001
+    """Runs last in this module: it disconnects the business's Stripe."""
+    base, _, seeded = served
+    invoice_id = seeded["off_invoice_id"]
+    with chromium() as browser:
+        owner = browser.new_context(viewport={"width": 1280, "height": 900})
+        owner.set_default_timeout(UI_TIMEOUT_MS)
+        page = login(owner, base, seeded["owner"], "/settings/billing/stripe")
+        panel = page.locator("[data-connection-panel=stripe]")
+        assert panel.locator("[data-detail=Charges]").inner_text() == "Enabled"
+        page.on("dialog", lambda dialog: dialog.accept())
+        panel.locator(".disconnect-form button").click()
+        page.locator("[data-connection-panel=stripe] .connection-status", has_text="Disconnected").wait_for()
+        page.goto(f"{base}/settings/billing/stripe")
+        shown = page.locator("[data-connection-panel=stripe]").inner_text()
+        assert "Disconnected" in shown and "Charges" not in shown and "Enabled" not in shown
+        assert page.locator("[data-connection-panel=stripe] .connect-button").is_visible()
+
+        page.goto(f"{base}/invoices/{invoice_id}")
+        page.click(f"form[action='/invoices/{invoice_id}/send'] button")
+        page.wait_for_url(re.compile(rf"/invoices/{invoice_id}\?msg=sent"))
+        assert page.locator("#pay-now").count() == 0 and "/pay/" not in page.content()
+        assert "Online payment is off" in page.locator("#pay-off").inner_text()
+        page.goto(f"{base}/invoices/{invoice_id}/print")
+        assert page.locator("#pay-now").count() == 0 and "/pay/" not in page.content()

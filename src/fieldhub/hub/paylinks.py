@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fieldhub.core.accounts.models import Tenant
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice, InvoiceStatus
-from fieldhub.core.money import ZERO
+from fieldhub.core.money import ZERO, format_money
+from fieldhub.core.payments.models import Payment, PaymentStatus
 from fieldhub.hub import registry
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
@@ -31,11 +32,14 @@ PATH = "/pay/"
 
 
 class Unavailable(Exception):
-    """Online payment can't start; `message` is for the payer, in plain words."""
+    """Online payment can't start; `message` is for the payer, in plain words. `processing`: a payment is on its
+    way already; `status` 409 when there is nothing to pay now, 503 when it can't be paid online right now."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, status: int = 503, processing: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
+        self.processing = processing
 
 
 @dataclass
@@ -50,6 +54,44 @@ def pay_url(base_url: str, invoice: Invoice) -> str:
 
 def payable(invoice: Invoice) -> bool:
     return invoice.status in PAYABLE and invoice.balance > ZERO
+
+
+async def pending_payment(session: AsyncSession, invoice: Invoice) -> Payment | None:
+    """A payment on its way (a bank debit not yet cleared): until it settles the invoice is not offered again."""
+    return await session.scalar(
+        select(Payment)
+        .where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.PENDING)
+        .order_by(Payment.id)
+        .limit(1)
+    )
+
+
+def processing_words(invoice: Invoice, payment: Payment) -> str:
+    return (
+        f"A bank payment of {format_money(payment.amount)} for invoice {invoice.number} is processing. It usually "
+        "clears within 4 business days; there is nothing to pay meanwhile."
+    )
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Whether the invoice is offered for payment online now, and if not, why (words for the owner's page)."""
+
+    link: str  # the Pay Now link, or "" when it is not offered
+    reason: str = ""
+    processing: bool = False
+
+
+async def offer(session: AsyncSession, invoice: Invoice, base_url: str) -> Offer:
+    """The Pay Now button's state, the same on the invoice page, in its email and on its printout."""
+    if not payable(invoice):
+        return Offer("")
+    pending = await pending_payment(session, invoice)
+    if pending is not None:
+        return Offer("", processing_words(invoice, pending), processing=True)
+    if await payment_connection(session, invoice.tenant_id) is None:
+        return Offer("", "Online payment is off: no payments provider is connected (Settings → Billing & Taxes).")
+    return Offer(pay_url(base_url, invoice))
 
 
 async def payment_connection(session: AsyncSession, tenant_id: int) -> PayConnection | None:
@@ -85,9 +127,14 @@ async def start_checkout(env: OAuthEnv, session: AsyncSession, invoice: Invoice)
     if not payable(invoice):
         if invoice.status == InvoiceStatus.PAID:
             raise Unavailable(
-                f"Invoice {invoice.number} is paid in full — thank you. Questions? Contact {contact_words(tenant)}."
+                f"Invoice {invoice.number} is paid in full — thank you. Questions? Contact {contact_words(tenant)}.",
+                status=409,
             )
-        raise Unavailable(sorry)
+        raise Unavailable(sorry, status=409)
+    pending = await pending_payment(session, invoice)
+    if pending is not None:  # paying again now would take the money twice
+        words = f"{processing_words(invoice, pending)} Questions? Contact {contact_words(tenant)}."
+        raise Unavailable(words, status=409, processing=True)
     found = await payment_connection(session, invoice.tenant_id)
     if found is None:
         raise Unavailable(sorry)

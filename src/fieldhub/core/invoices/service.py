@@ -497,6 +497,33 @@ async def _locked_payment(session: AsyncSession, tenant_id: int, payment_id: int
     return payment, invoice
 
 
+def _not_refundable(payment: Payment) -> ValidationFailed:
+    if payment.status == PaymentStatus.PENDING:
+        return ValidationFailed.one(
+            "status",
+            "This bank payment is still clearing: it can be refunded once it has cleared (usually within 4 "
+            "business days). If it fails, nothing was taken and there is nothing to refund.",
+        )
+    return ValidationFailed.one("status", f"Only a succeeded payment can be refunded; this one is {payment.status}.")
+
+
+async def check_refund(
+    session: AsyncSession, tenant_id: int, payment_id: int, data: RefundIn | Mapping[str, Any]
+) -> tuple[Payment, RefundIn]:
+    """What refund_payment would refuse, found without writing or locking anything: a refund that moves money
+    elsewhere first (a payments provider's) is checked here before it is asked for, then recorded."""
+    values = parse(RefundIn, data)
+    payment = await session.scalar(select(Payment).where(Payment.id == payment_id, Payment.tenant_id == tenant_id))
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise _not_refundable(payment)
+    refundable = payment.amount - await refunded_amount(session, payment.id)
+    if values.amount > refundable:
+        raise ValidationFailed.one("amount", f"At most {format_money(refundable)} of this payment can be refunded.")
+    return payment, values
+
+
 async def refund_payment(
     session: AsyncSession, tenant_id: int, payment_id: int, data: RefundIn | Mapping[str, Any]
 ) -> Refund:
@@ -506,7 +533,7 @@ async def refund_payment(
         raise NotFound("payment", payment_id)
     invoice = await _locked_invoice(session, tenant_id, payment.invoice_id)
     if payment.status != PaymentStatus.SUCCEEDED:
-        raise ValidationFailed.one("status", f"Only a succeeded payment can be refunded; this one is {payment.status}.")
+        raise _not_refundable(payment)
     refundable = payment.amount - await refunded_amount(session, payment.id)
     if values.amount > refundable:
         raise ValidationFailed.one("amount", f"At most {format_money(refundable)} of this payment can be refunded.")

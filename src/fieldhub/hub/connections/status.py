@@ -87,6 +87,9 @@ class ProviderConnections:
 
 
 def _details(conn: Connection) -> list[tuple[str, str]]:
+    if conn.status == ConnectionStatus.DISCONNECTED:
+        # What was read while connected ("Charges: Enabled", a payout bank) is not true of it now.
+        return []
     stored = conn.account_details or {}
     return [(label, str(stored[key])) for key, label in DETAIL_LABELS.items() if stored.get(key)]
 

@@ -37,12 +37,14 @@ def uses_mailbox(settings: Settings) -> bool:
     return settings.mode in MAILBOX_MODES
 
 
-def _send_smtp(settings: Settings, to: str, subject: str, body: str) -> None:
+def _send_smtp(settings: Settings, to: str, subject: str, body: str, html: str = "") -> None:
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
+    if html:
+        message.add_alternative(html, subtype="html")  # multipart/alternative: text first, HTML preferred
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
         smtp.send_message(message)
 
@@ -73,13 +75,14 @@ async def deliver_pending(sessionmaker: async_sessionmaker[AsyncSession], settin
             row = await session.get(OutboundEmail, email_id)
             assert row is not None
             row.body = expand(row.body, settings.base_url)  # links written before the hub's address was known
+            row.html_body = expand(row.html_body or "", settings.base_url)
             if uses_mailbox(settings):
                 row.transport = "mailbox"
             elif not settings.smtp_host:
                 row.sent_at, row.error = None, "No SMTP server is configured (FIELDHUB_SMTP_HOST)."
             else:
                 try:
-                    await asyncio.to_thread(_send_smtp, settings, row.to_address, row.subject, row.body)
+                    await asyncio.to_thread(_send_smtp, settings, row.to_address, row.subject, row.body, row.html_body)
                     row.transport = "smtp"
                 except (OSError, smtplib.SMTPException) as e:
                     row.sent_at, row.error = None, f"{type(e).__name__}: {e}"

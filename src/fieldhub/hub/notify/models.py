@@ -54,6 +54,8 @@ class OutboundEmail(IdMixin, Base):
     kind: Mapped[str] = mapped_column(String(80))
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text, default="")
+    # The same message as HTML (an invoice's Pay Now button); empty for plain-text alerts.
+    html_body: Mapped[str] = mapped_column(Text, default="")
     transport: Mapped[str] = mapped_column(String(10), default="")  # smtp | mailbox, once delivered
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")

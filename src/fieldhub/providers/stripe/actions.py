@@ -14,6 +14,7 @@ import stripe
 
 from fieldhub.hub import registry
 from fieldhub.hub.oauth.client import credentials
+from fieldhub.hub.refunds import RefundRefused
 
 if TYPE_CHECKING:
     from fieldhub.core.invoices.models import Invoice
@@ -116,6 +117,28 @@ async def create_checkout(
     except stripe.StripeError as e:
         raise PaymentUnavailable(e.user_message or type(e).__name__) from e
     return str(session.url)
+
+
+async def refund(
+    env: OAuthEnv, connection: Connection, payment_intent: str, amount: Decimal, *, reason: str, idempotency_key: str
+) -> str:
+    """Refund part or all of a payment Stripe took (hub/refunds.py); returns the refund's id.
+
+    Stripe's `reason` takes only its own three values, so the owner's words go in metadata. RefundRefused
+    carries Stripe's message (charge already refunded, not yet settled...).
+    """
+    params: dict[str, Any] = {
+        "payment_intent": payment_intent,
+        "amount": to_minor(amount),
+        "metadata": {"source": "fieldhub", **({"reason": reason[:500]} if reason else {})},
+    }
+    options = {"stripe_account": connection.account_id, "idempotency_key": idempotency_key}
+    try:
+        async with client(env) as sdk:
+            made = await sdk.v1.refunds.create_async(params, options)  # type: ignore[arg-type]
+    except stripe.StripeError as e:
+        raise RefundRefused(e.user_message or type(e).__name__) from e
+    return str(made.id)
 
 
 async def account_summary(env: OAuthEnv, account_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
 from fieldhub.core.customers import service as customers
 from fieldhub.core.customers.schemas import CustomerIn
@@ -20,6 +20,8 @@ from fieldhub.core.items.schemas import ItemIn, TaxRateIn
 from fieldhub.core.paging import PageNumber
 from fieldhub.core.payments import service as payments
 from fieldhub.core.validation import Id
+from fieldhub.hub import refunds
+from fieldhub.hub.oauth.env import env_for
 from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out, partial
 from fieldhub.web.deps import ApiCtx
 from fieldhub.web.errors import ApiRoute
@@ -284,8 +286,9 @@ async def api_payment(ctx: ApiCtx, payment_id: Id) -> Any:
 
 
 @router.post("/payments/{payment_id}/refunds", response_model=RefundOut, status_code=201)
-async def api_payment_refund(ctx: ApiCtx, payment_id: Id, body: RefundIn) -> Any:
-    return await invoices.refund_payment(ctx.db, ctx.tenant_id, payment_id, given(body))
+async def api_payment_refund(request: Request, ctx: ApiCtx, payment_id: Id, body: RefundIn) -> Any:
+    """A payment a payments provider took is refunded there too (the money goes back); others are recorded."""
+    return await refunds.refund(env_for(request.app), ctx.db, ctx.tenant_id, payment_id, given(body))
 
 
 @router.get("/refunds", response_model=ListOut[RefundOut])

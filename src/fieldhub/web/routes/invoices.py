@@ -18,6 +18,8 @@ from fieldhub.core.paging import PageNumber
 from fieldhub.core.payments.models import PaymentMethod
 from fieldhub.core.payments.service import get_payment
 from fieldhub.core.validation import Id, id_or_none
+from fieldhub.hub import paylinks, refunds
+from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.sync import resync
 from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
@@ -202,6 +204,7 @@ async def _view(request: Request, ctx: Ctx, invoice_id: int, status_code: int = 
         "can_send": invoice.status in service.SENDABLE,
         "can_pay": invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID) and invoice.balance > 0,
         "can_void": invoice.status != InvoiceStatus.VOID and not invoice.amount_paid,
+        "offer": await paylinks.offer(ctx.db, invoice, env_for(request.app).settings.base_url),
         # Resync per accounting connection that syncs invoices: for who may trigger syncs (owner, admin).
         "syncs": await resync.connections_for(ctx.db, ctx.tenant_id, invoice.id) if ctx.can_manage_integrations else [],
     }
@@ -253,7 +256,7 @@ async def invoice_refund(request: Request, ctx: WebCtx, invoice_id: Id, payment_
         raise HTTPException(404, "That payment is not on this invoice.")
     values = await form_data(request)
     try:
-        await service.refund_payment(ctx.db, ctx.tenant_id, payment_id, values)
+        await refunds.refund(env_for(request.app), ctx.db, ctx.tenant_id, payment_id, values)
     except ValidationFailed as exc:
         errors = dict(exc.errors)
         status_error = errors.pop("status", "")

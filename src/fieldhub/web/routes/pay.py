@@ -31,10 +31,8 @@ async def pay(request: Request, db: DB, token: str) -> Response:
     try:
         url = await paylinks.start_checkout(env_for(request.app), db, invoice)
     except paylinks.Unavailable as e:
-        status = 409 if not paylinks.payable(invoice) else 503
-        return render(
-            request, "pay/unavailable.html", {"invoice": invoice, "biz": tenant, "message": e.message}, status
-        )
+        context = {"invoice": invoice, "biz": tenant, "message": e.message, "processing": e.processing}
+        return render(request, "pay/unavailable.html", context, e.status)
     return RedirectResponse(url, status_code=303)
 
 
@@ -54,6 +52,6 @@ async def cancelled(request: Request, db: DB, token: str) -> Response:
 async def printable(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
     invoice = await invoices.get_invoice(ctx.db, ctx.tenant_id, invoice_id)
     customer = await ctx.db.get(Customer, invoice.customer_id)
-    online = paylinks.payable(invoice) and await paylinks.payment_connection(ctx.db, ctx.tenant_id) is not None
-    link = paylinks.pay_url(env_for(request.app).settings.base_url, invoice) if online else ""
-    return render(request, "invoices/print.html", {"invoice": invoice, "customer": customer, "pay_link": link})
+    offer = await paylinks.offer(ctx.db, invoice, env_for(request.app).settings.base_url)
+    context = {"invoice": invoice, "customer": customer, "pay_link": offer.link, "offer": offer}
+    return render(request, "invoices/print.html", context)

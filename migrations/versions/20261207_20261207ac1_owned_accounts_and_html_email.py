@@ -1,4 +1,5 @@
-"""owned accounts: an account a business owns is held by one connection at a time (uq_connections_owned_account)
+"""owned accounts and HTML email: an account a business owns is held by one connection at a time
+(uq_connections_owned_account), and an email carries its HTML beside the text (an invoice's Pay Now button)
 
 Revision ID: 20261207ac1
 Revises: 20261122c1
@@ -67,9 +68,13 @@ def upgrade() -> None:
             sqlite_where=sa.text(HELD),
             postgresql_where=sa.text(HELD),
         )
+    with op.batch_alter_table("outbound_emails", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("html_body", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbound_emails", schema=None) as batch_op:
+        batch_op.drop_column("html_body")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_index("uq_connections_owned_account")
         batch_op.drop_column("owns_account")
