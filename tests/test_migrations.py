@@ -56,7 +56,7 @@ def _procrastinate_objects(url: str) -> int:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_issue14_item3_accounts_two_businesses_already_share_keep_one_holder(backend: str, tmp_path: Path) -> None:
-    """Before uq_connections_owned_account, two businesses could hold one Stripe account. The upgrade keeps the
+    """Before uq_connections_provider_held_account, two businesses could hold one Stripe account. The upgrade keeps the
     one its events went to (connected, newest) and pauses the other with the reason, so the index can exist."""
     import sqlalchemy as sa
 
@@ -115,16 +115,18 @@ def test_issue14_item3_accounts_two_businesses_already_share_keep_one_holder(bac
         upgrade(url)
         check(url)
         with engine.connect() as db:
-            rows = db.execute(sa.text("SELECT id, status, owns_account, sync_error FROM connections ORDER BY id")).all()
+            rows = db.execute(
+                sa.text("SELECT id, status, owns_account, held_account, sync_error FROM connections ORDER BY id")
+            ).all()
         engine.dispose()
-        assert [(r[0], r[1], bool(r[2])) for r in rows] == [
-            (1, "needs_reauth", False),
-            (2, "connected", True),
-            (3, "disconnected", True),
-            (4, "connected", False),
-            (5, "connected", False),
+        assert [(r[0], r[1], bool(r[2]), r[3]) for r in rows] == [
+            (1, "needs_reauth", False, None),
+            (2, "connected", True, "acct_1Shared"),
+            (3, "disconnected", True, None),
+            (4, "connected", False, None),
+            (5, "connected", False, None),
         ]
-        assert rows[0][3].startswith("This account is also connected to another fieldhub business")
+        assert rows[0][4].startswith("This account is also connected to another fieldhub business")
     finally:
         if drop:
             with psycopg.connect(libpq_url(PG_URL), autocommit=True) as conn:

@@ -1,5 +1,5 @@
 """owned accounts and HTML email: an account a business owns is held by one connection at a time
-(uq_connections_owned_account), and an email carries its HTML beside the text (an invoice's Pay Now button)
+(uq_connections_provider_held_account), and an email carries its HTML beside the text (an invoice's Pay Now button)
 
 Revision ID: 20261207ac1
 Revises: 20261122c1
@@ -16,7 +16,6 @@ down_revision: str | None = "20261122c1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-HELD = "owns_account AND status <> 'disconnected'"
 # The providers whose provider.toml said one_business_per_account when this migration was written: a
 # migration is history, so it names them rather than reading today's tomls.
 OWNED = ("stripe", "quickbooks", "xero", "freshbooks", "wave", "thumbtack", "docusign", "dropbox_sign")
@@ -29,6 +28,7 @@ SHARED_MESSAGE = (
 def upgrade() -> None:
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.add_column(sa.Column("owns_account", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("held_account", sa.String(length=200), nullable=True))
     connections = sa.table(
         "connections",
         sa.column("id", sa.Integer()),
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.column("account_id", sa.String()),
         sa.column("status", sa.String()),
         sa.column("owns_account", sa.Boolean()),
+        sa.column("held_account", sa.String()),
         sa.column("sync_error", sa.Text()),
     )
     bind = op.get_bind()
@@ -60,14 +61,9 @@ def upgrade() -> None:
             )
         else:
             keeper[key] = row.id
+            bind.execute(connections.update().where(connections.c.id == row.id).values(held_account=row.account_id))
     with op.batch_alter_table("connections", schema=None) as batch_op:
-        batch_op.create_index(
-            "uq_connections_owned_account",
-            ["provider", "account_id"],
-            unique=True,
-            sqlite_where=sa.text(HELD),
-            postgresql_where=sa.text(HELD),
-        )
+        batch_op.create_unique_constraint(op.f("uq_connections_provider_held_account"), ["provider", "held_account"])
     with op.batch_alter_table("outbound_emails", schema=None) as batch_op:
         batch_op.add_column(sa.Column("html_body", sa.Text(), nullable=False, server_default=""))
 
@@ -76,5 +72,6 @@ def downgrade() -> None:
     with op.batch_alter_table("outbound_emails", schema=None) as batch_op:
         batch_op.drop_column("html_body")
     with op.batch_alter_table("connections", schema=None) as batch_op:
-        batch_op.drop_index("uq_connections_owned_account")
+        batch_op.drop_constraint(op.f("uq_connections_provider_held_account"), type_="unique")
+        batch_op.drop_column("held_account")
         batch_op.drop_column("owns_account")

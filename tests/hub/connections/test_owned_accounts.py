@@ -140,7 +140,7 @@ async def test_issue14_item3_two_connects_at_once_only_one_holds_the_account(
 
 
 async def test_issue14_item3_the_database_refuses_a_second_holder(app, session, biz: Business, other_biz: Business):
-    """Whatever writes connections, the partial unique index holds: two live owners of one account can't exist."""
+    """Whatever writes connections, the unique index holds: two live owners of one account can't exist."""
     for tenant in (biz, other_biz):
         session.add(
             Connection(

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldhub.db import Base, IdMixin, TimestampMixin, UTCDateTime
@@ -19,23 +19,15 @@ class ConnectionStatus(StrEnum):
     ERROR = "error"
 
 
-# An account owned by a business is held by at most one connection that is not disconnected, whichever tenant:
-# the database's answer to two businesses connecting it at the same moment (hub/connections/service.py).
-OWNED_ACCOUNT_HELD = "owns_account AND status <> 'disconnected'"
-
-
 class Connection(IdMixin, TimestampMixin, Base):
     __tablename__ = "connections"
     __table_args__ = (
         UniqueConstraint("tenant_id", "provider", "account_id"),
-        Index(
-            "uq_connections_owned_account",
-            "provider",
-            "account_id",
-            unique=True,
-            sqlite_where=text(OWNED_ACCOUNT_HELD),
-            postgresql_where=text(OWNED_ACCOUNT_HELD),
-        ),
+        # An account a business owns is held by one connection at most, whichever tenant: the database's answer
+        # to two businesses connecting it at the same moment (hub/connections/service.save_connected). A plain
+        # unique index over a column that is NULL unless held: a partial index with no rows in it turned
+        # SQLite's plan for the sync sweep (which joins connections) into a scan of the whole ledger.
+        UniqueConstraint("provider", "held_account"),
     )
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -46,6 +38,9 @@ class Connection(IdMixin, TimestampMixin, Base):
     account_name: Mapped[str] = mapped_column(String(300), default="")
     # The account is the business's own (provider.toml one_business_per_account): no other business may hold it.
     owns_account: Mapped[bool] = mapped_column(Boolean, default=False)
+    # account_id while this connection holds the account (owned, not disconnected), else NULL: set by _hold()
+    # below on every write of the row.
+    held_account: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Non-secret facts about the account shown on the card (Realm ID, email, country...).
     account_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Sealed by the vault with associated data (tenant, connection id, field): never plaintext.
@@ -67,6 +62,16 @@ class Connection(IdMixin, TimestampMixin, Base):
     @property
     def is_active(self) -> bool:
         return self.status == ConnectionStatus.CONNECTED
+
+
+@event.listens_for(Connection, "before_insert")
+@event.listens_for(Connection, "before_update")
+def _hold(_mapper: object, _connection: object, conn: Connection) -> None:
+    """Keep held_account true to status and owns_account on every write of the row (an unset status is the
+    column's default, connected)."""
+    status = ConnectionStatus(str(conn.status or ConnectionStatus.CONNECTED))
+    held = bool(conn.owns_account) and status != ConnectionStatus.DISCONNECTED
+    conn.held_account = conn.account_id if held else None
 
 
 class OAuthState(IdMixin, Base):

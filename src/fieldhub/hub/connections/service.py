@@ -136,7 +136,7 @@ async def save_connected(
     """Create or revive the connection to this account and seal its tokens; syncing resumes.
 
     AccountHeld when the account is a business's own and another business holds it (not disconnected). The
-    check reads first for the plain case; the partial unique index uq_connections_owned_account decides two
+    check reads first for the plain case; the unique index uq_connections_provider_held_account decides two
     connects at the same moment, whichever commits first keeping it. Refused, the session is rolled back
     (nothing of this connect is written) and the other business's connection is untouched and unnamed.
     """
@@ -191,10 +191,8 @@ async def held_elsewhere(session: AsyncSession, tenant_id: int, provider: str, a
         select(Connection.id)
         .where(
             Connection.provider == provider,
-            Connection.account_id == account_id,
+            Connection.held_account == account_id,
             Connection.tenant_id != tenant_id,
-            Connection.owns_account.is_(True),
-            Connection.status != ConnectionStatus.DISCONNECTED,
         )
         .limit(1)
     )

@@ -175,7 +175,7 @@ _OWNER_ORDER = {ConnectionStatus.CONNECTED: 0, ConnectionStatus.NEEDS_REAUTH: 1,
 async def connection_for(session: AsyncSession, provider: str, account: str | None) -> Connection | None:
     """The one connection an event's account belongs to (see _OWNER_ORDER); None for an account nobody connected.
 
-    An account a business owns is held by one connection at most (uq_connections_owned_account), so its
+    An account a business owns is held by one connection at most (uq_connections_provider_held_account), so its
     events can't reach another business that connected it too.
     """
     if not account:
