@@ -2,7 +2,7 @@
 (uq_connections_provider_held_account), and an email carries its HTML beside the text (an invoice's Pay Now button)
 
 Revision ID: 20261207ac1
-Revises: 20261207a1
+Revises: 20261207l1
 Create Date: 2026-12-07 16:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207ac1"
-down_revision: str | None = "20261207a1"
+down_revision: str | None = "20261207l1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
