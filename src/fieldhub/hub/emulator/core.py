@@ -13,17 +13,33 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from fieldhub.hub import registry
 from fieldhub.hub.emulator import speccheck
 
 CONTROL_PREFIX = "/_emulator"
+# Starlette's own words when routing finds no route (404) or no method (405) for a request.
+ROUTE_ERRORS = {404: "Not Found", 405: "Method Not Allowed"}
 # Credentials and every provider's webhook signature header (from the providers' tomls, not a list here).
 REDACT_HEADERS = {"authorization", "cookie"} | {
     s.webhooks.signature_header.lower() for s in registry.all() if s.webhooks and s.webhooks.signature_header
 }
+
+
+def error_shape(properties: dict[str, Any], *, closed: bool = True) -> dict[str, Any]:
+    """A JSON Schema for an error body that carries every one of `properties` (and, closed, nothing else)."""
+    schema: dict[str, Any] = {"type": "object", "required": list(properties), "properties": properties}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+STR: dict[str, Any] = {"type": "string"}
+INT: dict[str, Any] = {"type": "integer"}
 
 
 @dataclass
@@ -153,6 +169,10 @@ class Emulator:
     log_limit = 20_000
     # How the suite's spec check names this provider ("QBO"); empty when it publishes no spec to check against.
     spec_label: ClassVar[str] = ""
+    # The provider's error body as a JSON Schema: what `error_response` answers, and so what an unknown path, a
+    # method a path does not take and a malformed request get (tests/hub/emulator/test_errors.py holds every
+    # emulator to it). Never FastAPI's `{"detail": ...}`.
+    error_schema: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, *, clock: Clock | None = None, seed: int | None = None) -> None:
         self.clock = clock or Clock()
@@ -165,12 +185,18 @@ class Emulator:
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._inflight: dict[tuple[str, str], int] = defaultdict(int)
         self.max_inflight: dict[str, int] = defaultdict(int)  # per bucket, for tests of "never two at once"
+        self.app.add_exception_handler(StarletteHTTPException, self._http_exception)
+        self.app.add_exception_handler(RequestValidationError, self._validation_exception)
         self._add_control_routes()
 
     # --- provider hooks -------------------------------------------------------------------------
     def error_response(self, status: int, message: str, request: Request | None = None) -> Response:
         """The provider's own error body; providers override with their real shape."""
         return JSONResponse({"error": message}, status_code=status)
+
+    def route_error(self, status: int, request: Request) -> Response:
+        """The reply to a request no route takes: an unknown path (404) or a method the path does not take (405)."""
+        return self.error_response(status, ROUTE_ERRORS.get(status, "Not Found"), request)
 
     def rate_limited_response(self, retry_after: float, request: Request | None = None) -> Response:
         response = self.error_response(429, "Too many requests", request)
@@ -180,6 +206,25 @@ class Emulator:
     def state(self) -> dict[str, Any]:
         """What the emulator holds, for tests and the demo's inspection page."""
         return {}
+
+    async def _http_exception(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in ROUTE_ERRORS and exc.detail == ROUTE_ERRORS[exc.status_code]:
+            response = self.route_error(exc.status_code, request)  # routing found no route or no method
+        else:
+            response = self.error_response(exc.status_code, str(exc.detail), request)
+        for name, value in (exc.headers or {}).items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def _validation_exception(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        # Where and what, never the value sent (it may be long, or a secret).
+        problems = [
+            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+            for error in exc.errors()
+        ]
+        return self.error_response(400, "Invalid request: " + "; ".join(problems), request)
 
     @classmethod
     def spec_problems(cls, method: str, path: str, status: int, body: str) -> list[str] | None:

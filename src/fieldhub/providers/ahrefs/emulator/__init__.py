@@ -11,10 +11,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig
+from fieldhub.hub.emulator.core import STR, error_shape
 
 
 class AhrefsEmulator(Emulator):
     key = "ahrefs"
+    error_schema = error_shape({"error": STR})
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)

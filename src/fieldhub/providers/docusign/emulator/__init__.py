@@ -6,9 +6,10 @@ Paths are DocuSign's own: /oauth/auth, /oauth/token, /oauth/userinfo (account.do
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import STR, error_shape
 
 USERS = [
     Account(
@@ -25,6 +26,7 @@ USERS = [
 
 class DocuSignEmulator(Emulator):
     key = "docusign"
+    error_schema = error_shape({"errorCode": STR, "message": STR})
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -48,7 +50,16 @@ class DocuSignEmulator(Emulator):
         self.app.add_api_route("/oauth/userinfo", self.userinfo, methods=["GET"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        return JSONResponse({"errorCode": "AUTHORIZATION_INVALID_TOKEN", "message": message}, status_code=status)
+        code = {
+            401: "AUTHORIZATION_INVALID_TOKEN",
+            404: "RESOURCE_NOT_FOUND",
+            405: "RESOURCE_NOT_FOUND",
+            429: "HOURLY_APIINVOCATION_LIMIT_EXCEEDED",
+        }.get(status, "INVALID_REQUEST_PARAMETER" if status < 500 else "UNSPECIFIED_ERROR")
+        return JSONResponse({"errorCode": code, "message": message}, status_code=status)
+
+    def route_error(self, status: int, request: Request) -> Response:
+        return self.error_response(404, "The URL provided does not resolve to a resource.", request)
 
     async def userinfo(self, request: Request) -> JSONResponse:
         account = self.oauth.authenticate(request)

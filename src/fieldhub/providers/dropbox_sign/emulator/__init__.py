@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import STR, error_shape
 
 USERS = [
     Account("a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4", "Olivia Owner", "olivia@riverbend.example"),
@@ -18,6 +19,7 @@ USERS = [
 
 class DropboxSignEmulator(Emulator):
     key = "dropbox_sign"
+    error_schema = error_shape({"error": error_shape({"error_msg": STR, "error_name": STR}, closed=False)})
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -39,7 +41,17 @@ class DropboxSignEmulator(Emulator):
         self.app.add_api_route("/v3/account", self.account_info, methods=["GET"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        name = {401: "unauthorized", 429: "exceeded_rate"}.get(status, "error")
+        name = {
+            400: "bad_request",
+            401: "unauthorized",
+            402: "payment_required",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_supported",
+            409: "conflict",
+            410: "deleted",
+            429: "exceeded_rate",
+        }.get(status, "unknown")
         return JSONResponse({"error": {"error_msg": message, "error_name": name}}, status_code=status)
 
     async def account_info(self, request: Request) -> JSONResponse:

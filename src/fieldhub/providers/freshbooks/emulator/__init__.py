@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import STR, error_shape
 
 BUSINESSES = [
     Account(
@@ -21,6 +22,7 @@ BUSINESSES = [
 
 class FreshBooksEmulator(Emulator):
     key = "freshbooks"
+    error_schema = error_shape({"error": STR, "message": STR})
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -42,7 +44,8 @@ class FreshBooksEmulator(Emulator):
         self.app.add_api_route("/auth/api/v1/users/me", self.me, methods=["GET"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        return JSONResponse({"error": "unauthenticated" if status == 401 else "error", "message": message}, status)
+        error = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 429: "rate_limited"}.get(status, "error")
+        return JSONResponse({"error": error, "message": message}, status)
 
     async def me(self, request: Request) -> JSONResponse:
         account = self.oauth.authenticate(request)

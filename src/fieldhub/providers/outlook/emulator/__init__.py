@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import STR, error_shape
 
 USERS = [
     Account("6e7b768e-07e2-4810-8459-485f84f8f204", "Olivia Owner", "olivia@riverbend.onmicrosoft.example"),
@@ -21,6 +22,7 @@ NINETY_DAYS = 7_776_000
 
 class OutlookEmulator(Emulator):
     key = "outlook"
+    error_schema = error_shape({"error": error_shape({"code": STR, "message": STR}, closed=False)})
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -46,7 +48,14 @@ class OutlookEmulator(Emulator):
         self.app.add_api_route("/v1.0/me", self.me, methods=["GET"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        code = {401: "InvalidAuthenticationToken", 429: "TooManyRequests"}.get(status, "generalException")
+        code = {
+            400: "invalidRequest",
+            401: "InvalidAuthenticationToken",
+            403: "accessDenied",
+            404: "itemNotFound",
+            405: "notSupported",
+            429: "TooManyRequests",
+        }.get(status, "generalException")
         return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
     async def me(self, request: Request) -> JSONResponse:

@@ -10,13 +10,15 @@ import hashlib
 import secrets
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig
+from fieldhub.hub.emulator.google import GOOGLE_ERROR_SCHEMA, google_error, google_route_error
 
 
 class PageSpeedEmulator(Emulator):
     key = "pagespeed"
+    error_schema = GOOGLE_ERROR_SCHEMA
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -24,14 +26,24 @@ class PageSpeedEmulator(Emulator):
         self.app.add_api_route("/pagespeedonline/v5/runPagespeed", self.run, methods=["GET"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        reason = "API_KEY_INVALID" if status in (400, 401, 403) else "backendError"
-        body = {"error": {"code": status, "message": message, "errors": [{"reason": reason}], "status": reason}}
-        return JSONResponse(body, status_code=status)
+        return google_error(status, message)
+
+    def key_invalid(self) -> JSONResponse:
+        info = {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "pagespeedonline.googleapis.com"},
+        }
+        return google_error(400, "API key not valid. Please pass a valid API key.", details=[info])
+
+    def route_error(self, status: int, request: Request) -> Response:
+        return google_route_error(status)
 
     async def run(self, request: Request) -> JSONResponse:
         key = request.query_params.get("key", "")
         if not any(secrets.compare_digest(key, k) for k in self.api_keys):
-            return self.error_response(400, "API key not valid. Please pass a valid API key.")
+            return self.key_invalid()
         url = request.query_params.get("url", "")
         if not url:
             return self.error_response(400, "Invalid value for field 'url'")

@@ -6,7 +6,7 @@ import math
 import uuid
 from dataclasses import asdict
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from fastapi import Request
@@ -47,9 +47,20 @@ class IntuitOAuth(OAuthServer):
         return body
 
 
+def _fault_schema(fault: str, error: str, message: str) -> dict[str, Any]:
+    item = {"type": "object", "required": [message], "properties": {message: {"type": "string"}}}
+    errors = {"type": "array", "minItems": 1, "items": item}
+    inner = {"type": "object", "required": [error, "type"], "properties": {error: errors, "type": {"type": "string"}}}
+    return {"type": "object", "required": [fault], "properties": {fault: inner}}
+
+
 class QuickBooksEmulator(Emulator):
     key = "quickbooks"
     spec_label = "QBO"
+    # The data service's Fault, or the gateway's lower-case one for a refused token (errors.auth_failed_body).
+    error_schema: ClassVar[dict[str, Any]] = {
+        "anyOf": [_fault_schema("Fault", "Error", "Message"), _fault_schema("fault", "error", "message")]
+    }
 
     def __init__(self, config: EmulatorConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -131,7 +142,15 @@ class QuickBooksEmulator(Emulator):
             return self._auth_failed("Token invalid")
         if status == 429:
             return self.fault_response(throttle_fault())
+        if 400 <= status < 500:
+            return self.fault_response(
+                QBOFault("2010", "Request has invalid or unsupported property", message, status=status)
+            )
         return self.fault_response(system_fault(status))
+
+    def route_error(self, status: int, request: Request) -> Response:
+        detail = f"Operation {request.method} {request.url.path} is not supported."
+        return self.fault_response(QBOFault("500", "Unsupported Operation", detail, status=status))
 
     def rate_limited_response(self, retry_after: float, request: Request | None = None) -> Response:
         response = self.fault_response(throttle_fault())

@@ -12,7 +12,7 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -64,6 +64,19 @@ class Saved:
 class StripeEmulator(Emulator):
     key = "stripe"
     spec_label = "Stripe"
+    # spec3's `error` object: `{"error": {"type": ..., "message": ..., "code"?, "param"?, ...}}`.
+    error_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["type", "message"],
+                "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    }
     rate_per_second = 25  # sandbox global limit; live mode allows 100
 
     def __init__(self, config: EmulatorConfig, *, clock: Clock | None = None, webhook_transport: Any = None) -> None:
@@ -239,13 +252,7 @@ class StripeEmulator(Emulator):
         full_path = "/v1/" + path
         found = self.api.match(request.method, full_path)
         if found is None:
-            return _error(
-                StripeError(
-                    404,
-                    f"Unrecognized request URL ({request.method}: {full_path}). Please see https://stripe.com/docs "
-                    "or we can help at https://support.stripe.com/.",
-                )
-            )
+            return _error(unrecognized(request.method, full_path))
         handler, path_params = found
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
         ctx = Ctx(self, account, request.method, full_path, params, request_id, key, self.base_url(request), connected)
@@ -351,6 +358,10 @@ class StripeEmulator(Emulator):
             return [f"not JSON: {body[:80]!r}"]
         return spec.response_errors(method, path, status, data)
 
+    def route_error(self, status: int, request: Request) -> Response:
+        # Stripe answers a method a path does not take as it answers an unknown path.
+        return _error(unrecognized(request.method, request.url.path))
+
     def error_response(self, status: int, message: str, request: Request | None = None) -> Response:
         kind = "api_error" if status >= 500 else "invalid_request_error"
         code = "rate_limit" if status == 429 else None
@@ -398,6 +409,14 @@ class StripeEmulator(Emulator):
         ran = self.run_due()
         await self.webhooks.flush()
         return {"ran": ran, "now": self.clock.now()}
+
+
+def unrecognized(method: str, path: str) -> StripeError:
+    return StripeError(
+        404,
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at "
+        "https://support.stripe.com/.",
+    )
 
 
 def _rate_bucket(request: Request) -> str | None:

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import INT, STR, error_shape
 
 BUSINESSES = [
     Account("286845156044809661", "Riverbend Plumbing & Heating", "office@riverbend.example"),
@@ -18,6 +19,9 @@ BUSINESSES = [
 
 class ThumbtackEmulator(Emulator):
     key = "thumbtack"
+    error_schema = error_shape(
+        {"errors": {"type": "array", "minItems": 1, "items": error_shape({"message": STR, "code": INT})}}
+    )
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)

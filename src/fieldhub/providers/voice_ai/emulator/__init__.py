@@ -8,10 +8,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig
+from fieldhub.hub.emulator.core import STR, error_shape
 
 
 class VoiceAIEmulator(Emulator):
     key = "voice_ai"
+    error_schema = error_shape({"status": {"const": "error"}, "message": STR})
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)

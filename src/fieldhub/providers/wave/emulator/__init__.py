@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import STR, error_shape
 
 BUSINESSES = [
     Account("QnVzaW5lc3M6ZGVtby0x", "Riverbend Plumbing & Heating", "office@riverbend.example"),
@@ -18,6 +19,15 @@ BUSINESSES = [
 
 class WaveEmulator(Emulator):
     key = "wave"
+    error_schema = error_shape(
+        {
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "items": error_shape({"message": STR, "extensions": error_shape({"code": STR})}, closed=False),
+            }
+        }
+    )
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -38,7 +48,10 @@ class WaveEmulator(Emulator):
         self.app.add_api_route("/graphql/public", self.graphql, methods=["POST"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        return JSONResponse({"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}, status)
+        code = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 429: "RATE_LIMITED"}.get(
+            status, "BAD_USER_INPUT" if status < 500 else "INTERNAL_SERVER_ERROR"
+        )
+        return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
 
     async def graphql(self, request: Request) -> JSONResponse:
         account = self.oauth.authenticate(request)

@@ -6,10 +6,14 @@ revocation /connect/revocation (identity.xero.com), connections /connections (ap
 
 from __future__ import annotations
 
+import uuid
+from http import HTTPStatus
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
+from fieldhub.hub.emulator.core import INT, STR, error_shape
 
 ORGANISATIONS = [
     Account("a3b4c5d6-0000-4000-8000-00000000c001", "Riverbend Plumbing & Heating", "office@riverbend.example"),
@@ -19,6 +23,10 @@ ORGANISATIONS = [
 
 class XeroEmulator(Emulator):
     key = "xero"
+    # Xero's problem details (RFC 7807 with Xero's capitalised names), as api.xero.com answers.
+    error_schema = error_shape(
+        {"Type": {"type": ["string", "null"]}, "Title": STR, "Status": INT, "Detail": STR}, closed=False
+    )
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
@@ -43,13 +51,25 @@ class XeroEmulator(Emulator):
         self.app.add_api_route("/connections", self.connections, methods=["GET"])
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
-        return JSONResponse({"Type": None, "Title": message, "Status": status, "Detail": message}, status_code=status)
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+        body = {
+            "Type": None,
+            "Title": title,
+            "Status": status,
+            "Detail": message,
+            "Instance": str(uuid.uuid4()),
+            "Extensions": {},
+        }
+        return JSONResponse(body, status_code=status)
 
     async def connections(self, request: Request) -> JSONResponse:
         """The organisations this grant reaches; the consent page picks one, as Xero's does."""
         account = self.oauth.authenticate(request)
         if account is None:
-            return self.error_response(401, "Unauthorized")
+            return self.error_response(401, "AuthenticationUnsuccessful")
         return JSONResponse(
             [
                 {
