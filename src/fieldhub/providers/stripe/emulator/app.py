@@ -22,9 +22,10 @@ from fieldhub.hub.emulator import Clock, Emulator, EmulatorConfig, OAuthServer, 
 from fieldhub.hub.emulator.core import CONTROL_PREFIX
 from fieldhub.hub.emulator.speccheck import SpecMissing
 from fieldhub.providers.stripe.emulator import objects as build
+from fieldhub.providers.stripe.emulator import versions
 from fieldhub.providers.stripe.emulator.api import ApiRouter, Ctx, StripeError, expand, fingerprint
 from fieldhub.providers.stripe.emulator.forms import FormError, parse_form
-from fieldhub.providers.stripe.emulator.spec import load_spec
+from fieldhub.providers.stripe.emulator.spec import load_spec, request_schema, unknown_names
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -95,14 +96,16 @@ class StripeEmulator(Emulator):
         self._order = itertools.count(1)
         self._scheduled: list[tuple[float, int, Callable[[], object]]] = []
         self.rate_rules.append(RateRule("sandbox", limit=self.rate_per_second, window=1.0, applies=_rate_bucket))
+        load_spec()  # once per process, now: the first request must not spend a second reading it (parameter checks)
 
-        from fieldhub.providers.stripe.emulator import checkout, connect, payments, webhooks
+        from fieldhub.providers.stripe.emulator import checkout, connect, payments, search, webhooks
 
         self.webhooks = webhooks.WebhookSender(self, transport=webhook_transport)
         self.platform_id = "acct_1FieldhubPlatform"
         self._seed_accounts()
         connect.install(self)
         checkout.install(self)
+        search.install(self)  # before payments: /v1/charges/search is not a charge id
         payments.install(self)
         webhooks.install(self)
         self.app.add_api_route("/v1/{path:path}", self.dispatch, methods=["GET", "POST", "DELETE"])
@@ -239,6 +242,14 @@ class StripeEmulator(Emulator):
         return (self.public_url or str(request.base_url)).rstrip("/")
 
     async def dispatch(self, request: Request, path: str) -> Response:
+        version = request.headers.get("stripe-version", versions.SPEC_VERSION).strip()
+        if not versions.known(version):
+            return _error(StripeError(400, f"Invalid Stripe API version: {version}"))
+        response = await self._dispatch(request, path, version)
+        response.headers["Stripe-Version"] = version
+        return response
+
+    async def _dispatch(self, request: Request, path: str, version: str) -> Response:
         request_id = request.state.request_id
         try:
             raw = await request.body() if request.method == "POST" else request.url.query
@@ -253,6 +264,11 @@ class StripeEmulator(Emulator):
         found = self.api.match(request.method, full_path)
         if found is None:
             return _error(unrecognized(request.method, full_path))
+        unknown = self.unknown_params(request.method, full_path, params)
+        if unknown:
+            plural = "s" if len(unknown) > 1 else ""
+            message = f"Received unknown parameter{plural}: {', '.join(unknown)}"
+            return _error(StripeError(400, message, code="parameter_unknown", param=unknown[0]))
         handler, path_params = found
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
         ctx = Ctx(self, account, request.method, full_path, params, request_id, key, self.base_url(request), connected)
@@ -294,7 +310,7 @@ class StripeEmulator(Emulator):
         try:
             result = handler(ctx, **path_params)
             status, body = result if isinstance(result, tuple) else (200, result)
-            body = expand(ctx, body)
+            body = versions.render(expand(ctx, body), version)
             keep = True
         except StripeError as exc:
             status, body, keep = exc.status, exc.body(), exc.saved
@@ -307,6 +323,14 @@ class StripeEmulator(Emulator):
         self.webhooks.kick()
         headers = {"Idempotency-Key": key} if key else {}
         return Response(raw, status_code=status, media_type="application/json", headers=headers)
+
+    def unknown_params(self, method: str, path: str, params: dict[str, Any]) -> list[str]:
+        """The parameters spec3 does not declare for this operation (none checked when the spec is not here)."""
+        spec = load_spec()
+        schema = request_schema(spec, method, path) if spec is not None else None
+        if spec is None or schema is None:
+            return []
+        return unknown_names(spec.document, schema, params, "")
 
     def authenticate(self, request: Request) -> tuple[str, bool]:
         """The acting account: the platform key (optionally with Stripe-Account) or a legacy OAuth access token."""

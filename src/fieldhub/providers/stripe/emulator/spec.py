@@ -170,3 +170,78 @@ class StripeSpec:
 def load_spec() -> StripeSpec | None:
     path = find_spec()
     return StripeSpec(path) if path else None
+
+
+def _resolve(document: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        pointer = node["$ref"].removeprefix("#/").split("/")
+        target: Any = document
+        for part in pointer:
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _alternatives(document: dict[str, Any], schema: Any) -> list[dict[str, Any]]:
+    """The plain schemas a value may meet: `anyOf`/`oneOf` branches flattened, `$ref`s followed."""
+    schema = _resolve(document, schema)
+    if not isinstance(schema, dict):
+        return []
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if branches:
+        return [alt for branch in branches for alt in _alternatives(document, branch)]
+    return [schema]
+
+
+def unknown_names(document: dict[str, Any], schema: Any, value: Any, prefix: str) -> list[str]:
+    """The bracket-notation names under `prefix` that `schema` does not declare (Stripe's `parameter_unknown`)."""
+    options = _alternatives(document, schema)
+    if isinstance(value, dict):
+        objects = [o for o in options if o.get("type") == "object" or "properties" in o]
+        if not objects or any(o.get("additionalProperties") or "properties" not in o for o in objects):
+            return []  # a hash of any keys (metadata), or nothing to hold it to
+        found: list[str] = []
+        for key, item in value.items():
+            name = f"{prefix}[{key}]" if prefix else key
+            declared = [o["properties"][key] for o in objects if key in o["properties"]]
+            if not declared:
+                found.append(name)
+                continue
+            found += unknown_names(document, {"anyOf": declared}, item, name)
+        return found
+    if isinstance(value, list):
+        arrays = [o for o in options if o.get("type") == "array" and "items" in o]
+        if not arrays:
+            return []
+        items = {"anyOf": [o["items"] for o in arrays]}
+        return [n for i, item in enumerate(value) for n in unknown_names(document, items, item, f"{prefix}[{i}]")]
+    return []
+
+
+_RANGE = {
+    "anyOf": [
+        {"type": "object", "properties": {k: {"type": "integer"} for k in ("gt", "gte", "lt", "lte")}},
+        {"type": "integer"},
+    ]
+}
+# Parameters Stripe added after spec3's snapshot (2023-08-16) that the emulator takes. Stripe adds parameters to
+# every API version at once, so a request at 2023-08-16 may send them: the list of Checkout Sessions gained
+# `created` and `status` filters (stripe-mock's 2025 fixtures and today's API reference).
+ADDED_PARAMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/v1/checkout/sessions"): {"created": _RANGE, "status": {"type": "string"}},
+}
+
+
+def request_schema(spec: StripeSpec, method: str, path: str) -> dict[str, Any] | None:
+    """The parameters an operation takes, as one object schema: its form body (POST) or its query parameters."""
+    try:
+        template, operation = spec.operation(method, path)
+    except KeyError:
+        return None
+    added = ADDED_PARAMS.get((method.upper(), template), {})
+    if method.upper() == "POST":
+        content = operation.get("requestBody", {}).get("content", {})
+        schema = content.get("application/x-www-form-urlencoded", {}).get("schema") or {"type": "object"}
+        return {**schema, "properties": {**schema.get("properties", {}), **added}}
+    declared = {p["name"]: p.get("schema", {}) for p in operation.get("parameters", []) if p.get("in") == "query"}
+    return {"type": "object", "properties": {**declared, **added}}
