@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatcher: Any = None
+        # The demo's emulators resume their state (companies, tokens) before anything calls them.
+        await app.state.endpoints.start(app.state.sessionmaker)
         # Embedded sync workers (hub/sync/dispatch.py), or, with none on PostgreSQL, wake-ups deferred as
         # procrastinate jobs for `fieldhub worker`s (hub/sync/queue.py). Tests drive sync explicitly.
         if settings.mode != "test":
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if dispatcher is not None:
             await dispatcher.stop()
+        await app.state.endpoints.stop()
         await engine.dispose()
 
     app = FastAPI(

@@ -73,13 +73,13 @@ class Clock:
         self.scale = scale
         self._origin_real = time.monotonic()
         self._origin = time.time()
-        self._offset = 0.0
+        self.offset = 0.0
 
     def now(self) -> float:
-        return self._origin + (time.monotonic() - self._origin_real) * self.scale + self._offset
+        return self._origin + (time.monotonic() - self._origin_real) * self.scale + self.offset
 
     def advance(self, seconds: float) -> None:
-        self._offset += seconds
+        self.offset += seconds
 
     async def sleep(self, emulated_seconds: float) -> None:
         await asyncio.sleep(max(0.0, emulated_seconds / self.scale))
@@ -173,6 +173,9 @@ class Emulator:
     # method a path does not take and a malformed request get (tests/hub/emulator/test_errors.py holds every
     # emulator to it). Never FastAPI's `{"detail": ...}`.
     error_schema: ClassVar[dict[str, Any]] = {}
+    # Attributes that hold the provider's state (companies, objects, connections): what `snapshot` keeps across a
+    # restart of the demo, with the OAuth server's tokens and the clock's offset (hub/emulator/persist.py).
+    persisted: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, clock: Clock | None = None, seed: int | None = None) -> None:
         self.clock = clock or Clock()
@@ -185,6 +188,7 @@ class Emulator:
         self._windows: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._inflight: dict[tuple[str, str], int] = defaultdict(int)
         self.max_inflight: dict[str, int] = defaultdict(int)  # per bucket, for tests of "never two at once"
+        self.state_file: Any = None  # a persist.StateFile in the demo: written before each reply leaves
         self.app.add_exception_handler(StarletteHTTPException, self._http_exception)
         self.app.add_exception_handler(RequestValidationError, self._validation_exception)
         self._add_control_routes()
@@ -233,6 +237,41 @@ class Emulator:
         spec files are not here. Run by the test suite's spec check over every reply (speccheck.py)."""
         return None
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state to outlive the process: `persisted` attributes, issued tokens, the clock's offset. Not the
+        request log, faults or rate windows. Providers with state outside `persisted` extend it (and `restore`)."""
+        state: dict[str, Any] = {"clock_offset": self.clock.offset}
+        state["attrs"] = {name: getattr(self, name) for name in self.persisted}
+        oauth = getattr(self, "oauth", None)
+        if oauth is not None:
+            state["oauth"] = oauth.snapshot()
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.clock.offset = state.get("clock_offset", 0.0)
+        for name, value in state.get("attrs", {}).items():
+            if name not in self.persisted:
+                continue
+            current = getattr(self, name, None)
+            # Containers are refilled in place: routes installed earlier may hold them (a closure's `links`).
+            if isinstance(current, dict) and isinstance(value, dict):
+                current.clear()
+                current.update(value)
+            elif isinstance(current, list) and isinstance(value, list):
+                current[:] = value
+            elif isinstance(current, set) and isinstance(value, set):
+                current.clear()
+                current.update(value)
+            else:
+                setattr(self, name, value)
+        oauth = getattr(self, "oauth", None)
+        if oauth is not None and "oauth" in state:
+            oauth.restore(state["oauth"])
+
+    def save_state(self) -> None:
+        if self.state_file is not None:
+            self.state_file.save()
+
     def reset(self) -> None:
         self.requests.clear()
         self.faults.clear()
@@ -241,7 +280,14 @@ class Emulator:
     # --- ASGI -----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
-            await self.app(scope, receive, send)
+            if self.state_file is None or scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            # The control surface changes state too (pay an invoice, connect an account): kept before it answers.
+            captured = _Capture()
+            await self.app(scope, receive, captured)
+            self.save_state()
+            await captured.replay(send)
             return
         await self._handle(scope, receive, send)
 
@@ -312,6 +358,8 @@ class Emulator:
         entry.finished = self.clock.now()
         if speccheck.recording():
             speccheck.record(self.key, entry.method, entry.path, entry.status, captured.content_type, captured.body)
+        # On disk before the client hears of it: what the client believes done survives a kill of this process.
+        self.save_state()
         if fault and fault.kind == "drop_after_commit":
             entry.fault = fault.kind
             raise EmulatedDrop(f"{entry.method} {entry.path}: reply dropped after commit")

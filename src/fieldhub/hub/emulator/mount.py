@@ -1,5 +1,7 @@
 """Where each provider is reached: its emulator in demo and test mode (mounted in-process), the real URL in production.
 
+In demo mode the mounted emulators keep their state beside the demo's database across restarts (persist.py).
+
 In demo and test mode every provider whose folder has `emulator/` with `create_emulator` is built and
 mounted in the hub at `/emulators/<key>`, and every URL of that provider (authorize, token, revoke,
 API) becomes `{base_url}/emulators/<key>` + the path of the real URL, so the adapter cannot tell the
@@ -20,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fieldhub.hub import registry
 from fieldhub.hub.emulator.core import Emulator, EmulatorConfig
+from fieldhub.hub.emulator.persist import Keeper, state_folder
 from fieldhub.hub.http import ssl_context
 from fieldhub.log import get_logger
 from fieldhub.settings import Settings
@@ -85,6 +88,16 @@ class Endpoints:
     settings: Settings
     emulators: dict[str, Emulator] = field(default_factory=dict)  # mounted in this process
     _apps: dict[str, ASGIApp] = field(default_factory=dict)
+    keeper: Keeper | None = None  # the demo's: the mounted emulators' state on disk (persist.py)
+
+    async def start(self, sessionmaker: Any) -> None:
+        """At the hub's start, before it serves: the demo's emulators resume the state they had."""
+        if self.keeper is not None:
+            await self.keeper.start(sessionmaker)
+
+    async def stop(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.stop()
 
     def _override(self, key: str) -> str:
         return self.settings.provider(key).base_url.rstrip("/")
@@ -140,5 +153,8 @@ def mount_emulators(app: Any, settings: Settings) -> Endpoints:
                 continue
             app.mount(f"{EMULATOR_PREFIX}/{spec.key}", endpoints.add(spec.key, emulator))
         log.info("emulator.mounted", providers=sorted(endpoints.emulators))
+        folder = state_folder(settings)
+        if folder is not None and endpoints.emulators:
+            endpoints.keeper = Keeper(folder, endpoints.emulators)
     app.state.endpoints = endpoints
     return endpoints

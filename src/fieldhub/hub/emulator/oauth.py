@@ -307,6 +307,21 @@ class OAuthServer:
             "live_refresh_tokens": sum(1 for t in live if t.kind == "refresh"),
         }
 
+    # --- persistence ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "codes": self.codes,
+            "tokens": self.tokens,
+            "refresh_requests": self.refresh_requests,
+            "revocations": self.revocations,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.codes = state["codes"]
+        self.tokens = state["tokens"]
+        self.refresh_requests = state["refresh_requests"]
+        self.revocations = state["revocations"]
+
     # --- helpers --------------------------------------------------------------------------------
     def _expired(self, token: _Token) -> bool:
         return token.expires_at is not None and token.expires_at <= self.emulator.clock.now()

@@ -57,6 +57,7 @@ def _fault_schema(fault: str, error: str, message: str) -> dict[str, Any]:
 class QuickBooksEmulator(Emulator):
     key = "quickbooks"
     spec_label = "QBO"
+    persisted = ("companies", "replays")
     # The data service's Fault, or the gateway's lower-case one for a refused token (errors.auth_failed_body).
     error_schema: ClassVar[dict[str, Any]] = {
         "anyOf": [_fault_schema("Fault", "Error", "Message"), _fault_schema("fault", "error", "message")]
@@ -157,6 +158,25 @@ class QuickBooksEmulator(Emulator):
         # Retry-After is read in real seconds by clients: a scaled clock shortens the wait.
         response.headers["Retry-After"] = str(max(1, math.ceil(retry_after / self.clock.scale)))
         return response
+
+    def snapshot(self) -> dict[str, Any]:
+        state = super().snapshot()
+        state["webhooks"] = {
+            "pending": self.webhooks.pending,
+            "deliveries": self.webhooks.deliveries,
+            "format": self.webhooks.format,
+        }
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        for company in self.companies.values():
+            company.now = self.clock.now
+            self.webhooks.watch(company)
+        hooks = state.get("webhooks", {})
+        self.webhooks.pending = hooks.get("pending", [])
+        self.webhooks.deliveries = hooks.get("deliveries", [])
+        self.webhooks.format = hooks.get("format", self.webhooks.format)
 
     def reset(self) -> None:
         super().reset()

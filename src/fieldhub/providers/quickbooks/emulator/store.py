@@ -168,6 +168,14 @@ class Company:
             customer.setdefault("FullyQualifiedName", customer["DisplayName"])
         self.objects["CompanyInfo"] = {self.realm_id: self._company_info(created)}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The clock and the webhook listeners belong to the running emulator, which re-attaches them.
+        return {k: v for k, v in self.__dict__.items() if k not in ("now", "listeners")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.listeners = []
+
     # --- facts about the company ----------------------------------------------------------------
     @property
     def is_us(self) -> bool:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import copy
 import heapq
-import itertools
 import json
 import secrets
 import string
@@ -65,6 +64,16 @@ class Saved:
 class StripeEmulator(Emulator):
     key = "stripe"
     spec_label = "Stripe"
+    persisted = (
+        "objects",
+        "events",
+        "idempotency",
+        "connected",
+        "account_links",
+        "payout_failures",
+        "scheduled",
+        "order",
+    )
     # spec3's `error` object: `{"error": {"type": ..., "message": ..., "code"?, "param"?, ...}}`.
     error_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
@@ -93,8 +102,11 @@ class StripeEmulator(Emulator):
         self.account_links: dict[str, Any] = {}  # token -> connect.AccountLink
         self.payout_failures: list[str] = []  # failure codes for the next payouts, consumed in order
         self.oauth: OAuthServer  # set by connect.install
-        self._order = itertools.count(1)
-        self._scheduled: list[tuple[float, int, Callable[[], object]]] = []
+        self.order = 0  # orders stored objects (and scheduled actions) as they came
+        # (when, order, action name, its arguments): what Stripe does later on its own, kept as data so the demo's
+        # state file holds it; the actions are registered by name in `actions` by the modules that schedule them.
+        self.scheduled: list[tuple[float, int, str, tuple[Any, ...]]] = []
+        self.actions: dict[str, Callable[..., object]] = {}
         self.rate_rules.append(RateRule("sandbox", limit=self.rate_per_second, window=1.0, applies=_rate_bucket))
         load_spec()  # once per process, now: the first request must not spend a second reading it (parameter checks)
 
@@ -120,7 +132,7 @@ class StripeEmulator(Emulator):
         return int(self.clock.now())
 
     def put(self, account: str, obj: dict[str, Any], **meta: Any) -> dict[str, Any]:
-        self.objects[obj["id"]] = Stored(obj, account, next(self._order), dict(meta))
+        self.objects[obj["id"]] = Stored(obj, account, self.next_order(), dict(meta))
         return obj
 
     def get(self, account: str, object_id: str, kind: str, param: str = "id") -> dict[str, Any]:
@@ -142,15 +154,21 @@ class StripeEmulator(Emulator):
         found.sort(key=lambda s: (s.obj.get("created", 0), s.seq), reverse=True)
         return [s.obj for s in found if where(s.obj)]
 
-    def schedule(self, delay: float, action: Callable[[], object]) -> None:
-        heapq.heappush(self._scheduled, (self.clock.now() + delay, next(self._order), action))
+    def next_order(self) -> int:
+        self.order += 1
+        return self.order
+
+    def schedule(self, delay: float, action: str, *args: Any) -> None:
+        """Run `actions[action](*args)` once `delay` emulated seconds have passed."""
+        assert action in self.actions, action
+        heapq.heappush(self.scheduled, (self.clock.now() + delay, self.next_order(), action, args))
 
     def run_due(self) -> int:
         """Run what Stripe would have done by now on its own (ACH settlement, payouts, expiries, retries)."""
         ran = 0
-        while self._scheduled and self._scheduled[0][0] <= self.clock.now():
-            _, _, action = heapq.heappop(self._scheduled)
-            action()
+        while self.scheduled and self.scheduled[0][0] <= self.clock.now():
+            _, _, action, args = heapq.heappop(self.scheduled)
+            self.actions[action](*args)
             ran += 1
         self.webhooks.kick()
         return ran
@@ -407,8 +425,19 @@ class StripeEmulator(Emulator):
             "objects": counts,
             "events": len(self.events),
             "deliveries": self.webhooks.summary(),
-            "scheduled": len(self._scheduled),
+            "scheduled": len(self.scheduled),
         }
+
+    def snapshot(self) -> dict[str, Any]:
+        state = super().snapshot()
+        state["webhooks"] = {"deliveries": self.webhooks.deliveries, "paused": self.webhooks.paused}
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        hooks = state.get("webhooks", {})
+        self.webhooks.deliveries = hooks.get("deliveries", [])
+        self.webhooks.paused = hooks.get("paused", False)
 
     def reset(self) -> None:
         super().reset()
@@ -418,7 +447,7 @@ class StripeEmulator(Emulator):
         self.connected.clear()
         self.account_links.clear()
         self.payout_failures.clear()
-        self._scheduled.clear()
+        self.scheduled.clear()
         self.webhooks.clear()
         self._seed_accounts()
 

@@ -122,7 +122,7 @@ def install(emu: StripeEmulator) -> None:
             intent_metadata={str(k): str(v) for k, v in intent_metadata.items()},
             intent_description=intent_data.get("description"),
         )
-        emu.schedule(expires_at - emu.clock.now(), lambda: expire(ctx.account, session, None))
+        emu.schedule(expires_at - emu.clock.now(), "checkout.expire", ctx.account, session, None)
         return session
 
     def retrieve(ctx: Ctx, session: str) -> dict[str, Any]:
@@ -164,6 +164,8 @@ def install(emu: StripeEmulator) -> None:
         emu.emit(account, "checkout.session.expired", session, previous={"status": "open"}, request=request)
         return session
 
+    emu.actions["checkout.expire"] = expire
+    emu.actions["checkout.settle_bank"] = lambda account, session, outcome: settle_bank(emu, account, session, outcome)
     emu.api.add("POST", "/v1/checkout/sessions", create)
     emu.api.add("GET", "/v1/checkout/sessions", listing)
     emu.api.add("GET", "/v1/checkout/sessions/{session}", retrieve)
@@ -459,7 +461,7 @@ def pay_bank(emu: StripeEmulator, account: str, session: dict[str, Any], form: d
     emu.emit(account, "charge.pending", charge)
     emu.emit(account, "payment_intent.processing", intent, previous=previous_intent)
     emu.emit(account, "checkout.session.completed", session, previous={"status": "open"})
-    emu.schedule(emu.timings.ach_settle, lambda: settle_bank(emu, account, session, "succeeded"))
+    emu.schedule(emu.timings.ach_settle, "checkout.settle_bank", account, session, "succeeded")
 
 
 def settle_bank(emu: StripeEmulator, account: str, session: dict[str, Any], outcome: str) -> bool:

@@ -243,8 +243,8 @@ def install(emu: StripeEmulator) -> None:
             advance_payout(account, payout, "in_transit")
             advance_payout(account, payout, "paid")
         else:
-            emu.schedule(emu.timings.payout_in_transit, lambda: advance_payout(account, payout, "in_transit"))
-            emu.schedule(arrival - emu.clock.now(), lambda: advance_payout(account, payout, "paid"))
+            emu.schedule(emu.timings.payout_in_transit, "payout.advance", account, payout, "in_transit")
+            emu.schedule(arrival - emu.clock.now(), "payout.advance", account, payout, "paid")
         return payout
 
     def advance_payout(account: str, payout: dict[str, Any], step: str) -> None:
@@ -284,6 +284,8 @@ def install(emu: StripeEmulator) -> None:
         emu.emit(account, "payout.paid", payout, previous=previous)
         payout["reconciliation_status"] = "completed"
         emu.emit(account, "payout.reconciliation_completed", payout, previous={"reconciliation_status": "in_progress"})
+
+    emu.actions["payout.advance"] = advance_payout
 
     async def control_run(account: str = "", complete: bool = True) -> dict[str, Any]:
         """Pay out each account's available balance (or one account's)."""

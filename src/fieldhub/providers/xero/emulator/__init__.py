@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -55,7 +56,7 @@ class XeroEmulator(Emulator):
             title = HTTPStatus(status).phrase
         except ValueError:
             title = "Error"
-        body = {
+        body: dict[str, Any] = {
             "Type": None,
             "Title": title,
             "Status": status,
