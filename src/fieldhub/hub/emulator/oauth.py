@@ -73,6 +73,7 @@ class _Code:
     challenge_method: str
     expires_at: float
     used: bool = False
+    grant: dict[str, Any] = field(default_factory=dict)  # what the provider notes of this consent (an auth event)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class _Token:
     expires_at: float | None
     revoked: bool = False
     superseded_at: float | None = None  # when a newer refresh token replaced this one
+    grant: dict[str, Any] = field(default_factory=dict)  # the consent's notes, carried from code to every token
 
 
 class OAuthServer:
@@ -182,6 +184,7 @@ class OAuthServer:
             challenge_method=q.get("code_challenge_method", "plain"),
             expires_at=self.emulator.clock.now() + self.rules.code_lifetime,
         )
+        self.authorized(account, self.codes[code], q)
         params = {
             "code": code,
             **({"state": q["state"]} if "state" in q else {}),
@@ -215,7 +218,7 @@ class OAuthServer:
         if code.challenge and not _pkce_ok(code.challenge, code.challenge_method, form.get("code_verifier", "")):
             return _oauth_error(400, "invalid_grant", "PKCE verification failed")
         code.used = True
-        return JSONResponse(self._issue(code.account, code.scope, refresh=None), headers=_no_store())
+        return JSONResponse(self._issue(code.account, code.scope, refresh=None, grant=code.grant), headers=_no_store())
 
     def _refresh(self, form: dict[str, str]) -> Response:
         self.refresh_requests += 1
@@ -228,11 +231,24 @@ class OAuthServer:
             grace = self.rules.reuse_grace if self.rules.rotation == "rotate" else 0
             if now > old.superseded_at + grace:
                 return _oauth_error(400, "invalid_grant", "Refresh token has already been used")
-        return JSONResponse(self._issue(old.account, old.scope, refresh=old), headers=_no_store())
+        return JSONResponse(self._issue(old.account, old.scope, refresh=old, grant=old.grant), headers=_no_store())
 
-    def _issue(self, account: Account, scope: str, refresh: _Token | None) -> dict[str, Any]:
+    # --- provider hooks -------------------------------------------------------------------------
+    def authorized(self, account: Account, code: _Code, query: dict[str, str]) -> None:
+        """The user approved: a provider notes what its consent creates (Xero: a connection, an auth event)."""
+
+    def access_value(self, account: Account, scope: str, grant: dict[str, Any], expires_at: float) -> str:
+        """The access token's text: opaque here; a provider whose tokens are JWTs signs one."""
+        return secrets.token_urlsafe(32)
+
+    def _issue(
+        self, account: Account, scope: str, refresh: _Token | None, grant: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         now = self.emulator.clock.now()
-        access = _Token(secrets.token_urlsafe(32), "access", account, scope, now + self.rules.access_lifetime)
+        grant = grant if grant is not None else {}
+        expires = now + self.rules.access_lifetime
+        value = self.access_value(account, scope, grant, expires)
+        access = _Token(value, "access", account, scope, expires, grant=grant)
         self.tokens[access.value] = access
         body: dict[str, Any] = {
             "access_token": access.value,
@@ -247,7 +263,12 @@ class OAuthServer:
             else:
                 lifetime = self.rules.refresh_lifetime
                 new_refresh = _Token(
-                    secrets.token_urlsafe(32), "refresh", account, scope, now + lifetime if lifetime else None
+                    secrets.token_urlsafe(32),
+                    "refresh",
+                    account,
+                    scope,
+                    now + lifetime if lifetime else None,
+                    grant=grant,
                 )
                 self.tokens[new_refresh.value] = new_refresh
                 if refresh is not None and refresh.superseded_at is None:

@@ -41,8 +41,8 @@ DISCOVERY_PATHS = ("openid_sandbox_configuration", "openid_configuration", "open
 class IntuitOAuth(OAuthServer):
     """Intuit's token responses carry `x_refresh_token_expires_in`, never the RFC's `refresh_token_expires_in`."""
 
-    def _issue(self, account: Account, scope: str, refresh: Any) -> dict[str, Any]:
-        body = super()._issue(account, scope, refresh)
+    def _issue(self, account: Account, scope: str, refresh: Any, grant: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = super()._issue(account, scope, refresh, grant)
         body.pop("refresh_token_expires_in", None)
         return body
 

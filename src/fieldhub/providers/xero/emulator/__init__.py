@@ -1,29 +1,145 @@
-"""Xero's stand-in: Xero Identity OAuth (PKCE, rotating refresh tokens with a 30-minute grace) and /connections.
+"""Xero's stand-in: Xero Identity (OpenID Connect, PKCE, signed tokens, rotating refresh tokens) and the connections.
 
-Paths are Xero's own: authorize /identity/connect/authorize (login.xero.com), token /connect/token and
-revocation /connect/revocation (identity.xero.com), connections /connections (api.xero.com).
+Paths are Xero's own: authorize /identity/connect/authorize (login.xero.com); token /connect/token, revocation
+/connect/revocation, userinfo /connect/userinfo, discovery /.well-known/openid-configuration and its key set
+/.well-known/openid-configuration/jwks (identity.xero.com); connections /Connections and /Connections/{id}
+(api.xero.com, whose paths are case-insensitive: /connections works too).
+
+Token replies are exactly Xero's (shared/specs/xero/test_token_api_refresh_token.yaml is the referee):
+`id_token` (only when `openid` was asked), `access_token`, `expires_in` (1800), `token_type` "Bearer",
+`refresh_token` (only with `offline_access`), `scope`; nothing else, as xero-python passes the reply to a function
+that takes those names and no others. Access and id tokens are RS256 JWTs with Xero's claims, signed with a key
+the discovery document's `jwks_uri` publishes. Each consent is an auth event: it connects the organisation chosen
+(or renews its connection), and GET /Connections?authEventId= lists what it connected.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
 from fieldhub.hub.emulator.core import INT, STR, error_shape
+from fieldhub.hub.emulator.signing import SigningKey, at_hash
 
 ORGANISATIONS = [
     Account("a3b4c5d6-0000-4000-8000-00000000c001", "Riverbend Plumbing & Heating", "office@riverbend.example"),
     Account("a3b4c5d6-0000-4000-8000-00000000c002", "Bayside Plumbing Ltd", "accounts@bayside.example"),
 ]
+ACCESS_LIFETIME = 1800
+ID_TOKEN_LIFETIME = 300
+CONNECTIONS = "/connections"
+
+
+def xero_time(ts: float) -> str:
+    """Xero's connection dates: UTC, seven fractional digits, no zone (`2020-03-18T21:20:07.7179250`)."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0"
+
+
+def user_of(account: Account) -> dict[str, str]:
+    """The Xero user who signs in for an organisation (the demo has one per organisation)."""
+    user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-user:{account.email}"))
+    given, _, rest = account.email.partition("@")
+    return {
+        "xero_userid": user_id,
+        "email": account.email,
+        "preferred_username": account.email,
+        "given_name": given.capitalize(),
+        "family_name": rest.split(".")[0].replace("-", " ").title(),
+        "name": f"{given.capitalize()} {rest.split('.')[0].replace('-', ' ').title()}",
+    }
+
+
+class XeroOAuth(OAuthServer):
+    """Xero Identity's replies and tokens, over the framework's code, PKCE and rotation rules."""
+
+    emulator: XeroEmulator
+
+    def authorized(self, account: Account, code: Any, query: dict[str, str]) -> None:
+        event = str(uuid.uuid4())
+        code.grant.update(
+            auth_event_id=event,
+            nonce=query.get("nonce", ""),
+            auth_time=int(self.emulator.clock.now()),
+            sid=uuid.uuid4().hex.upper(),
+            global_session_id=uuid.uuid4().hex,
+        )
+        self.emulator.connect(account, event)
+
+    async def token(self, request: Request) -> Response:
+        self.emulator.issuer = str(request.base_url).rstrip("/")
+        return await super().token(request)
+
+    def _claims(self, account: Account, grant: dict[str, Any], now: int) -> dict[str, Any]:
+        user = user_of(account)
+        return {
+            "nbf": now,
+            "iss": self.emulator.issuer,
+            "iat": now,
+            "sub": user["xero_userid"].replace("-", ""),
+            "auth_time": grant.get("auth_time", now),
+            "xero_userid": user["xero_userid"],
+            "global_session_id": grant.get("global_session_id", ""),
+            "sid": grant.get("sid", ""),
+        }
+
+    def access_value(self, account: Account, scope: str, grant: dict[str, Any], expires_at: float) -> str:
+        now = int(self.emulator.clock.now())
+        claims = {
+            **self._claims(account, grant, now),
+            "exp": int(expires_at),
+            "aud": f"{self.emulator.issuer}/resources",
+            "client_id": self.rules.client_id,
+            "jti": uuid.uuid4().hex.upper(),
+            "authentication_event_id": grant.get("auth_event_id", ""),
+            "scope": scope.split(),
+            "amr": ["pwd"],
+        }
+        return self.emulator.signing.sign(claims)
+
+    def _issue(self, account: Account, scope: str, refresh: Any, grant: dict[str, Any] | None = None) -> dict[str, Any]:
+        issued = super()._issue(account, scope, refresh, grant)
+        scopes = scope.split()
+        notes = grant or {}
+        body: dict[str, Any] = {}
+        if "openid" in scopes:
+            now = int(self.emulator.clock.now())
+            claims = {
+                **self._claims(account, notes, now),
+                "exp": now + ID_TOKEN_LIFETIME,
+                "aud": self.rules.client_id,
+                "at_hash": at_hash(issued["access_token"]),
+                "amr": ["pwd"],
+            }
+            if notes.get("nonce"):
+                claims["nonce"] = notes["nonce"]
+            if "email" in scopes or "profile" in scopes:
+                claims |= {k: v for k, v in user_of(account).items() if k != "xero_userid"}
+            body["id_token"] = self.emulator.signing.sign(claims)
+        body |= {"access_token": issued["access_token"], "expires_in": issued["expires_in"], "token_type": "Bearer"}
+        if "offline_access" in scopes and "refresh_token" in issued:
+            body["refresh_token"] = issued["refresh_token"]
+        elif "refresh_token" in issued:
+            self.tokens.pop(issued["refresh_token"], None)  # without offline_access Xero issues none
+        body["scope"] = scope
+        return body
+
+    def _revoke_account(self, account_id: str) -> None:
+        # Revoking a grant also removes the connections it made.
+        super()._revoke_account(account_id)
+        self.emulator.disconnect_tenant(account_id)
 
 
 class XeroEmulator(Emulator):
     key = "xero"
+    persisted = ("connections", "signing_pem")
     # Xero's problem details (RFC 7807 with Xero's capitalised names), as api.xero.com answers.
     error_schema = error_shape(
         {"Type": {"type": ["string", "null"]}, "Title": STR, "Status": INT, "Detail": STR}, closed=False
@@ -31,15 +147,19 @@ class XeroEmulator(Emulator):
 
     def __init__(self, config: EmulatorConfig) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
+        self.issuer = "https://identity.xero.com"  # the base URL the identity endpoints are reached at
+        self.signing = SigningKey()
+        self.signing_pem = self.signing.pem
+        self.connections: dict[str, dict[str, Any]] = {}  # id -> Xero's connection, times as epoch seconds
         rules = OAuthRules.for_config(
             config,
-            access_lifetime=1800,
+            access_lifetime=ACCESS_LIFETIME,
             refresh_lifetime=5_184_000,
             rotation="rotate",
             reuse_grace=1800,
             pkce=True,
         )
-        self.oauth = OAuthServer(
+        self.oauth = XeroOAuth(
             self,
             rules,
             list(ORGANISATIONS),
@@ -49,7 +169,22 @@ class XeroEmulator(Emulator):
             token_path="/connect/token",
             revoke_path="/connect/revocation",
         )
-        self.app.add_api_route("/connections", self.connections, methods=["GET"])
+        self.app.add_api_route("/.well-known/openid-configuration", self.discovery, methods=["GET"])
+        self.app.add_api_route("/.well-known/openid-configuration/jwks", self.jwks, methods=["GET"])
+        self.app.add_api_route("/connect/userinfo", self.userinfo, methods=["GET"])
+        self.app.add_api_route(CONNECTIONS, self.list_connections, methods=["GET"])
+        self.app.add_api_route(CONNECTIONS + "/{connection_id}", self.delete_connection, methods=["DELETE"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # api.xero.com matches paths without regard to case (/Connections, as the OpenAPI and SDK write it).
+        if scope["type"] == "http" and scope["path"].lower().startswith(CONNECTIONS):
+            path = scope["path"].lower()
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await super().__call__(scope, receive, send)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self.signing = SigningKey(self.signing_pem)
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
         try:
@@ -66,24 +201,95 @@ class XeroEmulator(Emulator):
         }
         return JSONResponse(body, status_code=status)
 
-    async def connections(self, request: Request) -> JSONResponse:
-        """The organisations this grant reaches; the consent page picks one, as Xero's does."""
+    # --- connections ------------------------------------------------------------------------------
+    def connect(self, account: Account, auth_event_id: str) -> dict[str, Any]:
+        """A consent for `account`: its connection is made, or renewed (same id, newer updatedDateUtc)."""
+        now = self.clock.now()
+        found = next((c for c in self.connections.values() if c["tenantId"] == account.id), None)
+        if found is None:
+            found = {
+                "id": str(uuid.uuid4()),
+                "tenantId": account.id,
+                "tenantType": "ORGANISATION",
+                "tenantName": account.name,
+                "created": now,
+            }
+            self.connections[found["id"]] = found
+        found.update(authEventId=auth_event_id, updated=now)
+        return found
+
+    def disconnect_tenant(self, tenant_id: str) -> None:
+        for connection_id in [i for i, c in self.connections.items() if c["tenantId"] == tenant_id]:
+            del self.connections[connection_id]
+
+    @staticmethod
+    def connection_body(connection: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": connection["id"],
+            "authEventId": connection["authEventId"],
+            "tenantId": connection["tenantId"],
+            "tenantType": connection["tenantType"],
+            "tenantName": connection["tenantName"],
+            "createdDateUtc": xero_time(connection["created"]),
+            "updatedDateUtc": xero_time(connection["updated"]),
+        }
+
+    async def list_connections(self, request: Request) -> Response:
+        """Every organisation this app is connected to (by the signed-in user), oldest first."""
+        if self.oauth.authenticate(request) is None:
+            return self.error_response(401, "AuthenticationUnsuccessful")
+        event = request.query_params.get("authEventId", "")
+        found = sorted(self.connections.values(), key=lambda c: c["created"])
+        return JSONResponse([self.connection_body(c) for c in found if not event or c["authEventId"] == event])
+
+    async def delete_connection(self, connection_id: str, request: Request) -> Response:
+        if self.oauth.authenticate(request) is None:
+            return self.error_response(401, "AuthenticationUnsuccessful")
+        if self.connections.pop(connection_id, None) is None:
+            return self.error_response(404, "Resource not found")
+        return Response(status_code=204)
+
+    # --- OpenID ---------------------------------------------------------------------------------
+    async def discovery(self, request: Request) -> JSONResponse:
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {
+                "issuer": base,
+                "jwks_uri": f"{base}/.well-known/openid-configuration/jwks",
+                "authorization_endpoint": f"{base}/identity/connect/authorize",
+                "token_endpoint": f"{base}/connect/token",
+                "userinfo_endpoint": f"{base}/connect/userinfo",
+                "revocation_endpoint": f"{base}/connect/revocation",
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "claims_supported": [
+                    "sub",
+                    "xero_userid",
+                    "global_session_id",
+                    "email",
+                    "preferred_username",
+                    "given_name",
+                    "family_name",
+                    "name",
+                ],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "response_types_supported": ["code"],
+                "response_modes_supported": ["query"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "code_challenge_methods_supported": ["plain", "S256"],
+            }
+        )
+
+    async def jwks(self) -> JSONResponse:
+        return JSONResponse({"keys": [self.signing.jwk()]})
+
+    async def userinfo(self, request: Request) -> JSONResponse:
         account = self.oauth.authenticate(request)
         if account is None:
-            return self.error_response(401, "AuthenticationUnsuccessful")
-        return JSONResponse(
-            [
-                {
-                    "id": f"c0{account.id[2:]}",
-                    "authEventId": "d99ecdfe-0000-4000-8000-000000000001",
-                    "tenantId": account.id,
-                    "tenantType": "ORGANISATION",
-                    "tenantName": account.name,
-                    "createdDateUtc": "2024-01-01T00:00:00.0000000",
-                    "updatedDateUtc": "2024-01-01T00:00:00.0000000",
-                }
-            ]
-        )
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        user = user_of(account)
+        return JSONResponse({"sub": user["xero_userid"].replace("-", ""), **user})
 
 
 def create_emulator(config: EmulatorConfig) -> XeroEmulator:

@@ -1,0 +1,1 @@
+"""Xero: its emulator driven by the official SDK."""
