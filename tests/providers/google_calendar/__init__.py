@@ -1,0 +1,1 @@
+"""Google Calendar: its emulator driven by Google's official auth library."""
