@@ -78,7 +78,7 @@ async def test_issue15_item13_quickbooks_company_and_tokens_come_back_from_the_s
 async def test_issue15_item13_stripe_connection_objects_and_schedule_come_back(tmp_path: Path) -> None:
     config = EmulatorConfig(hub_url="http://hub.test", client_secret="sk_test_keep", deliver_webhooks=False)
     first = StripeEmulator(config)
-    account = "acct_1SummitPlumbing0"
+    account = "acct_1RiverbendPlumb0"
     first.connected.add(account)
     key = {"Authorization": "Bearer sk_test_keep", "Stripe-Account": account}
     form = {

@@ -87,7 +87,9 @@ def _consent(port: int, account: str) -> dict:
     browser = _session(port)
     url = "https://accounts.google.com/o/oauth2/v2/auth?" + urlencode(params)
     assert browser.get(url).status_code == 200
-    answer = browser.post(url.split("?")[0], data={**params, "decision": "approve", "account": account}, allow_redirects=False)
+    answer = browser.post(
+        url.split("?")[0], data={**params, "decision": "approve", "account": account}, allow_redirects=False
+    )
     code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
     form = {
         "grant_type": "authorization_code",

@@ -93,19 +93,19 @@ async def _paid(
 ):
     """A Checkout payment made on the emulator's page (its control route), as a customer pays."""
     session = await sdk.v1.checkout.sessions.create_async(
-        _session_params(invoice_id, cents), {"stripe_account": SUMMIT}
+        _session_params(invoice_id, cents), {"stripe_account": RIVERBEND}
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emu), base_url="http://stripe.test") as http:
         r = await http.post(f"/_emulator/checkout/sessions/{session.id}/pay", json={"method": "card", "number": card})
     assert r.status_code in (200, 402), r.text
-    return await sdk.v1.checkout.sessions.retrieve_async(session.id, options={"stripe_account": SUMMIT})
+    return await sdk.v1.checkout.sessions.retrieve_async(session.id, options={"stripe_account": RIVERBEND})
 
 
 async def test_issue15_item10_unknown_parameters_are_refused_as_stripe_refuses_them(
     sdk: stripe.StripeClient, emu: StripeEmulator
 ) -> None:
-    emu.connected.add(SUMMIT)
-    options = {"stripe_account": SUMMIT}
+    emu.connected.add(RIVERBEND)
+    options = {"stripe_account": RIVERBEND}
     with pytest.raises(stripe.InvalidRequestError) as top:
         await sdk.v1.checkout.sessions.create_async({**_session_params("7", 100), "colour": "red"}, options)
     assert top.value.http_status == 400 and top.value.code == "parameter_unknown"
@@ -130,12 +130,12 @@ async def test_issue15_item10_unknown_parameters_are_refused_as_stripe_refuses_t
     charges = await sdk.v1.charges.list_async({"created": {"gte": 0}, "limit": 3}, options)
     assert charges.data == []
     # Nothing was created by the refused requests.
-    assert len(emu.find(SUMMIT, "checkout.session")) == 1
+    assert len(emu.find(RIVERBEND, "checkout.session")) == 1
 
 
 async def test_issue15_item10_search_payment_intents_and_charges(sdk: stripe.StripeClient, emu: StripeEmulator) -> None:
-    emu.connected.add(SUMMIT)
-    options = {"stripe_account": SUMMIT}
+    emu.connected.add(RIVERBEND)
+    options = {"stripe_account": RIVERBEND}
     first = await _paid(sdk, emu, "7", 12345)
     await _paid(sdk, emu, "8", 5000)
     declined = await _paid(sdk, emu, "9", 777, card="4000000000000002")
@@ -180,20 +180,20 @@ async def test_issue15_item10_search_payment_intents_and_charges(sdk: stripe.Str
 
 
 async def test_issue15_item10_stripe_version_is_honoured(sdk: stripe.StripeClient, emu: StripeEmulator) -> None:
-    emu.connected.add(SUMMIT)
+    emu.connected.add(RIVERBEND)
     pinned = stripe.api_version  # what this SDK sends unless told otherwise
-    session = await sdk.v1.checkout.sessions.create_async(_session_params("7", 100), {"stripe_account": SUMMIT})
+    session = await sdk.v1.checkout.sessions.create_async(_session_params("7", 100), {"stripe_account": RIVERBEND})
     assert session.last_response.headers["stripe-version"] == pinned
     # From 2025-03-31.basil a session's shipping details live in collected_information.
     assert "collected_information" in session and "shipping_details" not in session
 
-    old = {"stripe_account": SUMMIT, "stripe_version": "2023-08-16"}
+    old = {"stripe_account": RIVERBEND, "stripe_version": "2023-08-16"}
     again = await sdk.v1.checkout.sessions.retrieve_async(session.id, options=old)
     assert again.last_response.headers["stripe-version"] == "2023-08-16"
     assert "shipping_details" in again and "collected_information" not in again
 
     paid = await _paid(sdk, emu, "8", 5000)
-    intent = await sdk.v1.payment_intents.retrieve_async(paid.payment_intent, options={"stripe_account": SUMMIT})
+    intent = await sdk.v1.payment_intents.retrieve_async(paid.payment_intent, options={"stripe_account": RIVERBEND})
     assert "invoice" not in intent and intent.status == "succeeded"
     intent_then = await sdk.v1.payment_intents.retrieve_async(paid.payment_intent, options=old)
     assert "invoice" in intent_then and intent_then.invoice is None

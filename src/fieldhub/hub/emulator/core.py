@@ -234,8 +234,25 @@ class Emulator:
     def spec_problems(cls, method: str, path: str, status: int, body: str) -> list[str] | None:
         """What the provider's published spec finds wrong with one JSON reply ([] if nothing), or None when the
         spec does not describe it (an OAuth endpoint, a hosted page). Raises speccheck.SpecMissing when the
-        spec files are not here. Run by the test suite's spec check over every reply (speccheck.py)."""
-        return None
+        spec files are not here. Run by the test suite's spec check over every reply (speccheck.py).
+
+        Without a spec, an error reply is held to the provider's declared error body (`error_schema`)."""
+        if status < 400 or not cls.error_schema:
+            return None
+        import jsonschema  # only where replies are checked
+
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return [f"not JSON: {body[:80]!r}"]
+        validator = jsonschema.Draft7Validator(cls.error_schema)
+        return [
+            f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}" for e in validator.iter_errors(data)
+        ]
+
+    def _is_oauth(self, path: str) -> bool:
+        oauth = getattr(self, "oauth", None)
+        return oauth is not None and path in getattr(oauth, "paths", ())
 
     def snapshot(self) -> dict[str, Any]:
         """The state to outlive the process: `persisted` attributes, issued tokens, the clock's offset. Not the
@@ -357,7 +374,15 @@ class Emulator:
         entry.response = captured.body.decode("utf-8", "replace")
         entry.finished = self.clock.now()
         if speccheck.recording():
-            speccheck.record(self.key, entry.method, entry.path, entry.status, captured.content_type, captured.body)
+            speccheck.record(
+                self.key,
+                entry.method,
+                entry.path,
+                entry.status,
+                captured.content_type,
+                captured.body,
+                oauth=self._is_oauth(entry.path),
+            )
         # On disk before the client hears of it: what the client believes done survives a kill of this process.
         self.save_state()
         if fault and fault.kind == "drop_after_commit":
@@ -372,7 +397,15 @@ class Emulator:
         entry.finished = self.clock.now()
         if speccheck.recording():
             content_type = response.headers.get("content-type", "")
-            speccheck.record(self.key, entry.method, entry.path, entry.status, content_type, bytes(response.body))
+            speccheck.record(
+                self.key,
+                entry.method,
+                entry.path,
+                entry.status,
+                content_type,
+                bytes(response.body),
+                oauth=self._is_oauth(entry.path),
+            )
         await response(scope, receive, send)
 
     def _pick_fault(self, method: str, path: str, body: str) -> FaultRule | None:

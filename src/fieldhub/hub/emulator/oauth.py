@@ -112,6 +112,8 @@ class OAuthServer:
         self.tokens: dict[str, _Token] = {}
         self.refresh_requests = 0
         self.revocations: list[str] = []
+        # What this server answers in RFC 6749's bodies rather than the provider's API error body.
+        self.paths = {authorize_path, token_path, revoke_path}
         app = emulator.app
         app.add_api_route(authorize_path, self.authorize, methods=["GET"])
         app.add_api_route(authorize_path, self.consent, methods=["POST"])

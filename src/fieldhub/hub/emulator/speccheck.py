@@ -68,8 +68,11 @@ class _Writer:
 _writer = _Writer()
 
 
-def record(key: str, method: str, path: str, status: int, content_type: str, body: bytes) -> None:
-    """Note one reply of emulator `key` when the suite is recording (a no-op otherwise)."""
+def record(
+    key: str, method: str, path: str, status: int, content_type: str, body: bytes, *, oauth: bool = False
+) -> None:
+    """Note one reply of emulator `key` when the suite is recording (a no-op otherwise). `oauth`: the reply of
+    its OAuth server (RFC 6749's bodies, which no API spec or API error body describes)."""
     folder = recording()
     if not folder or "json" not in content_type.lower() or not body:
         return
@@ -78,9 +81,12 @@ def record(key: str, method: str, path: str, status: int, content_type: str, bod
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = text  # not JSON after all: its own shape, and the check reports it
-    key_text = f"{key} {method} {_blank_ids(path)} {status} {_canonical(_shape(parsed))}"
+    key_text = f"{key} {method} {_blank_ids(path)} {status} {oauth} {_canonical(_shape(parsed))}"
     shape = hashlib.blake2b(key_text.encode(), digest_size=10).hexdigest()
-    _writer.write(folder, {"k": key, "m": method, "p": path, "s": status, "h": shape, "b": text}, shape)
+    line: dict[str, Any] = {"k": key, "m": method, "p": path, "s": status, "h": shape, "b": text}
+    if oauth:
+        line["o"] = 1
+    _writer.write(folder, line, shape)
 
 
 def _blank_ids(path: str) -> str:
@@ -194,7 +200,9 @@ def _lines(folder: Path) -> Iterable[dict[str, Any]]:
 
 
 def emulator_classes(keys: Iterable[str]) -> dict[str, type[Emulator]]:
-    """The emulator class that answers for each key, found among the providers' emulator packages."""
+    """The emulator class that answers for each key, found among the providers' emulator packages: one with a
+    published spec (`spec_label`), or at least a declared error body (`error_schema`) its error replies meet."""
+    keys = set(keys)
     from fieldhub.hub import registry
     from fieldhub.hub.emulator.core import Emulator
 
@@ -207,7 +215,8 @@ def emulator_classes(keys: Iterable[str]) -> dict[str, type[Emulator]]:
     while pending:
         cls = pending.pop()
         pending += cls.__subclasses__()
-        if getattr(cls, "spec_label", "") and cls.key not in found:
+        checkable = getattr(cls, "spec_label", "") or getattr(cls, "error_schema", None)
+        if checkable and cls.key in keys and cls.key not in found:
             found[cls.key] = cls
     return found
 
@@ -231,7 +240,11 @@ def check(folder: Path) -> Report:
         if cls is None:
             unchecked[line["k"]] = unchecked.get(line["k"], 0) + count
             continue
-        tally = tallies.setdefault(cls.key, Tally(cls.spec_label))
+        tally = tallies.setdefault(cls.key, Tally(cls.spec_label or f"{cls.key} errors"))
+        if line.get("o"):
+            validated += 1  # judged: an OAuth reply, outside what the spec or the API's error body describes
+            tally.outside += count
+            continue
         if tally.missing:
             tally.checked += count
             continue

@@ -172,6 +172,7 @@ class XeroEmulator(Emulator):
         self.app.add_api_route("/.well-known/openid-configuration", self.discovery, methods=["GET"])
         self.app.add_api_route("/.well-known/openid-configuration/jwks", self.jwks, methods=["GET"])
         self.app.add_api_route("/connect/userinfo", self.userinfo, methods=["GET"])
+        self.oauth.paths.add("/connect/userinfo")  # OpenID's own errors (RFC 6750), not the API's problem body
         self.app.add_api_route(CONNECTIONS, self.list_connections, methods=["GET"])
         self.app.add_api_route(CONNECTIONS + "/{connection_id}", self.delete_connection, methods=["DELETE"])
 
