@@ -221,7 +221,7 @@ def test_issue15_item9_sdk_items_invoice_read_void_payment_and_company(qb: Quick
     assert voided["TotalAmt"] == 0 and voided["PrivateNote"] == "Voided"
 
     company = CompanyInfo.get(US_REALM, qb=qb)
-    assert company.CompanyName == "Riverbend Plumbing LLC" and company.Country == "USA"
+    assert company.CompanyName == "Riverbend Plumbing & Heating" and company.Country == "USA"  # the demo tenant
 
 
 def test_issue15_item9_sdk_batch_cdc_and_a_fault_as_the_sdk_exception(qb: QuickBooks) -> None:
