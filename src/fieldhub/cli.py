@@ -250,7 +250,9 @@ def sync_now(
                     progress=lambda p: bar.update(task, total=p.total or None, completed=p.done),
                 )
             if run is None:
-                console.print("nothing to send: what was waiting is not taken by this provider (skipped)")
+                console.print(
+                    "Nothing to send: no record is waiting that this provider takes, or the connection is paused."
+                )
                 return 0
             console.print(
                 f"{run.status}: {run.created} created, {run.updated} updated, {run.deleted} deleted, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fieldhub.core.customers.service import create_customer, update_customer
 from fieldhub.core.invoices.service import create_invoice, record_payment, send_invoice, void_invoice
@@ -76,11 +76,12 @@ async def test_customer_item_invoice_payment_land_once_with_exact_amounts(sessio
     events = list(await session.scalars(select(RecordEvent).where(RecordEvent.run_id == run.id)))
     assert {e.action for e in events} == {"created"} and len(events) == 4
 
-    # A re-run with nothing due sends nothing at all.
+    # A re-run with nothing due sends nothing at all, and writes no run: the history is of work tried.
     seen = len(qbo.emulator.requests)
-    again = await qbo.sync()
-    assert (again.created, again.updated, again.status) == (0, 0, RunStatus.SUCCESS)
+    runs = await session.scalar(select(func.count()).select_from(SyncRun))
+    assert await qbo.sync() is None
     assert len(qbo.emulator.requests) == seen
+    assert await session.scalar(select(func.count()).select_from(SyncRun)) == runs
 
 
 async def test_draft_not_pushed_and_void_is(session, biz: Business, qbo: QBOSetup):

@@ -426,7 +426,8 @@ class Engine:
         ] = deque()
 
     async def run(self) -> SyncRun | None:
-        """The run's history row; None when nothing was tried (all that was due is work the provider can't take)."""
+        """The run's history row; None when nothing was tried (nothing due, the connection paused, or all that
+        was due is work the provider can't take): no history row is written for work that was never tried."""
         started = time.monotonic()
         async with self.sessionmaker() as session:
             self.leased_at = time.monotonic()
@@ -439,9 +440,11 @@ class Engine:
                 # The provider's latency series, looked up once: labels() per record cost 1.8 µs (timeit).
                 self._latency = metrics.SYNC_LATENCY.labels(self.provider)
                 await close_interrupted_runs(session, self.connection_id)
-                if await skip_unsendable(session, connection) and not await self._anything_due(session):
-                    await session.commit()
-                    return None  # no history row for work that was never tried
+                await skip_unsendable(session, connection)
+                due = await self._due(session, connection)
+                await session.commit()
+                if due is None:
+                    return None
                 run = SyncRun(
                     tenant_id=connection.tenant_id,
                     connection_id=connection.id,
@@ -453,7 +456,7 @@ class Engine:
                 session.add(run)
                 await session.commit()
                 self.run_id = run.id
-                fatal = await self._run(session, connection)
+                fatal = await self._run(session, connection, due)
                 fresh = await session.get(SyncRun, self.run_id, populate_existing=True)
                 assert fresh is not None
                 run = fresh
@@ -485,10 +488,6 @@ class Engine:
             finally:
                 await self._release()
 
-    async def _anything_due(self, session: AsyncSession) -> bool:
-        entities = [e for e in ORDER if self.entity in (None, e)]
-        return bool(await due_counts(session, self.connection_id, entities))
-
     async def _release(self) -> None:
         """Give the lease back, on a fresh session: the run's own may be mid-commit if the run was cancelled.
 
@@ -501,18 +500,26 @@ class Engine:
         except Exception:  # noqa: BLE001
             log.warning("sync.lease.release_failed", connection_id=self.connection_id, exc_info=True)
 
-    async def _run(self, session: AsyncSession, connection: Connection) -> ProviderError | None:
-        if connection.status != ConnectionStatus.CONNECTED:
-            error: ProviderError = NeedsReauth(connection.sync_error or "The connection is not connected.")
-            self.tally.errors.append({"code": "not_connected", "reason": error.reason, "fix": "Reconnect it."})
-            return error
+    async def _due(self, session: AsyncSession, connection: Connection) -> dict[str, int] | None:
+        """How many rows of each entity this run would send; None when it would send nothing.
+
+        A run is history of work tried, so none is written when nothing is due (skip_unsendable has set aside
+        what the provider can't take) or when the connection is paused: its rows wait for Reconnect, and
+        nothing can be sent.
+        """
         entities = [e for e in ORDER if self.entity in (None, e)]
         counts = await due_counts(session, self.connection_id, entities)
-        await session.commit()
         self.state.total = sum(counts.values())
         self._report()
         if not self.state.total:
             return None
+        if connection.status != ConnectionStatus.CONNECTED:
+            log.info("sync.run.paused", connection_id=self.connection_id, status=connection.status)
+            return None
+        return counts
+
+    async def _run(self, session: AsyncSession, connection: Connection, counts: dict[str, int]) -> ProviderError | None:
+        entities = [e for e in ORDER if self.entity in (None, e)]
         async with client_for(self.env, connection, **self.client_options) as client:
             adapter = create_adapter(connection, client, self.env.settings)
             assert adapter is not None, "skip_unsendable leaves nothing due for a provider without sync.py"
@@ -986,8 +993,8 @@ async def sync_connection(
     client_options: dict[str, Any] | None = None,
     lease_seconds: float = LEASE_SECONDS,
 ) -> SyncRun | None:
-    """Push the connection's due rows; returns the run's history row, or None when nothing could be tried.
-    Raises LeaseHeld if another worker has it."""
+    """Push the connection's due rows; returns the run's history row, or None when nothing could be tried
+    (nothing due, or the connection paused). Raises LeaseHeld if another worker has it."""
     # A holder per run: two runs of one connection in the same process must exclude each other too.
     engine = Engine(
         env,
