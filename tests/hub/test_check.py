@@ -26,6 +26,9 @@ api_key_in = "bearer"
 
 [api]
 base_url = "https://api.{key}.example.com"
+
+[health]
+url = "/me"
 """
 README = "# {name}\n\n## Register the app\n\nA key.\n\n## Limits\n\nNone.\n\n## Quirks\n\nNone.\n"
 
@@ -192,3 +195,29 @@ def test_issue14_item4_stripe_claiming_two_way_refunds_fails(tmp_path: Path) -> 
         "fieldhub/providers/stripe/provider.toml: [entities.refund] declares direction = 'both' but nothing sends "
         "refund records: add 'refund' to EXPORTS in sync.py beside create_adapter, or mark it planned = true"
     ]
+
+
+def test_issue15_item2_a_provider_that_signs_in_needs_a_health_check(src: Path) -> None:
+    """Without a cheap call to check it, a grant revoked at the provider would read Connected for ever."""
+    folder = src / "providers" / "acme_leads"
+    toml = folder / "provider.toml"
+    toml.write_text(toml.read_text().replace('[health]\nurl = "/me"\n', ""))
+    errors = [f"{f.where}: {f.message}" for f in run(src).errors]
+    assert errors == [
+        "fieldhub/providers/acme_leads/provider.toml: declares no health check: add [health] url = a cheap "
+        "authenticated call (userinfo, /me), or hooks.check_health"
+    ]
+    # An API key's verify_key (what checked it at connect) is its health check too.
+    (folder / "hooks.py").write_text("async def verify_key(spec, env, http, key):\n    return None\n")
+    assert run(src).ok, run(src).errors
+
+
+def test_issue15_item1_a_planned_entity_whose_code_is_there_fails(src: Path) -> None:
+    """The ledger reads the planned mark, the pages read the code: check keeps them saying the same."""
+    folder = src / "providers" / "acme_leads"
+    toml = folder / "provider.toml"
+    toml.write_text(toml.read_text() + '\n[entities.lead]\nremote = "Lead"\ndirection = "import"\nplanned = true\n')
+    assert run(src).ok
+    (folder / "webhooks.py").write_text('IMPORTS = ("lead",)\n\nasync def handle(ctx):\n    return True\n')
+    errors = [f.message for f in run(src).errors]
+    assert errors == ["[entities.lead] is marked planned = true but its code is there: drop planned"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fieldhub.hub import features
 from fieldhub.hub import registry as registry_module
 from fieldhub.hub.spec import AuthMode, Direction, ProviderSpec, SpecError
 
@@ -21,10 +22,8 @@ README_SECTIONS = ("Register", "Limits", "Quirks")
 CALLBACK_PATH = "/oauth/callback"
 TEXT_SUFFIXES = {".html", ".js", ".css", ".jinja", ".txt"}
 _WORD = re.compile(r"[A-Za-z0-9_]+")
-# What implements a declared direction: the module the hub calls for it, the function it calls there, and the
-# module-level tuple naming the entities it handles (a literal, or built from a dict's keys such as REMOTE).
-EXPORTERS = (("sync", "create_adapter", "EXPORTS"),)
-IMPORTERS = (("webhooks", "handle", "IMPORTS"), ("inbound", "poll", "IMPORTS"))
+# What implements a declared direction (the module the hub calls, its function, the tuple of entities beside it).
+EXPORTERS, IMPORTERS = features.EXPORTERS, features.IMPORTERS
 
 
 @dataclass(frozen=True)
@@ -229,71 +228,13 @@ def check_specs(src_root: Path, report: Report) -> registry_module.Registry | No
     return reg
 
 
-def _module_tree(folder: Path, name: str) -> ast.Module | None:
-    path = folder / f"{name}.py"
-    if not path.is_file():
-        return None
-    try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except SyntaxError:
-        return None  # reported by check_provider_imports
-
-
-def _top_level(tree: ast.Module) -> dict[str, ast.AST]:
-    """Module-level names: functions and classes, and the value of each plain assignment."""
-    found: dict[str, ast.AST] = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found[node.name] = node
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    found[target.id] = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            found[node.target.id] = node.value
-    return found
-
-
-def _names(node: ast.AST | None, scope: dict[str, ast.AST], depth: int = 0) -> set[str] | None:
-    """The strings a module-level collection holds, read without importing it; None if it can't be read."""
-    if node is None or depth > 5:
-        return None
-    if isinstance(node, ast.Tuple | ast.List | ast.Set):
-        values = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-        return set(values) if len(values) == len(node.elts) else None
-    if isinstance(node, ast.Dict):
-        keys = [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
-        return set(keys) if len(keys) == len(node.keys) else None
-    if isinstance(node, ast.Name):
-        return _names(scope.get(node.id), scope, depth + 1)
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in ("tuple", "frozenset", "set", "list")
-        and len(node.args) == 1
-    ):
-        return _names(node.args[0], scope, depth + 1)
-    return None
-
-
 def _implemented(folder: Path, where: str, modules: tuple[tuple[str, str, str], ...], report: Report) -> set[str]:
-    """The entities a provider's modules handle (EXPORTS or IMPORTS beside the function the hub calls)."""
-    handled: set[str] = set()
-    for module, function, declared in modules:
-        tree = _module_tree(folder, module)
-        if tree is None:
-            continue
-        scope = _top_level(tree)
-        if declared not in scope:
-            continue
-        names = _names(scope[declared], scope)
-        if names is None:
-            report.error(f"{where}/{module}.py", f"{declared} must be a tuple of entity names (or a dict's keys)")
-        elif not isinstance(scope.get(function), ast.FunctionDef | ast.AsyncFunctionDef):
-            report.error(f"{where}/{module}.py", f"names {declared} but has no {function}() for the hub to call")
-        else:
-            handled |= names
-    return handled
+    """The entities a provider's modules handle (EXPORTS or IMPORTS beside the function the hub calls), as the
+    pages read them (hub/features.py)."""
+    found = features.handled(folder, modules)
+    for module, message in found.problems:
+        report.error(f"{where}/{module}.py", message)
+    return set(found.entities)
 
 
 def check_implementations(src_root: Path, reg: registry_module.Registry, report: Report) -> None:
@@ -307,6 +248,12 @@ def check_implementations(src_root: Path, reg: registry_module.Registry, report:
         imports = _implemented(folder, where, IMPORTERS, report)
         for name, entity in spec.entities.items():
             if entity.planned:
+                # The pages read the code and the ledger the mark: they must agree, or "coming" would be wrong.
+                if all(name in built for _, built, _ in _ways(spec, name, exports, imports)):
+                    report.error(
+                        f"{where}/provider.toml",
+                        f"[entities.{name}] is marked planned = true but its code is there: drop planned",
+                    )
                 continue
             for way, built, how in _ways(spec, name, exports, imports):
                 if name not in built:
@@ -325,12 +272,27 @@ def _ways(spec: ProviderSpec, name: str, exports: set[str], imports: set[str]) -
         yield "brings in", imports, f"add {name!r} to IMPORTS in webhooks.py (handle) or inbound.py (poll)"
 
 
+def check_health_calls(src_root: Path, reg: registry_module.Registry, report: Report) -> None:
+    """Every provider that signs in says how its health is checked when no sync traffic proves the grant (a
+    toml [health] cheap call, hooks.check_health, or an API key's hooks.verify_key): without one, a grant
+    revoked at the provider would read Connected and Excellent for ever (hub/connections/probe.py)."""
+    for spec in reg.providers.values():
+        if spec.auth.mode is AuthMode.NONE or features.of_spec(spec, src_root / "providers").checks_health:
+            continue
+        report.error(
+            f"{_rel(src_root / 'providers' / spec.key, src_root)}/provider.toml",
+            "declares no health check: add [health] url = a cheap authenticated call (userinfo, /me), "
+            "or hooks.check_health",
+        )
+
+
 def run(src_root: Path = SRC_ROOT, require_emulators: bool = False) -> Report:
     report = Report()
     folders = check_folders(src_root, require_emulators, report)
     reg = check_specs(src_root, report)
     if reg is not None:
         check_implementations(src_root, reg, report)
+        check_health_calls(src_root, reg, report)
     # Folder names are the keys, so the code rules hold even when a toml is broken.
     keys = frozenset(f.name for f in folders)
     check_shared_code(src_root, keys, report)

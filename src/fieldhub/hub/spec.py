@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -214,6 +214,28 @@ class WebhookSpec(Frozen):
         return self
 
 
+class HealthSpec(Frozen):
+    """A cheap authenticated call that proves the grant still works (userinfo, /me, CompanyInfo, /connections).
+
+    The health check (hub/connections/probe.py) makes it when a connection has had no sync traffic for a while:
+    an answer proves the sign-in, a 401 that a token refresh can't cure means it is gone.
+    """
+
+    # An https:// URL, or a path under [api].base_url ("/companyinfo/{account_id}"); {account_id} is filled in.
+    url: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None  # a JSON body (a GraphQL query)
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if not self.url.startswith("/"):
+            https_url(self.url)
+        if self.body is not None and self.method != "POST":
+            raise ValueError("a body needs method = 'POST'")
+        return self
+
+
 class HubCardSpec(Frozen):
     """Overrides for the hub card a provider leads (the provider with the lowest hub_order in its card)."""
 
@@ -239,6 +261,7 @@ class ProviderSpec(Frozen):
     api: ApiSpec
     entities: dict[Key, EntitySpec] = Field(default_factory=dict)
     webhooks: WebhookSpec | None = None
+    health: HealthSpec | None = None
 
     def syncs(self, entity: str, direction: Direction) -> bool:
         """Whether this provider really moves `entity` that way today (declared both ways counts; planned doesn't)."""
