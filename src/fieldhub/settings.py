@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     inbound_poll_seconds: float = 300.0
     webhook_sweep_seconds: float = 60.0
     refresh_ahead_seconds: float = 60.0
+    # How long a connection may go without sync traffic before a cheap authenticated call checks that its
+    # sign-in still works (hub/connections/probe.py): a grant revoked at the provider shows within this.
+    health_check_seconds: float = 900.0
     # /metrics asks for `Authorization: Bearer <token>` when set; unset, it answers loopback clients only.
     metrics_token: SecretStr = SecretStr("")
     smtp_host: str = ""

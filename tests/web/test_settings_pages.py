@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 from tests.conftest import Browser, Business
+from tests.hub.oauth.conftest import consent
 
-from fieldhub.hub import registry
+from fieldhub.hub import features, registry
+from fieldhub.hub.connections.models import Connection
 
 SEED_ORDER = [
     "Thumbtack",
@@ -125,3 +128,53 @@ async def test_company_profile_is_read_only_for_everyone(client: Browser, biz: B
     assert r.status_code == 200
     assert biz.tenant.name in r.text
     assert "<form" not in r.text.split("</nav>", 1)[1]
+
+
+NOT_SYNCING = [
+    s.key
+    for s in registry.all()
+    if s.card
+    and s.entities
+    and not features.get(s.key).syncs  # calendars, other ledgers, reviews, leads, e-sign, voice
+]
+
+
+@pytest.mark.parametrize("key", NOT_SYNCING)
+async def test_issue15_item1_a_provider_whose_sync_is_to_come_shows_no_sync_dashboard(
+    owner: Browser, session, key: str
+) -> None:  # noqa: ANN001
+    spec = registry.get(key)
+    if spec.auth.mode.value == "api_key":
+        r = await owner.submit(f"/integrations/{key}/api-key", {"api_key": f"demo-{key}-api-key"})
+    else:
+        r, _ = await consent(owner, key)
+    assert r.status_code == 303, r.text
+    conn = await session.scalar(select(Connection).where(Connection.provider == key))
+    html = (await owner.get(f"/settings/integrations/{spec.card}")).text
+    panel = html[html.index(f'data-provider="{key}"') :]
+    panel = panel[: panel.index("</section>")]
+    # What it really does: the connection, its account and health; and what is coming, in plain words.
+    assert ">Connected<" in panel and 'class="health-label">Excellent' in panel
+    assert "arrives in a coming release" in panel
+    works = panel[panel.index(f'data-works="{key}"') :]
+    assert 'data-now="connect"' in works and 'data-now="health"' in works
+    assert works.count("data-coming=") == len(spec.entities)
+    # No dashboard, Auto-Sync, entity cards or runs for work that is never done.
+    for claim in ("data-sync-dashboard", "Auto-Sync", "changes go out as they happen", "data-entity=", "Sync history"):
+        assert claim not in panel, claim
+    assert panel.count("data-coming>Coming, not built yet<") == len(spec.entities)  # the table says so too
+    refused = await owner.submit(f"/settings/integrations/{spec.card}/{conn.id}/sync")
+    assert refused.status_code == 404 and "coming release" in refused.text
+
+
+async def test_issue15_item1_hub_cards_state_what_works_now(owner: Browser) -> None:
+    html = (await owner.get("/settings/integrations")).text
+    lines = dict(re.findall(r'data-card="(\w+)".*?data-now-line>([^<]+)<', html, flags=re.S))
+    assert set(lines) == {c.key for c in registry.cards()}
+    assert lines["quickbooks"].startswith("Works now: syncs customers, items")
+    assert lines["google_business_profile"] == (
+        "Works now: connect and health checks. Coming: reviews and review replies."
+    )
+    assert lines["calendar"] == "Works now: connect and health checks. Coming: jobs and time blocks."
+    assert lines["voice_ai"] == "Works now: connect and key checks. Coming: calls."
+    assert lines["accounting"].startswith("Works now: connect and health checks. Coming: customers, items")

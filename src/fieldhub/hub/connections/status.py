@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.db import utcnow
-from fieldhub.hub import registry
+from fieldhub.hub import features, registry
 from fieldhub.hub.connections import service
 from fieldhub.hub.connections.health import HEALTH_SCORING, Health, HealthInputs, TokenState, score
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.features import Features
 from fieldhub.hub.spec import AuthMode, ProviderSpec
 from fieldhub.hub.sync.status import health_figures
 from fieldhub.hub.vault import DecryptError, Vault
@@ -72,6 +73,8 @@ class ConnectionView:
 class ProviderConnections:
     spec: ProviderSpec
     views: list[ConnectionView]
+    # What the provider really does today (hub/features.py): the panel says what works and what is coming.
+    features: Features
 
     @property
     def live(self) -> list[ConnectionView]:
@@ -122,7 +125,7 @@ async def provider_connections(
     for c in shown:
         figures = await health_figures(session, c.id) if c.status != ConnectionStatus.DISCONNECTED else None
         views.append(ConnectionView(c, health_of(c, figures), _details(c)))
-    return ProviderConnections(spec, views)
+    return ProviderConnections(spec, views, features.get(key))
 
 
 @dataclass(frozen=True)

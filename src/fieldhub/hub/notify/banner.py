@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fieldhub.hub import registry
+from fieldhub.hub import features, registry
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.connections.service import settings_link
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
@@ -47,9 +47,9 @@ async def banner_alerts(session: AsyncSession, tenant_id: int) -> list[Alert]:
             continue
         base = settings_link(conn.provider)
         if conn.status in (ConnectionStatus.NEEDS_REAUTH, ConnectionStatus.ERROR):
-            alerts.append(
-                Alert(f"{name} ({conn.account_name}) needs to be reconnected: syncing is paused.", base, "Reconnect")
-            )
+            # "Syncing is paused" only where something syncs: a provider that only connects has nothing to pause.
+            paused = ": syncing is paused" if features.get(conn.provider).syncs else ""
+            alerts.append(Alert(f"{name} ({conn.account_name}) needs to be reconnected{paused}.", base, "Reconnect"))
         if failed.get(conn.id):
             n = failed[conn.id]
             alerts.append(

@@ -36,7 +36,8 @@ async def panel_context(request: Request, ctx: Ctx, key: str) -> dict:
     """What templates/connections/_panel.html needs for one provider."""
     env = env_for(request.app)
     found = await provider_connections(ctx.db, ctx.tenant_id, key, env.vault)
-    return {"conn_panel": found, "demo_mode": env.settings.mode != "production"}
+    minutes = max(1, round(env.settings.health_check_seconds / 60))
+    return {"conn_panel": found, "demo_mode": env.settings.mode != "production", "check_minutes": minutes}
 
 
 @router.get("/integrations/{key}/connect")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from fieldhub.hub import registry
+from fieldhub.hub import features, registry
 from fieldhub.hub.connection_status import card_status, connection_status
 from fieldhub.hub.spec import AuthMode, ConflictPolicy, Direction, ProviderSpec, SettingsCategory, tint
 from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
@@ -88,13 +88,6 @@ def settings_groups(ctx: Ctx) -> list[SettingsGroup]:
     return groups
 
 
-def _plural(noun: str) -> str:
-    words = noun.replace("_", " ")
-    if words.endswith("y") and words[-2:-1] not in "aeiou":
-        return words[:-1].capitalize() + "ies"
-    return words.capitalize() + ("es" if words.endswith(("s", "x")) else "s")
-
-
 def sync_rows(spec: ProviderSpec) -> list[dict[str, Any]]:
     """What a provider's toml says it keeps in step, in words: (records, which way, what it is called there)."""
     rows = []
@@ -110,7 +103,7 @@ def sync_rows(spec: ProviderSpec) -> list[dict[str, Any]]:
                 ConflictPolicy.LOCAL_WINS: "fieldhub wins a clash",
             }[entity.conflict or ConflictPolicy.NEWEST_WINS]
             way = f"Both ways ({winner})"
-        rows.append({"records": _plural(name), "way": way, "remote": entity.remote, "coming": entity.planned})
+        rows.append({"records": features.plural(name), "way": way, "remote": entity.remote, "coming": entity.planned})
     return rows
 
 
@@ -185,7 +178,10 @@ async def company_profile(request: Request, ctx: WebCtx) -> Response:
 
 @router.get("/integrations")
 async def integrations_hub(request: Request, ctx: AdminCtx) -> Response:
-    cards = [{"card": card, "status": await card_status(ctx.db, ctx.tenant_id, card)} for card in registry.cards()]
+    cards = [
+        {"card": card, "status": await card_status(ctx.db, ctx.tenant_id, card), "now": features.card_now_line(card)}
+        for card in registry.cards()
+    ]
     return render(request, "settings/integrations.html", {"cards": cards})
 
 

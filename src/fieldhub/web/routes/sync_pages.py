@@ -14,13 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from fieldhub.core.validation import Id
 from fieldhub.db import utcnow
-from fieldhub.hub import registry
+from fieldhub.hub import features, registry
 from fieldhub.hub.connections import mapping, service
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.connections.status import ProviderConnections
 from fieldhub.hub.errors import ProviderError
 from fieldhub.hub.oauth.env import env_for
-from fieldhub.hub.spec import Direction, ProviderSpec
+from fieldhub.hub.spec import ProviderSpec
 from fieldhub.hub.sync import status as sync_status
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus
 from fieldhub.web import sync_view
@@ -43,10 +43,9 @@ RUN_TONES = {
 
 
 def card_entities(spec: ProviderSpec) -> list[str]:
-    primary = [e for e in CARD_ENTITIES if e in spec.entities]
-    return (
-        primary or [e for e, d in spec.entities.items() if d.direction is not Direction.IMPORT] or list(spec.entities)
-    )
+    """The entities the dashboard gives a card: what the provider really sends (hub/features.py)."""
+    sends = features.get(spec.key).sends
+    return [e for e in CARD_ENTITIES if e in sends] or list(sends)
 
 
 @dataclass(frozen=True)
@@ -117,8 +116,12 @@ async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str,
 
 
 async def sync_dashboards(ctx: Ctx, found: ProviderConnections) -> list[dict[str, Any]]:
-    """One dashboard per connected account of a provider that syncs records."""
-    if not found.spec.entities:
+    """One dashboard per connected account of a provider that really sends records (its export adapter exists).
+
+    A provider whose sync is still to come gets none: no Auto-Sync switch, entity cards or run history for
+    work that is never done (its card says what works and what is coming instead: settings/_works.html).
+    """
+    if not found.features.syncs:
         return []
     return [
         await dashboard(ctx, found.spec, v.connection)
@@ -191,7 +194,10 @@ async def sync_now(
     request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, entity: str = Form("")
 ) -> Response:
     spec, conn = await _connection(ctx, card_key, connection_id)
-    if entity and entity not in spec.entities:
+    found = features.get(spec.key)
+    if not found.syncs:
+        raise HTTPException(404, f"{spec.name} does not sync records yet: {found.coming_note or 'nothing to send'}.")
+    if entity and not found.exports(entity):
         raise HTTPException(400, "That record type doesn't sync with this integration.")
     if refused := _refusal(conn):
         message, link, text = refused
