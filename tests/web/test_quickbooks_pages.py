@@ -67,6 +67,8 @@ def _stat(html: str, name: str) -> str:
 async def test_page_shows_stats_entity_cards_and_history_from_the_ledger(owner, session, biz) -> None:
     conn = await _connect(owner, session)
     now = utcnow()
+    conn.connected_at = now - timedelta(days=1)  # the runs below happened under this sign-in
+    await session.commit()
     for i in range(3):
         await _ledger(session, conn, "invoice", i + 1, LedgerState.SYNCED, synced_at=now, remote_id=str(i))
     await _ledger(session, conn, "customer", 1, LedgerState.PENDING)

@@ -6,12 +6,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from fieldhub.core.customers.service import create_customer
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.health import Tier
 from fieldhub.hub.connections.models import Connection
-from fieldhub.hub.connections.status import health_of
+from fieldhub.hub.connections.status import health_of, provider_connections
 from fieldhub.hub.sync import status
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun, SyncRunDay
+from fieldhub.providers.quickbooks.emulator import US_REALM
+from tests.hub.oauth.conftest import consent
 
 
 async def _conn(session, biz) -> Connection:
@@ -199,3 +202,37 @@ async def test_the_chart_keeps_ended_days_counts_today_live_and_waits_for_a_runn
     assert totals(again) == [(2, 0, 1), (1, 1, 0), (1, 0, 1)]
     assert (now - day).date() in {row.day for row in await session.scalars(select(SyncRunDay))}
     assert totals(await status.runs_per_day(session, conn.id, now=now)) == totals(again)
+
+
+async def test_issue15_item2_quickbooks_health_recovers_after_reconnect_and_resync(session, biz, owner, qbo) -> None:  # noqa: ANN001
+    """The runs that failed for the dead sign-in are history once it is replaced: Excellent again, not Warning."""
+
+    async def health() -> Tier:
+        found = await provider_connections(session, biz.tenant.id, "quickbooks")
+        await session.commit()
+        return found.views[0].health.tier
+
+    await create_customer(session, biz.tenant.id, {"display_name": "Before Beth"})
+    await session.commit()
+    assert (await qbo.sync()).status == RunStatus.SUCCESS
+    assert await health() is Tier.EXCELLENT
+
+    await qbo.emulator.oauth.control_revoke("")
+    await create_customer(session, biz.tenant.id, {"display_name": "During Dan"})
+    await session.commit()
+    assert (await qbo.sync()).status == RunStatus.FAILED  # tried: QuickBooks refused the sign-in
+    for name in ("While Wes", "Paused Pat"):  # more changes while it waits for Reconnect: kept, nothing tried
+        await create_customer(session, biz.tenant.id, {"display_name": name})
+        await session.commit()
+        assert await qbo.sync() is None
+    assert await health() is Tier.CRITICAL
+    runs = list(await session.scalars(select(SyncRun.status).order_by(SyncRun.id)))
+    assert runs == [RunStatus.SUCCESS, RunStatus.FAILED]
+
+    r, _ = await consent(owner, "quickbooks", account=US_REALM, reconnect=qbo.connection_id)
+    assert r.status_code == 303
+    run = await qbo.sync()
+    assert (run.status, run.created) == (RunStatus.SUCCESS, 3)
+    assert await health() is Tier.EXCELLENT
+    page = (await owner.get("/settings/integrations/quickbooks")).text
+    assert 'class="health-label">Excellent' in page

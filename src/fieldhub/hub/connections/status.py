@@ -123,7 +123,8 @@ async def provider_connections(
     shown = live or rows[:1]
     views = []
     for c in shown:
-        figures = await health_figures(session, c.id) if c.status != ConnectionStatus.DISCONNECTED else None
+        active = c.status != ConnectionStatus.DISCONNECTED
+        figures = await health_figures(session, c.id, since=c.connected_at) if active else None
         views.append(ConnectionView(c, health_of(c, figures), _details(c)))
     return ProviderConnections(spec, views, features.get(key))
 

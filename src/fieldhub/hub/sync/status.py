@@ -145,22 +145,22 @@ async def oldest_pending(session: AsyncSession, connection_id: int) -> datetime 
     )
 
 
-async def last_success(session: AsyncSession, connection_id: int) -> datetime | None:
-    return await session.scalar(
-        select(SyncRun.started_at)
-        .where(SyncRun.connection_id == connection_id, SyncRun.status == RunStatus.SUCCESS)
-        .order_by(SyncRun.started_at.desc())
-        .limit(1)
+async def last_success(session: AsyncSession, connection_id: int, since: datetime | None = None) -> datetime | None:
+    query = select(SyncRun.started_at).where(
+        SyncRun.connection_id == connection_id, SyncRun.status == RunStatus.SUCCESS
     )
+    if since is not None:
+        query = query.where(SyncRun.started_at >= since)
+    return await session.scalar(query.order_by(SyncRun.started_at.desc()).limit(1))
 
 
-async def recent_run_statuses(session: AsyncSession, connection_id: int, limit: int = RECENT_RUNS) -> list[str]:
-    rows = await session.scalars(
-        select(SyncRun.status)
-        .where(SyncRun.connection_id == connection_id, SyncRun.status != RunStatus.RUNNING)
-        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
-        .limit(limit)
-    )
+async def recent_run_statuses(
+    session: AsyncSession, connection_id: int, limit: int = RECENT_RUNS, since: datetime | None = None
+) -> list[str]:
+    query = select(SyncRun.status).where(SyncRun.connection_id == connection_id, SyncRun.status != RunStatus.RUNNING)
+    if since is not None:
+        query = query.where(SyncRun.started_at >= since)
+    rows = await session.scalars(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit))
     return [str(s) for s in rows]
 
 
@@ -328,11 +328,15 @@ async def sync_status(
     )
 
 
-async def health_figures(session: AsyncSession, connection_id: int) -> dict[str, Any]:
-    """The sync part of HealthInputs: failure_ratio, oldest_pending_age, last_success_age (None: not measured)."""
-    statuses = await recent_run_statuses(session, connection_id)
+async def health_figures(session: AsyncSession, connection_id: int, since: datetime | None = None) -> dict[str, Any]:
+    """The sync part of HealthInputs: failure_ratio, oldest_pending_age, last_success_age (None: not measured).
+
+    `since` is when the connection's current grant began (its last connect or reconnect): runs before it
+    failed for a sign-in that is gone, and once it is replaced they say nothing about the connection now.
+    """
+    statuses = await recent_run_statuses(session, connection_id, since=since)
     pending_at = await oldest_pending(session, connection_id)
-    success_at = await last_success(session, connection_id)
+    success_at = await last_success(session, connection_id, since=since)
     now = utcnow()
     failed = sum(1 for s in statuses if s == RunStatus.FAILED)
     return {
