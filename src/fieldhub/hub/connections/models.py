@@ -57,6 +57,10 @@ class Connection(IdMixin, TimestampMixin, Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     last_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The health check (hub/connections/probe.py): when it last asked the provider, and what stopped it from
+    # hearing back ("" when the provider answered). A failure to reach the provider is not a dead grant.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    check_error: Mapped[str] = mapped_column(Text, default="")
     disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     @property

@@ -177,6 +177,7 @@ async def save_connected(
     conn.account_details = {**(conn.account_details or {}), **account.details}
     store_tokens(vault, conn, tokens, keep_refresh=False)
     conn.sync_error = ""
+    conn.check_error = ""
     conn.connected_at = now
     conn.disconnected_at = None
     conn.last_refreshed_at = now

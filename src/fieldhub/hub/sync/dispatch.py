@@ -341,6 +341,12 @@ async def poll_inbound(env: OAuthEnv) -> int:
     return count
 
 
+async def _check_health(env: OAuthEnv) -> int:
+    from fieldhub.hub.connections import probe
+
+    return await probe.check_due(env)
+
+
 def periodic_tasks(env: OAuthEnv) -> list[PeriodicTask]:
     settings = env.settings
     return [
@@ -348,6 +354,8 @@ def periodic_tasks(env: OAuthEnv) -> list[PeriodicTask]:
         PeriodicTask("oauth.refresh_ahead", settings.refresh_ahead_seconds, _refresh_ahead),
         # Every tick: each connection keeps its own interval (inbound_poll_seconds) and reconnects go at once.
         PeriodicTask("inbound.poll", PERIODIC_TICK, poll_inbound),
+        # Every tick too: each connection is checked once it has gone health_check_seconds without traffic.
+        PeriodicTask("connections.health", PERIODIC_TICK, _check_health),
     ]
 
 

@@ -16,7 +16,7 @@
     worker that died mid-run (kill -9: no heartbeat for STALLED_SECONDS) are closed so their connection's
     lock is free again. Its work is still pending in the ledger, and this same sweep defers it again.
   - `fieldhub.periodic`, every 5 s: `dispatch.run_periodic` (token refresh-ahead, the webhook inbox
-    sweep, inbound polls). Each of those keeps its own interval in `periodic_leases`, as embedded.
+    sweep, inbound polls, connection health checks). Each keeps its own interval in `periodic_leases`, as embedded.
   - `fieldhub.jobs.prune`, hourly: failed jobs older than KEEP_FAILED_HOURS are deleted.
 
 procrastinate's tables live beside fieldhub's in PostgreSQL; the Alembic migration `20261122b1` creates

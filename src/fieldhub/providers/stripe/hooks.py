@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import stripe
 
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.connections.service import AccountInfo
+from fieldhub.hub.errors import NeedsReauth, RetryLater
 from fieldhub.hub.oauth.client import credentials
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.oauth.flow import ConnectContext, RevokeContext
@@ -42,6 +44,26 @@ async def revoke(ctx: RevokeContext, token: str) -> bool:
         },
     )
     return response.status_code == 200
+
+
+async def check_health(env: OAuthEnv, conn: Connection) -> None:
+    """The health check's cheap call: read the connected account with the platform key, as every call for it goes.
+
+    Stripe refuses a platform whose access the account removed (401/403, or the account no longer found for
+    it): that is a dead grant. A network error, a 429 or a 5xx is not.
+    """
+    try:
+        await actions.account_summary(env, conn.account_id)
+    except (stripe.AuthenticationError, stripe.PermissionError) as e:
+        raise NeedsReauth(f"Stripe refused access to the account ({type(e).__name__})", status=e.http_status) from None
+    except stripe.InvalidRequestError as e:
+        if e.http_status in (403, 404):
+            raise NeedsReauth("Stripe no longer lets fieldhub act for this account", status=e.http_status) from None
+        raise RetryLater(f"Stripe refused the health check ({e.http_status})", status=e.http_status) from None
+    except stripe.StripeError as e:
+        raise RetryLater(
+            f"Stripe could not answer the health check ({type(e).__name__})", status=e.http_status
+        ) from None
 
 
 async def onboard(env: OAuthEnv, *, email: str, business_name: str, refresh_url: str, return_url: str):  # noqa: ANN201
