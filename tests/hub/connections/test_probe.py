@@ -171,3 +171,25 @@ async def test_issue15_item2_the_periodic_task_checks_only_quiet_connections(app
     # Checked now: not due again until the interval has passed, whoever's worker looks.
     assert await probe.due(env, every) == []
     assert "connections.health" not in await dispatch.run_periodic(env, holder="worker-b")
+
+
+async def test_issue15_item2_a_refused_api_key_can_be_entered_again(app, session, owner) -> None:  # noqa: ANN001
+    conn = await _connect(owner, session, "pagespeed")
+    emulator = app.state.endpoints.emulators["pagespeed"]
+    await _revoke(app, conn)
+    assert (await probe.check(env_for(app), conn.id)).alive is False
+    page = (await owner.get("/settings/integrations/seo")).text
+    panel = page[page.index('data-connection-panel="pagespeed"') :]
+    assert ">Needs reconnect<" in panel and 'action="/integrations/pagespeed/api-key"' in panel
+    assert "refused the API key" in panel
+    # The business makes a new key at Google and enters it here: the same connection is back.
+    emulator.api_keys.add("a-new-pagespeed-key")
+    r = await owner.submit("/integrations/pagespeed/api-key", {"api_key": "a-new-pagespeed-key"})
+    assert r.status_code == 303
+    conn = await _reload(session, conn)
+    assert conn.status == ConnectionStatus.CONNECTED and conn.sync_error == ""
+    assert (await probe.check(env_for(app), conn.id)).alive is True
+    # The health check never ran an audit: the key alone was asked about.
+    runs = [r for r in emulator.requests if r.path.endswith("runPagespeed")]
+    audits = [r for r in runs if "url=" in r.query]
+    assert len(audits) == 2 and len(runs) == 4  # the connect and the new key audited a page; the two checks didn't
