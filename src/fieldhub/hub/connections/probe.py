@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import or_, select
 
 from fieldhub.db import utcnow
 from fieldhub.hub import features, registry
@@ -89,8 +89,8 @@ async def _call(env: OAuthEnv, conn: Connection, options: dict[str, Any]) -> Non
         async with env.endpoints.client(spec.key, timeout=TIMEOUT) as http:
             try:
                 await verify(spec, env, http, key)
-            except ValueError as e:
-                raise NeedsReauth(f"{spec.name} refused the API key ({e}). Enter a new key to reconnect.") from None
+            except ValueError:
+                raise NeedsReauth(f"{spec.name} refused the API key. Enter a new key to reconnect.") from None
             except httpx.HTTPError as e:
                 status = getattr(getattr(e, "response", None), "status_code", None)
                 raise RetryLater(f"{spec.name} could not be reached to check the key", status=status) from None
@@ -155,28 +155,23 @@ async def _record(env: OAuthEnv, outcome: Outcome) -> None:
 async def due(env: OAuthEnv, every: timedelta, now: datetime | None = None) -> list[int]:
     """Connected accounts nothing has proven for `every`: no sync run started, no connect and no check since."""
     cutoff = (now or utcnow()) - every
-    last_run = (
-        select(func.max(SyncRun.started_at)).where(SyncRun.connection_id == Connection.id).scalar_subquery()
-    )  # ix_sync_runs_connection_started answers it per connection
+    # ix_sync_runs_connection_started answers "a run since the cutoff?" per connection, from its newest end.
+    recent_run = select(SyncRun.id).where(SyncRun.connection_id == Connection.id, SyncRun.started_at > cutoff)
+    checkable = [spec.key for spec in registry.all() if features.get(spec.key).checks_health]
     async with env.sessionmaker() as session:
-        rows = (
-            await session.execute(
-                select(Connection.id, Connection.provider, Connection.connected_at, Connection.checked_at, last_run)
-                .where(Connection.status == ConnectionStatus.CONNECTED)
+        return list(
+            await session.scalars(
+                select(Connection.id)
+                .where(
+                    Connection.status == ConnectionStatus.CONNECTED,
+                    Connection.provider.in_(checkable),
+                    or_(Connection.connected_at.is_(None), Connection.connected_at <= cutoff),
+                    or_(Connection.checked_at.is_(None), Connection.checked_at <= cutoff),
+                    ~recent_run.exists(),
+                )
                 .order_by(Connection.id)
             )
-        ).all()
-    found = []
-    for cid, provider, connected_at, checked_at, run_at in rows:
-        try:
-            if not features.get(provider).checks_health:
-                continue
-        except registry.UnknownProvider:
-            continue
-        seen = [t for t in (connected_at, checked_at, run_at) if t is not None]
-        if not seen or max(seen) <= cutoff:
-            found.append(cid)
-    return found
+        )
 
 
 async def check_due(env: OAuthEnv) -> int:

@@ -41,6 +41,7 @@ WAKE_KEY = "fieldhub.sync.wake"
 SWEEP_SECONDS = 5.0
 BUSY_RETRY_SECONDS = 0.25  # a wake-up that found the connection busy tries again this soon
 PERIODIC_TICK = 5.0  # seconds between looks at the periodic tasks (each keeps its own interval)
+HEALTH_LOOK_SECONDS = 60.0  # how often the health check looks for connections gone quiet
 STOP_SECONDS = 10.0  # how long stop() waits for runners to finish cancelling
 
 
@@ -354,8 +355,9 @@ def periodic_tasks(env: OAuthEnv) -> list[PeriodicTask]:
         PeriodicTask("oauth.refresh_ahead", settings.refresh_ahead_seconds, _refresh_ahead),
         # Every tick: each connection keeps its own interval (inbound_poll_seconds) and reconnects go at once.
         PeriodicTask("inbound.poll", PERIODIC_TICK, poll_inbound),
-        # Every tick too: each connection is checked once it has gone health_check_seconds without traffic.
-        PeriodicTask("connections.health", PERIODIC_TICK, _check_health),
+        # Each connection is checked once it has gone health_check_seconds without traffic; looking for those
+        # is one query, made once a minute (or as often as the interval, when it is shorter).
+        PeriodicTask("connections.health", min(HEALTH_LOOK_SECONDS, settings.health_check_seconds), _check_health),
     ]
 
 
