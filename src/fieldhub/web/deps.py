@@ -33,7 +33,9 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-DB = Annotated[AsyncSession, Depends(get_db)]
+# Function-scoped: the commit happens before the reply is sent. By default FastAPI runs a yield dependency's exit
+# after the response, so a browser following a 303 could outrun the commit (and land on /login after signing in).
+DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 class LoginRequired(Exception):
