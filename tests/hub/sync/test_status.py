@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from fieldhub.core.customers.service import create_customer
 from fieldhub.db import utcnow
-from fieldhub.hub.connections.health import Tier
-from fieldhub.hub.connections.models import Connection
+from fieldhub.hub.connections.health import HealthInputs, Tier, score
+from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.connections.status import health_of, provider_connections
 from fieldhub.hub.sync import status
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus, SyncRun, SyncRunDay
@@ -236,3 +236,22 @@ async def test_issue15_item2_quickbooks_health_recovers_after_reconnect_and_resy
     assert await health() is Tier.EXCELLENT
     page = (await owner.get("/settings/integrations/quickbooks")).text
     assert 'class="health-label">Excellent' in page
+
+
+async def test_issue15_item2_a_quiet_connection_stays_excellent_until_its_runs_fail(session, biz) -> None:
+    """No run is written when nothing needs sending, so a connection in step can go days without one: that is no
+    fault. The last success's age counts only once runs fail after it."""
+    conn = await _conn(session, biz)
+    now = utcnow()
+    conn.connected_at = now - timedelta(days=5)
+    session.add(_run(conn, RunStatus.SUCCESS, now - timedelta(days=3)))
+    await session.commit()
+    figures = await status.health_figures(session, conn.id, since=conn.connected_at)
+    assert figures["last_success_age"] is None
+    assert score(HealthInputs(ConnectionStatus.CONNECTED, **figures)).tier is Tier.EXCELLENT
+    session.add(_run(conn, RunStatus.FAILED, now - timedelta(hours=1)))
+    await session.commit()
+    figures = await status.health_figures(session, conn.id, since=conn.connected_at)
+    assert figures["last_success_age"] > timedelta(days=2)
+    graded = score(HealthInputs(ConnectionStatus.CONNECTED, **figures))
+    assert graded.tier is Tier.CRITICAL and "The last successful sync was 3 days ago." in graded.reasons

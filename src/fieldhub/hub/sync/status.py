@@ -343,8 +343,11 @@ async def health_figures(session: AsyncSession, connection_id: int, since: datet
         "failure_ratio": failed / len(statuses) if statuses else None,
         # A record that is not yet due (backing off) has not waited: only count time past its due time.
         "oldest_pending_age": max(now - pending_at, timedelta(0)) if pending_at else None,
-        # Before any run there is nothing to grade; after runs with no success the age counts from the first.
-        "last_success_age": (now - success_at) if success_at else None,
+        # Graded only while runs fail: after a success nothing has gone wrong, however long nothing needed sending
+        # (a quiet connection is proven by the health check, and a record left waiting by oldest_pending_age).
+        "last_success_age": (now - success_at)
+        if success_at and statuses and statuses[0] != RunStatus.SUCCESS
+        else None,
     }
 
 
