@@ -138,13 +138,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def route_modules() -> list:
-    """Every module in fieldhub.web.routes that defines `router`, in name order (no central list), then
-    each provider's own pages (`providers/<key>/routes.py`), so a provider's screens live in its folder."""
+    """Every module in fieldhub.web.routes that defines `router`, in name order (no central list), then each
+    capability's pages (`capabilities/<kind>/routes.py`), then each provider's own (`providers/<key>/routes.py`):
+    a kind's screens live in its capability, a provider's in its folder."""
     found = []
     for info in sorted(pkgutil.iter_modules(routes.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{routes.__name__}.{info.name}")
         if hasattr(module, "router"):
             found.append(module)
+    for capability in registry.capability_names():
+        pages = registry.capability_module(capability, "routes")
+        if pages is not None and hasattr(pages, "router"):
+            found.append(pages)
     for spec in registry.all():
         own = registry.import_module(spec.key, "routes")
         if own is not None and hasattr(own, "router"):

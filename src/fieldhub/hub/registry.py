@@ -18,10 +18,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import fieldhub.capabilities as capabilities_package
 import fieldhub.providers as providers_package
 from fieldhub.hub.spec import FamilySpec, ProviderSpec, SettingsCategory, SpecError, tint
 
 PROVIDERS_DIR = Path(providers_package.__file__).parent
+CAPABILITIES_DIR = Path(capabilities_package.__file__).parent
 FAMILIES_DIR = "_families"
 ICON_TINT = 0.15  # the icon box shows the brand colour at this opacity behind the icon
 
@@ -227,3 +229,28 @@ def import_module(key: str, name: str) -> ModuleType | None:
     if not ((folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()):
         return None
     return importlib.import_module(f"{providers_package.__name__}.{spec.key}.{name}")
+
+
+def providers_of(capability: str) -> tuple[ProviderSpec, ...]:
+    """The providers of one kind (their toml's `category`), in hub order."""
+    return builtins.tuple(p for p in all() if p.category == capability)
+
+
+def capability_names() -> list[str]:
+    """Every capability package under src/fieldhub/capabilities/ (a folder with an __init__.py), by name."""
+    return sorted(
+        folder.name
+        for folder in CAPABILITIES_DIR.iterdir()
+        if folder.is_dir() and not folder.name.startswith("_") and (folder / "__init__.py").is_file()
+    )
+
+
+def capability_module(capability: str, name: str) -> ModuleType | None:
+    """A capability's optional module by file name (routes, tasks, ...), or None if absent. Found by folder,
+    so hub/ reaches a capability's routes and periodic tasks without importing it by name."""
+    if not (capability.isidentifier() and name.isidentifier()):
+        raise ValueError(f"not a module name: {capability!r}.{name!r}")
+    folder = CAPABILITIES_DIR / capability
+    if not ((folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()):
+        return None
+    return importlib.import_module(f"{capabilities_package.__name__}.{capability}.{name}")

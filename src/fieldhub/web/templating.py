@@ -19,16 +19,19 @@ from fieldhub.hub.notify.email import uses_mailbox
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 PROVIDERS = Path(__file__).parent.parent / "providers"
+CAPABILITIES = Path(__file__).parent.parent / "capabilities"
 templates = Jinja2Templates(directory=str(TEMPLATES))
-# A provider's own pages keep their templates in its folder: "<key>/page.html" is
-# providers/<key>/templates/page.html, so nothing about one provider lives in shared templates.
+# A capability's and a provider's own pages keep their templates in their folder: "<name>/page.html" is
+# capabilities/<name>/templates/page.html or providers/<name>/templates/page.html, so nothing about one kind
+# or one provider lives in shared templates (capability and provider names never meet: `fieldhub check`).
 templates.env.loader = ChoiceLoader(
     [
         FileSystemLoader(str(TEMPLATES)),
         PrefixLoader(
             {
                 folder.name: FileSystemLoader(str(folder / "templates"))
-                for folder in sorted(PROVIDERS.iterdir())
+                for root in (CAPABILITIES, PROVIDERS)
+                for folder in sorted(root.iterdir())
                 if (folder / "templates").is_dir()
             }
         ),

@@ -358,7 +358,23 @@ def periodic_tasks(env: OAuthEnv) -> list[PeriodicTask]:
         # Each connection is checked once it has gone health_check_seconds without traffic; looking for those
         # is one query, made once a minute (or as often as the interval, when it is shorter).
         PeriodicTask("connections.health", min(HEALTH_LOOK_SECONDS, settings.health_check_seconds), _check_health),
+        *capability_tasks(env),
     ]
+
+
+def capability_tasks(env: OAuthEnv) -> list[PeriodicTask]:
+    """Each capability's own periodic work (`capabilities/<kind>/tasks.py`: `periodic_tasks(env)`), found by folder;
+    task names start with the capability's name so two kinds never share a lease row."""
+    found: list[PeriodicTask] = []
+    for capability in registry.capability_names():
+        module = registry.capability_module(capability, "tasks")
+        if module is None or not hasattr(module, "periodic_tasks"):
+            continue
+        for task in module.periodic_tasks(env):
+            if not task.name.startswith(f"{capability}."):
+                raise ValueError(f"capability {capability!r} names a periodic task {task.name!r} outside its own")
+            found.append(task)
+    return found
 
 
 async def claim_periodic(env: OAuthEnv, name: str, every: float, holder: str = HOLDER) -> bool:

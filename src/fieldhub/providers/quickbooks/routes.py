@@ -18,8 +18,7 @@ from fieldhub.hub.errors import ProviderError
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
 from fieldhub.providers.quickbooks import backfill, conflicts, testsync
-from fieldhub.web.deps import AdminCtx
-from fieldhub.web.routes.sync_pages import _connection
+from fieldhub.web.kit import AdminCtx, connection_on_card
 from fieldhub.web.templating import render
 
 KEY = "quickbooks"
@@ -27,7 +26,7 @@ router = APIRouter(prefix=f"/settings/integrations/{KEY}/{{connection_id}}")
 
 
 async def _qbo(ctx: AdminCtx, connection_id: int) -> tuple[ProviderSpec, Connection]:
-    spec, conn = await _connection(ctx, KEY, connection_id)
+    spec, conn = await connection_on_card(ctx, KEY, connection_id)
     if conn.provider != KEY:
         raise HTTPException(404, "That connection was not found.")
     return spec, conn

@@ -2,7 +2,7 @@
 
 Generic over providers: a provider that can reconcile ships `providers/<key>/reconcile.py` with
 `parse_month`, `last_month`, `reconcile(env, session, connection, month)`, `to_csv` and `csv_filename`.
-Owner and admin only; another business's connection is a 404 (sync_pages._connection).
+Owner and admin only; another business's connection is a 404 (kit.connection_on_card).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fieldhub.hub.errors import NeedsReauth, ProviderError, RetryLater
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
 from fieldhub.web.deps import AdminCtx
-from fieldhub.web.routes.sync_pages import _back, _connection
+from fieldhub.web.kit import card_url, connection_on_card
 from fieldhub.web.templating import render
 
 router = APIRouter(prefix="/settings/integrations/{card_key}/{connection_id}")
@@ -34,8 +34,8 @@ def _module(spec: ProviderSpec, conn: Connection) -> ModuleType:
 
 
 def _page_data(spec: ProviderSpec, conn: Connection, month_key: str) -> dict[str, Any]:
-    base = f"{_back(spec)}/{conn.id}"
-    return {"spec": spec, "conn": conn, "base": base, "back": _back(spec), "month_key": month_key}
+    base = f"{card_url(spec)}/{conn.id}"
+    return {"spec": spec, "conn": conn, "base": base, "back": card_url(spec), "month_key": month_key}
 
 
 async def _report(
@@ -43,7 +43,7 @@ async def _report(
 ) -> tuple[ProviderSpec, Connection, ModuleType, Any]:
     """The connection, its provider's module and the report, or a Response to send instead of the report
     (a month that isn't one, the provider unreachable)."""
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     module = _module(spec, conn)
     try:
         chosen = module.parse_month(month) if month else module.last_month()

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fieldhub.core.validation import Id
 from fieldhub.db import utcnow
 from fieldhub.hub import features, registry
-from fieldhub.hub.connections import mapping, service
+from fieldhub.hub.connections import mapping
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.connections.status import ProviderConnections
 from fieldhub.hub.errors import ProviderError
@@ -25,6 +25,7 @@ from fieldhub.hub.sync import status as sync_status
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RunStatus
 from fieldhub.web import sync_view
 from fieldhub.web.deps import AdminCtx, Ctx
+from fieldhub.web.kit import card_url, connection_on_card
 from fieldhub.web.templating import render
 
 router = APIRouter(prefix="/settings/integrations/{card_key}/{connection_id}")
@@ -130,22 +131,6 @@ async def sync_dashboards(ctx: Ctx, found: ProviderConnections) -> list[dict[str
     ]
 
 
-async def _connection(ctx: Ctx, card_key: str, connection_id: int) -> tuple[ProviderSpec, Connection]:
-    """The tenant's connection on this card; anything else (another business's, another card's) is a 404."""
-    try:
-        card = registry.registry().card(card_key)
-    except registry.UnknownProvider:
-        raise HTTPException(404, "There is no such integration.") from None
-    conn = await service.get(ctx.db, ctx.tenant_id, connection_id)
-    if conn is None or conn.provider not in {p.key for p in card.providers}:
-        raise HTTPException(404, "That connection was not found.")
-    return registry.get(conn.provider), conn
-
-
-def _back(spec: ProviderSpec) -> str:
-    return f"/settings/integrations/{spec.card or spec.key}"
-
-
 def _notice(
     request: Request,
     spec: ProviderSpec,
@@ -157,7 +142,14 @@ def _notice(
     status: int = 200,
 ) -> Response:
     """A short answer: a fragment HTMX swaps into the card, or a page when JavaScript is off."""
-    data = {"message": message, "tone": tone, "link": link, "link_text": link_text, "back": _back(spec), "spec": spec}
+    data = {
+        "message": message,
+        "tone": tone,
+        "link": link,
+        "link_text": link_text,
+        "back": card_url(spec),
+        "spec": spec,
+    }
     if request.headers.get("hx-request"):
         return render(request, "sync/_notice.html", data)
     return render(request, "sync/notice.html", data, status)
@@ -193,7 +185,7 @@ def _refusal(conn: Connection) -> tuple[str, str, str] | None:
 async def sync_now(
     request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, entity: str = Form("")
 ) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     found = features.get(spec.key)
     if not found.syncs:
         raise HTTPException(404, f"{spec.name} does not sync records yet: {found.coming_note or 'nothing to send'}.")
@@ -211,7 +203,7 @@ async def sync_now(
 async def auto_sync(
     request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, enabled: str = Form("")
 ) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     turn_on = enabled in ("on", "true", "1")
     error = ""
     if turn_on and not mapping.mapping_complete(conn):
@@ -220,7 +212,7 @@ async def auto_sync(
         conn.auto_sync = turn_on
     data = {
         "conn": conn,
-        "base": f"{_back(spec)}/{conn.id}",
+        "base": f"{card_url(spec)}/{conn.id}",
         "error": error,
         "mapping_link": mapping.mapping_link(conn),
     }
@@ -230,7 +222,7 @@ async def auto_sync(
         return _notice(
             request, spec, error, link=mapping.mapping_link(conn), link_text="Open the field mapping", status=409
         )
-    return RedirectResponse(_back(spec), status_code=303)
+    return RedirectResponse(card_url(spec), status_code=303)
 
 
 @router.get("/history")
@@ -243,7 +235,7 @@ async def history(
     entity: str = "",
     after: str = "",
 ) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     status = status if status in {s.value for s in RunStatus} else ""
     entity = entity if entity in spec.entities else ""
     page = await sync_status.history(ctx.db, ctx.tenant_id, conn.id, status=status, entity=entity, after=after)
@@ -261,15 +253,15 @@ async def history(
             "statuses": [s.value for s in RunStatus],
             "entity_names": list(spec.entities),
             "after": after,
-            "base": f"{_back(spec)}/{conn.id}",
-            "back": _back(spec),
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
         },
     )
 
 
 @router.get("/records")
 async def records(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, state: str = "failed") -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     if state not in (LedgerState.FAILED, LedgerState.PENDING):
         raise HTTPException(404, "There is no such list.")
     rows = await sync_status.records_in_state(ctx.db, ctx.tenant_id, conn.id, state)
@@ -289,8 +281,8 @@ async def records(request: Request, ctx: AdminCtx, card_key: str, connection_id:
             "resolvable": resolvable,
             "reasons": reasons,
             "state": state,
-            "base": f"{_back(spec)}/{conn.id}",
-            "back": _back(spec),
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
         },
     )
 
@@ -316,18 +308,18 @@ async def _ledger_row(ctx: Ctx, conn: Connection, ledger_id: int) -> LedgerRow:
 
 @router.post("/records/{ledger_id}/retry")
 async def retry(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     await _ledger_row(ctx, conn, ledger_id)
     if refused := _refusal(conn):
         message, link, text = refused
         return _notice(request, spec, message, link=link, link_text=text, status=409)
     await _maybe_await(_dispatch().retry_record(ctx.db, ctx.tenant_id, ledger_id))
-    return RedirectResponse(f"{_back(spec)}/{conn.id}/records?state=failed", status_code=303)
+    return RedirectResponse(f"{card_url(spec)}/{conn.id}/records?state=failed", status_code=303)
 
 
 @router.get("/records/{ledger_id}")
 async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     row = await _ledger_row(ctx, conn, ledger_id)
     labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, [row])
     events = await sync_status.record_events(ctx.db, row.id)
@@ -344,8 +336,8 @@ async def record(request: Request, ctx: AdminCtx, card_key: str, connection_id: 
             "label": labels[row.id],
             "events": events,
             "reason": reason,
-            "base": f"{_back(spec)}/{conn.id}",
-            "back": _back(spec),
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
         },
     )
 
@@ -388,8 +380,8 @@ async def _mapping_page(
             "saved": saved,
             "offers_direction": mapping.offers_direction(conn),
             "direction": mapping.customer_direction(conn),
-            "base": f"{_back(spec)}/{conn.id}",
-            "back": _back(spec),
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
         },
         status,
     )
@@ -397,13 +389,13 @@ async def _mapping_page(
 
 @router.get("/mapping")
 async def mapping_page(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, saved: str = "") -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     return await _mapping_page(request, ctx, spec, conn, saved=saved)
 
 
 @router.post("/mapping")
 async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     fields = mapping.mapping_fields(conn.provider)
     if not fields:
         raise HTTPException(404, f"{spec.name} needs no account mapping.")
@@ -422,18 +414,18 @@ async def save_mapping(request: Request, ctx: AdminCtx, card_key: str, connectio
         return await _mapping_page(request, ctx, spec, conn, chosen=chosen, error=str(e), status=400)
     # What waited for the mapping (a run refused without it holds the rows back a while) goes now.
     await _maybe_await(_dispatch().request_sync(ctx.db, conn.id, trigger="manual"))
-    return RedirectResponse(f"{_back(spec)}/{conn.id}/mapping?saved=mapping", status_code=303)
+    return RedirectResponse(f"{card_url(spec)}/{conn.id}/mapping?saved=mapping", status_code=303)
 
 
 @router.post("/direction")
 async def save_direction(
     request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, direction: str = Form("")
 ) -> Response:
-    spec, conn = await _connection(ctx, card_key, connection_id)
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
     if not mapping.offers_direction(conn):
         raise HTTPException(404, f"{spec.name} syncs customers one way only.")
     try:
         mapping.save_direction(conn, direction)
     except mapping.MappingInvalid as e:
         return await _mapping_page(request, ctx, spec, conn, error=str(e), status=400)
-    return RedirectResponse(f"{_back(spec)}/{conn.id}/mapping?saved=direction", status_code=303)
+    return RedirectResponse(f"{card_url(spec)}/{conn.id}/mapping?saved=direction", status_code=303)
