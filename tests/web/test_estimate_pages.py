@@ -105,3 +105,55 @@ async def test_another_business_gets_404(owner, session, other_biz):
     assert (await owner.submit(f"/estimates/{est.id}/send")).status_code == 404
     assert "Secret" not in (await owner.get("/estimates")).text
     assert await session.scalar(select(Estimate.status).where(Estimate.id == est.id)) == EstimateStatus.DRAFT
+
+
+async def test_issue20_item1_estimate_pdf(owner, session, biz, stock, other_biz, make_client):
+    import io
+
+    from pypdf import PdfReader
+
+    from fieldhub.core.estimates.pdf import SIGNATURE_ANCHOR
+
+    customer, item, rate = stock
+    customer.email = "kj@example.com"
+    est = await estimates.create_estimate(
+        session,
+        biz.tenant.id,
+        {
+            "customer_id": customer.id,
+            "tax_rate_id": rate.id,
+            "memo": "Thanks for having us out, Łukasz says hi.",
+            "lines": [
+                {"item_id": item.id, "quantity": "2"},
+                {"description": "Labour " * 40, "quantity": "1.5", "unit_price": "80"},
+            ],
+        },
+    )
+    await session.commit()
+    page = await owner.get(f"/estimates/{est.id}")
+    assert f'href="/estimates/{est.id}/pdf"' in page.text
+    r = await owner.get(f"/estimates/{est.id}/pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert 'filename="Estimate EST-1001.pdf"' in r.headers["content-disposition"]
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
+    for expected in (
+        biz.tenant.name,
+        "Katherine Johnson",
+        "kj@example.com",
+        "Faucet",
+        "Labour",
+        "$240.00",
+        "$120.00",
+        "City (10 %)",
+        "$24.00",
+        "$384.00",
+        "Łukasz",
+        "By signing below",
+        SIGNATURE_ANCHOR,
+        "EST-1001",
+    ):
+        assert expected in text, expected
+    # Another business's estimate is a 404.
+    async with make_client() as other:
+        await other.login(other_biz.owner.email)
+        assert (await other.get(f"/estimates/{est.id}/pdf")).status_code == 404

@@ -266,3 +266,18 @@ async def list_estimates(
     if customer_id is not None:
         query = query.where(Estimate.customer_id == customer_id)
     return await paginate(session, query.order_by(Estimate.id.desc()), page, per_page)
+
+
+async def estimate_pdf(session: AsyncSession, tenant_id: int, estimate_id: int) -> tuple[str, bytes]:
+    """The estimate as a PDF (core/estimates/pdf.py) and its file name."""
+    from fieldhub.core.estimates.pdf import EstimateDocument, render_estimate_pdf
+
+    estimate = await get_estimate(session, tenant_id, estimate_id)
+    tenant = await session.get_one(Tenant, tenant_id)
+    label = "Tax"
+    if estimate.tax_rate_id is not None:
+        rate = await session.get(TaxRate, estimate.tax_rate_id)
+        if rate is not None:
+            label = f"{rate.name} ({rate.rate.normalize():f} %)"
+    pdf = render_estimate_pdf(EstimateDocument(estimate=estimate, tenant=tenant, tax_label=label))
+    return f"Estimate {estimate.number}.pdf", pdf

@@ -1,4 +1,4 @@
-"""Estimate pages: list with status filter, create and edit with lines, view with send, approve and decline."""
+"""Estimate pages: list with status filter, create and edit with lines, view with send, approve and decline, PDF."""
 
 from __future__ import annotations
 
@@ -193,6 +193,12 @@ async def _view(request: Request, ctx: Ctx, estimate_id: int, error: str = "", s
 @router.get("/estimates/{estimate_id:int}")
 async def estimate_view(request: Request, ctx: WebCtx, estimate_id: Id) -> Response:
     return await _view(request, ctx, estimate_id)
+
+
+@router.get("/estimates/{estimate_id:int}/pdf")
+async def estimate_pdf(ctx: WebCtx, estimate_id: Id) -> Response:
+    name, pdf = await service.estimate_pdf(ctx.db, ctx.tenant_id, estimate_id)
+    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
 
 
 @router.post("/estimates/{estimate_id:int}/{action}")
