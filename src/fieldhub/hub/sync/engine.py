@@ -323,6 +323,68 @@ async def acquire_lease(session: AsyncSession, connection_id: int, holder: str, 
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
+async def renew_lease(session: AsyncSession, connection_id: int, holder: str, seconds: float = LEASE_SECONDS) -> bool:
+    """Move the holder's lease forward; False when it is no longer this holder's (it lapsed and was taken)."""
+    renewed = await session.execute(
+        update(SyncLease)
+        .where(SyncLease.connection_id == connection_id, SyncLease.holder == holder)
+        .values(expires_at=utcnow() + timedelta(seconds=seconds))
+    )
+    await session.commit()
+    return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+
+class LeaseKeeper:
+    """Keeps a lease its holder took alive for as long as the holder works: renewed every third of its life by
+    a task of its own, on a session of its own.
+
+    A holder that renews only between steps of its work loses the lease whenever one step outlasts it: an
+    export run's chunk waiting on the provider's rate budget (a minute's worth of batches is 40, and echoes of
+    our own writes read from the same budget) went past the 60 s lease, the process's own webhook handler,
+    which asks for the lease every 100 ms, took it, and the run ended `lease_lost` with a single worker. The
+    keeper renews while the holder waits, so a live process never loses its lease; a dead one stops renewing,
+    and its lease lapses (or is taken at once from a holder found gone, see acquire_lease). `check()` raises
+    LeaseHeld at the holder's next step if a renewal found the lease taken after all (the database was
+    unreachable for longer than the lease).
+    """
+
+    def __init__(self, sessionmaker: Any, connection_id: int, holder: str, seconds: float = LEASE_SECONDS) -> None:
+        self.sessionmaker = sessionmaker
+        self.connection_id = connection_id
+        self.holder = holder
+        self.seconds = seconds
+        self.lost = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> LeaseKeeper:
+        self._task = asyncio.create_task(self._keep(), name=f"lease:{self.connection_id}:{self.holder}")
+        return self
+
+    def check(self) -> None:
+        if self.lost:
+            raise LeaseHeld("the lease was taken during the run (not renewed in time); another worker took over")
+
+    async def _keep(self) -> None:
+        every = self.seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with self.sessionmaker() as session:
+                    if not await renew_lease(session, self.connection_id, self.holder, self.seconds):
+                        self.lost = True
+                        log.warning("sync.lease.lost", connection_id=self.connection_id, holder=self.holder)
+                        return
+            except Exception:  # noqa: BLE001 - the database may be restarting: try again next round
+                log.warning("sync.lease.renew_failed", connection_id=self.connection_id, exc_info=True)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+
 async def release_lease(session: AsyncSession, connection_id: int, holder: str) -> None:
     await session.execute(delete(SyncLease).where(SyncLease.connection_id == connection_id, SyncLease.holder == holder))
     await session.commit()
@@ -419,7 +481,7 @@ class Engine:
         self._latency: Any = None  # the provider's commit-to-provider histogram series, once run() knows it
         self.requeued = False
         self.run_id = 0
-        self.leased_at = 0.0  # time.monotonic() when the lease was last taken or renewed
+        self.keeper: LeaseKeeper | None = None  # renews the lease while the run works (see LeaseKeeper)
         # The batches on their way to the provider, oldest first, with their items (see _send_batch).
         self._inflight: deque[
             tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]]
@@ -430,9 +492,9 @@ class Engine:
         was due is work the provider can't take): no history row is written for work that was never tried."""
         started = time.monotonic()
         async with self.sessionmaker() as session:
-            self.leased_at = time.monotonic()
             if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
                 raise LeaseHeld(f"connection {self.connection_id} is being synced by another worker")
+            self.keeper = LeaseKeeper(self.sessionmaker, self.connection_id, self.holder, self.lease_seconds).start()
             try:
                 connection = await session.get(Connection, self.connection_id)
                 assert connection is not None, f"no connection {self.connection_id}"
@@ -494,6 +556,8 @@ class Engine:
         A failure here is logged, never raised: it would replace the exception in flight (a cancellation
         swallowed this way leaves a worker that can't be stopped), and the lease expires by itself anyway.
         """
+        if self.keeper is not None:
+            await self.keeper.stop()
         try:
             async with self.sessionmaker() as session:
                 await release_lease(session, self.connection_id, self.holder)
@@ -586,11 +650,9 @@ class Engine:
                     # Settle writes ledger rows with Core statements, so the session keeps no copy to go stale;
                     # the records go to the adapter detached, as loaded.
                     session.expunge_all()
-                    # Renewed once a third of its life has passed (not per chunk: two round trips each time).
-                    if time.monotonic() - self.leased_at > self.lease_seconds / 3:
-                        if not await acquire_lease(session, self.connection_id, self.holder, self.lease_seconds):
-                            raise LeaseHeld("the lease expired during the run; another worker took over")
-                        self.leased_at = time.monotonic()
+                    # The keeper renews the lease while the run works; it only says here if it was lost.
+                    if self.keeper is not None:
+                        self.keeper.check()
                     await self._send(session, adapter, items)
                     if last_chunk:
                         break

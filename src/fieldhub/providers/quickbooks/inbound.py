@@ -56,6 +56,7 @@ from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.engine import (
     LEASE_SECONDS,
     LeaseHeld,
+    LeaseKeeper,
     acquire_lease,
     close_interrupted_runs,
     release_lease,
@@ -741,11 +742,13 @@ async def apply_notices(
     # just sent, and no run settles over a change applied here. Busy: the event waits for the sweep.
     holder = f"{PROCESS}:webhook:{uuid.uuid4().hex[:8]}"
     held: list[int] = []
+    keepers: list[LeaseKeeper] = []
     try:
         for conn, _ in wanted:
             if not await _wait_for_lease(env, conn.id, holder):
                 raise LeaseHeld(f"connection {conn.id} is syncing; the webhook is applied after it")
             held.append(conn.id)
+            keepers.append(LeaseKeeper(env.sessionmaker, conn.id, holder).start())  # reads may wait on the budget
         changed = False
         for conn, chosen in wanted:
             async with client_for(env, conn) as client:
@@ -764,6 +767,8 @@ async def apply_notices(
             await session.commit()  # before the lease goes: a run that follows sees these changes
         return changed
     finally:
+        for keeper in keepers:
+            await keeper.stop()
         for connection_id in held:
             try:
                 async with env.sessionmaker() as fresh:
@@ -857,6 +862,7 @@ async def poll(
     async with env.sessionmaker() as session:
         if not await acquire_lease(session, connection_id, holder):
             return None
+        keeper = LeaseKeeper(env.sessionmaker, connection_id, holder).start()  # kept through a long catch-up
         try:
             conn = await session.get(Connection, connection_id)
             if conn is None or conn.status != ConnectionStatus.CONNECTED or conn.provider != KEY:
@@ -870,6 +876,7 @@ async def poll(
             options = dict(client_options or {})
             return Polled(await _Poll(env, session, conn, trigger, holder, options, cdc_max).run())
         finally:
+            await keeper.stop()
             try:
                 async with env.sessionmaker() as fresh:
                     await release_lease(fresh, connection_id, holder)
