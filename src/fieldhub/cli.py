@@ -143,36 +143,112 @@ def demo(serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True
         serve(None, None)
 
 
+def _with_session(work):  # noqa: ANN001, ANN202 - an async function of one session, and what it returns
+    """Run `work(session)` against FIELDHUB_DATABASE_URL and commit."""
+    from fieldhub.db import make_engine, make_sessionmaker
+
+    async def run():  # noqa: ANN202
+        engine = make_engine(get_settings().database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return runtime.run(run())
+
+
 @token_app.command("create")
 def token_create(
-    email: Annotated[str, typer.Option(help="The user the token acts as")],
+    email: Annotated[str, typer.Option(help="The user the token acts as (with that user's role)")],
     name: Annotated[str, typer.Option(help="A label for the token")] = "cli",
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days until it expires")] = 90,
 ) -> None:
-    """Create a personal API token and print it once (only its hash is stored)."""
+    """Create a personal API token and print it once (only its hash is stored). It expires after --days."""
     from sqlalchemy import select
 
     from fieldhub.core.accounts import service as accounts
     from fieldhub.core.accounts.models import User
-    from fieldhub.db import make_engine, make_sessionmaker
 
-    async def run() -> str | None:
-        engine = make_engine(get_settings().database_url)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                user = await session.scalar(select(User).where(User.email == email.strip().lower()))
-                if user is None:
-                    return None
-                token = await accounts.create_api_token(session, user, name)
-                await session.commit()
-                return token
-        finally:
-            await engine.dispose()
+    async def work(session):  # noqa: ANN001, ANN202
+        user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+        return None if user is None else await accounts.create_api_token(session, user, name, days=days)
 
-    token = runtime.run(run())
+    token = _with_session(work)
     if token is None:
         console.print(f"[red]No user with email {email}.[/red]")
         raise typer.Exit(1)
     print(token)
+
+
+@token_app.command("list")
+def token_list(
+    email: Annotated[str, typer.Option(help="Only this user's tokens")] = "",
+) -> None:
+    """Every personal API token: whose, its label and prefix, when it expires and was last used. Never the value."""
+    from rich.table import Table
+
+    from fieldhub.core.accounts import service as accounts
+    from fieldhub.core.accounts.models import User
+    from fieldhub.db import utcnow
+
+    async def work(session):  # noqa: ANN001, ANN202
+        user_id = None
+        if email:
+            from sqlalchemy import select
+
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                return None
+            user_id = user.id
+        return [
+            (row, row.user.email, row.user.tenant.name) for row in await accounts.api_tokens(session, user_id=user_id)
+        ]
+
+    rows = _with_session(work)
+    if rows is None:
+        console.print(f"[red]No user with email {email}.[/red]")
+        raise typer.Exit(1)
+    now = utcnow()
+    table = Table(title="API tokens", title_justify="left")
+    for column in ("Id", "User", "Business", "Name", "Token", "Created", "Expires", "Last used", "State"):
+        table.add_column(column, justify="right" if column == "Id" else "left")
+    colours = {"active": "green", "expired": "yellow", "revoked": "red"}
+    when = "%Y-%m-%d %H:%M"
+    for row, user_email, business in rows:
+        state = accounts.token_state(row, now)
+        table.add_row(
+            str(row.id),
+            user_email,
+            business,
+            row.name,
+            f"{row.prefix}…",
+            f"{row.created_at:{when}}",
+            f"{row.expires_at:{when}}",
+            f"{row.last_used_at:{when}}" if row.last_used_at else "never",
+            f"[{colours[state]}]{state}[/{colours[state]}]",
+        )
+    console.print(table if rows else "No API tokens.")
+    if rows:
+        console.print("Times in UTC. Revoke one with: fieldhub token revoke <id>")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id (fieldhub token list)")]) -> None:
+    """Revoke a personal API token: its next request is refused with 401."""
+    from fieldhub.core.accounts import service as accounts
+
+    async def work(session):  # noqa: ANN001, ANN202
+        row = await accounts.revoke_api_token(session, token_id)
+        return None if row is None else (row.prefix, row.user.email)
+
+    found = _with_session(work)
+    if found is None:
+        console.print(f"[red]No API token {token_id}.[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]Revoked[/green] {found[0]}… of {found[1]}.")
 
 
 @app.command()

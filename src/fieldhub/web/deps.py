@@ -95,10 +95,14 @@ async def web_ctx(request: Request, db: DB) -> Ctx:
 
 async def _api_user(request: Request, db: AsyncSession) -> User:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    user = await accounts.resolve_api_token(db, token.strip()) if scheme.lower() == "bearer" else None
-    if user is None:
-        raise HTTPException(401, "A valid API token is required", headers={"WWW-Authenticate": "Bearer"})
-    return user
+    found = (
+        await accounts.check_api_token(db, token.strip())
+        if scheme.lower() == "bearer"
+        else accounts.TokenCheck(None, accounts.TOKEN_REQUIRED)
+    )
+    if found.user is None:
+        raise HTTPException(401, found.refusal, headers={"WWW-Authenticate": "Bearer"})
+    return found.user
 
 
 async def api_ctx(request: Request, db: DB) -> Ctx:

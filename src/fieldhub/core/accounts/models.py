@@ -64,7 +64,9 @@ class LoginSession(IdMixin, Base):
 
 
 class ApiToken(IdMixin, Base):
-    """Personal API token for /api/v1, stored as its SHA-256; the value is shown once."""
+    """Personal API token for /api/v1, stored as its SHA-256; the value is shown once. It acts as its user, with
+    the user's role; it stops working at `expires_at` (chosen at creation) or once revoked. `prefix` is what a
+    list may show of it (`fhp_` and 6 characters): not enough to use, enough to recognise."""
 
     __tablename__ = "api_tokens"
 
@@ -73,6 +75,8 @@ class ApiToken(IdMixin, Base):
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Written at most once a minute per token (core/accounts/service.py LAST_USED_EVERY), not on every request.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -177,21 +177,101 @@ async def end_session(session: AsyncSession, token: str) -> None:
     await session.execute(delete(LoginSession).where(LoginSession.token_hash == sha256(token)))
 
 
-async def create_api_token(session: AsyncSession, user: User, name: str = "") -> str:
-    """Returns the token value; only its hash is stored."""
+# A new token's lifetime when none is chosen, and the choices the profile page offers (days).
+API_TOKEN_DAYS = 90
+API_TOKEN_DAY_CHOICES = (7, 30, 90, 365)
+API_TOKEN_MAX_DAYS = 3650
+# last_used_at is written when it is older than this: a token's requests cost no write each, only one a minute.
+LAST_USED_EVERY = timedelta(minutes=1)
+TOKEN_REQUIRED = "A valid API token is required"
+
+
+async def create_api_token(
+    session: AsyncSession, user: User, name: str = "", *, days: int = API_TOKEN_DAYS, now: datetime | None = None
+) -> str:
+    """Returns the token value (shown once); only its SHA-256 and a recognisable prefix are stored.
+
+    It works for `days` days (1 to API_TOKEN_MAX_DAYS): every token expires."""
+    if not 1 <= days <= API_TOKEN_MAX_DAYS:
+        raise ValueError(f"A token lasts 1 to {API_TOKEN_MAX_DAYS} days.")
+    now = now or utcnow()
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, prefix=token[:10], token_hash=sha256(token), created_at=utcnow()))
+    session.add(
+        ApiToken(
+            user_id=user.id,
+            name=name.strip()[:100],
+            prefix=token[:10],
+            token_hash=sha256(token),
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    )
     await session.flush()
+    log.info("auth.token.created", user_id=user.id, prefix=token[:10], days=days)
     return token
 
 
-async def resolve_api_token(session: AsyncSession, token: str) -> User | None:
+@dataclass
+class TokenCheck:
+    """Who an API token acts as, or why it is refused (the 401's words)."""
+
+    user: User | None
+    refusal: str = ""
+
+
+async def check_api_token(session: AsyncSession, token: str, *, now: datetime | None = None) -> TokenCheck:
+    """The user behind a token that is known, not revoked, not expired and whose user is active.
+
+    An expired or revoked token is told so (only its holder can ask). The last use is noted on the row at most
+    once a minute (LAST_USED_EVERY), in the caller's transaction."""
     if not token.startswith(API_TOKEN_PREFIX):
-        return None
-    row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == sha256(token), ApiToken.revoked_at.is_(None))
-    )
+        return TokenCheck(None, TOKEN_REQUIRED)
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256(token)))
     if row is None or not row.user.active:
+        return TokenCheck(None, TOKEN_REQUIRED)
+    now = now or utcnow()
+    if row.revoked_at is not None:
+        return TokenCheck(None, f"This API token ({row.prefix}…) was revoked. Create a new one under your profile.")
+    if row.expires_at <= now:
+        return TokenCheck(
+            None,
+            f"This API token ({row.prefix}…) expired on {row.expires_at:%Y-%m-%d %H:%M} UTC."
+            " Create a new one under your profile.",
+        )
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
+        row.last_used_at = now
+    return TokenCheck(row.user)
+
+
+async def resolve_api_token(session: AsyncSession, token: str) -> User | None:
+    return (await check_api_token(session, token)).user
+
+
+async def api_tokens(session: AsyncSession, *, user_id: int | None = None) -> list[ApiToken]:
+    """Tokens newest first: one user's, or (the CLI) every one."""
+    query = select(ApiToken).order_by(ApiToken.id.desc())
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return list(await session.scalars(query))
+
+
+def token_state(row: ApiToken, now: datetime | None = None) -> str:
+    """ "active", "expired" or "revoked", as a list shows it."""
+    if row.revoked_at is not None:
+        return "revoked"
+    return "expired" if row.expires_at <= (now or utcnow()) else "active"
+
+
+async def revoke_api_token(
+    session: AsyncSession, token_id: int, *, user_id: int | None = None, now: datetime | None = None
+) -> ApiToken | None:
+    """Revoke one token (only `user_id`'s when given: a page revokes its own user's). Revoking twice keeps the
+    first time. None when there is no such token (for that user)."""
+    row = await session.get(ApiToken, token_id)
+    if row is None or (user_id is not None and row.user_id != user_id):
         return None
-    row.last_used_at = utcnow()
-    return row.user
+    if row.revoked_at is None:
+        row.revoked_at = now or utcnow()
+        await session.flush()
+        log.info("auth.token.revoked", user_id=row.user_id, prefix=row.prefix)
+    return row

@@ -60,6 +60,13 @@ def settings_groups(ctx: Ctx) -> list[SettingsGroup]:
                     BLUE,
                 ),
                 SettingsLink(
+                    "Your profile and API tokens",
+                    "Who you are here, and the tokens that let tools use /api/v1 as you.",
+                    "key-round",
+                    "/profile",
+                    BLUE,
+                ),
+                SettingsLink(
                     "Email alerts",
                     "Which alerts reach you by email.",
                     "mail",
