@@ -358,7 +358,8 @@ def reconcile(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fieldhub.hub import registry
+    from fieldhub.capabilities.accounting import ledgers
+    from fieldhub.capabilities.accounting import reconcile as module
     from fieldhub.hub.connections.models import Connection
     from fieldhub.hub.errors import ProviderError
     from fieldhub.hub.oauth.env import OAuthEnv
@@ -371,8 +372,7 @@ def reconcile(
         try:
             async with env.sessionmaker() as session:
                 conn = await session.get(Connection, connection)
-                module = registry.import_module(conn.provider, "reconcile") if conn else None
-                if conn is None or module is None:
+                if conn is None or not ledgers.is_ledger(conn.provider):
                     console.print(f"[red]No connection {connection} that can be reconciled.[/red]")
                     return 2
                 try:
@@ -388,7 +388,7 @@ def reconcile(
                         bar.update(task, total=max(expected or 0, done) or None, completed=done)
 
                     try:
-                        return module, await module.reconcile(env, session, conn, chosen, progress=progress)
+                        return await module.reconcile(env, session, conn, chosen, progress=progress)
                     except ProviderError as e:
                         console.print(f"[red]{e.reason or e}[/red]  Nothing was changed.")
                         return 2
@@ -398,7 +398,7 @@ def reconcile(
     outcome = runtime.run(go())
     if isinstance(outcome, int):
         raise typer.Exit(outcome)
-    module, report = outcome
+    report = outcome
     module.print_report(report, console)
     if csv_path:
         Path(csv_path).write_text(module.to_csv(report), encoding="utf-8")

@@ -275,8 +275,8 @@ async def test_issue15_item6_backfill_brings_a_pre_existing_refund_and_the_month
 ):
     """A refund made before QuickBooks was connected used to be left behind by the backfill: the first
     reconciliation was off by exactly its amount. Every existing record goes, refunds included."""
+    from fieldhub.capabilities.accounting.reconcile import parse_month, reconcile
     from fieldhub.core.invoices.service import refund_payment
-    from fieldhub.providers.quickbooks.reconcile import parse_month, reconcile
 
     t = biz.tenant.id
     customer = await create_customer(session, t, {"display_name": "Maple Street Bakery"})

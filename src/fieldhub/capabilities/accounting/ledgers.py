@@ -34,6 +34,12 @@ def providers() -> list[ProviderSpec]:
     return [p for p in registry.providers_of(CAPABILITY) if module(p.key) is not None]
 
 
+def name_of(provider: str) -> str:
+    """The ledger's name as pages say it (its ledger module's NAME, else the provider's name)."""
+    found = module(provider)
+    return str(getattr(found, "NAME", "")) or registry.get(provider).name
+
+
 def is_ledger(provider: str) -> bool:
     return module(provider) is not None
 

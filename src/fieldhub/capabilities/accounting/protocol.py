@@ -173,6 +173,10 @@ class Ledger(Protocol):
     mapping_fields: tuple[MappingField, ...]  # the accounts to map and the account types each may be
     reads: int  # requests made so far (the reconciliation says how many it took)
 
+    def object_name(self, kind: str) -> str:
+        """What the ledger calls a kind of record ("RefundReceipt" for a refund in QuickBooks), for messages."""
+        ...
+
     def same_name(self, a: str, b: str) -> bool:
         """Whether the ledger treats two names as the same (rule 9)."""
         ...

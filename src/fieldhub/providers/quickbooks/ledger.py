@@ -26,6 +26,7 @@ from fieldhub.providers.quickbooks.accounts import MAPPING_FIELDS
 from fieldhub.providers.quickbooks.sync import REMOTE, QuickBooksAdapter, fault_error
 
 KEY = "quickbooks"
+NAME = "QuickBooks"
 PAGE = 1000  # QBO's largest MAXRESULTS
 LOOKUP_CHUNK = 30  # ids per `WHERE Id IN (...)`
 PACIFIC_OFFSET = "-08:00"
@@ -180,9 +181,9 @@ def _fee_lines(obj: dict[str, Any]) -> Decimal:
 
 
 def _words(obj: dict[str, Any]) -> frozenset[str]:
-    text = " ".join(str(obj.get(k) or "") for k in ("PrivateNote", "DocNumber"))
-    text += " " + " ".join(str(line.get("Description") or "") for line in obj.get("Line", []))
-    return frozenset(re.findall(r"[#\w]+", text))
+    """The words of its PrivateNote and DocNumber, where a marker or a payout id is found."""
+    text = f"{obj.get('PrivateNote') or ''} {obj.get('DocNumber') or ''}"
+    return frozenset(word.strip(".,;:()·") for word in text.split())
 
 
 def txn(obj: dict[str, Any], entity: str) -> Txn:
@@ -232,7 +233,7 @@ def _between(start: date, end: date) -> str:
 class QuickBooksLedger:
     """One QuickBooks company, read and explained through the export adapter's client (its limits, its retries)."""
 
-    name = "QuickBooks"
+    name = NAME
     key = KEY
     mapping_fields = MAPPING_FIELDS
 
@@ -244,6 +245,9 @@ class QuickBooksLedger:
     def normalise(name: str) -> str:
         """QuickBooks compares names ignoring case and runs of spaces."""
         return re.sub(r"\s+", " ", name or "").strip().casefold()
+
+    def object_name(self, kind: str) -> str:
+        return REMOTE[kind]
 
     def same_name(self, a: str, b: str) -> bool:
         return self.normalise(a) == self.normalise(b)

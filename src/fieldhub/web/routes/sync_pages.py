@@ -110,7 +110,7 @@ async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str,
         "needs_mapping": bool(mapping.mapping_fields(conn.provider)) and not mapping.mapping_complete(conn),
         "has_mapping": bool(mapping.mapping_fields(conn.provider)) or mapping.offers_direction(conn),
         "direction": mapping.customer_direction(conn) if mapping.offers_direction(conn) else "",
-        "reconciles": registry.import_module(conn.provider, "reconcile") is not None,
+        "reconciles": registry.import_module(conn.provider, "ledger") is not None,
         "test_sync": registry.import_module(conn.provider, "testsync") is not None,
         "backfills": registry.import_module(conn.provider, "backfill") is not None,
     }

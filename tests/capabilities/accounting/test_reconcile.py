@@ -16,6 +16,19 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import insert, select
 
+from fieldhub.capabilities.accounting.reconcile import (
+    DATE_MISMATCH,
+    MISMATCH,
+    MISSING,
+    QBO_ONLY,
+    Report,
+    business_days_between,
+    csv_filename,
+    last_month,
+    parse_month,
+    reconcile,
+    to_csv,
+)
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.models import Invoice, InvoiceStatus
@@ -33,19 +46,6 @@ from fieldhub.hub.emulator.core import FaultRule
 from fieldhub.hub.errors import RetryLater
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
 from fieldhub.hub.webhooks.models import RemoteLink
-from fieldhub.providers.quickbooks.reconcile import (
-    DATE_MISMATCH,
-    MISMATCH,
-    MISSING,
-    QBO_ONLY,
-    Report,
-    business_days_between,
-    csv_filename,
-    last_month,
-    parse_month,
-    reconcile,
-    to_csv,
-)
 from tests.conftest import Business
 from tests.hub.sync.conftest import QBOSetup, connect_mapped
 from tests.providers.quickbooks.test_sync import drain
@@ -346,7 +346,7 @@ async def test_payouts_line_up_with_deposits(session, biz: Business, qbo: QBOSet
 
     report = await run(session, qbo)
     by_id = {p.payout_id: p for p in report.payouts}
-    assert by_id["po_1Good"].ok and by_id["po_1Good"].qbo_fees == Decimal("3.20")
+    assert by_id["po_1Good"].ok and by_id["po_1Good"].books_fees == Decimal("3.20")
     problems = " ".join(by_id["po_1Late"].problems)
     assert "Amount" in problems and "Date" in problems and "Fees" in problems and "5 business days" in problems
     assert by_id["po_1Lost"].problems == ["No deposit in QuickBooks for this payout."]
@@ -547,7 +547,7 @@ async def test_a_stripe_payout_synced_by_the_engine_lines_up_with_its_deposit(se
     assert payout.ok, payout.problems
     assert (payout.deposit_id, payout.payout_id) == (deposit_id, "po_1RecPayout")
     assert payout.remote_id == await remote_id(session, qbo, "deposit", deposit_id)
-    assert (payout.qbo_amount, payout.qbo_fees, payout.qbo_date) == (
+    assert (payout.books_amount, payout.books_fees, payout.books_date) == (
         Decimal("240.69"),
         Decimal("9.30"),
         date(2026, 10, 23),

@@ -1,28 +1,28 @@
-"""Monthly reconciliation: fieldhub's books for one month against what QuickBooks holds, record by record.
+"""Monthly reconciliation: fieldhub's books for one month against what the ledger holds, record by record.
 
 The five totals (seed 001 step 8, issue 5 item 9), each computed the same way on both sides:
 
-- **Invoiced** — invoices dated in the month, not DRAFT or VOID here; QuickBooks `Invoice.TotalAmt`
-  (a voided QBO invoice has TotalAmt 0, so it drops out the same way).
+- **Invoiced** — invoices dated in the month, not DRAFT or VOID here; the ledger's invoice totals
+  (a voided one is left out the same way).
 - **Receivables at month end** — invoices dated on or before the month's last day, less the payments
-  received on or before it. A refund does not reopen the invoice in QuickBooks (it is its own
-  RefundReceipt, booked against the bank), while fieldhub's invoice balance counts refunded money as
-  owed again; both sides are therefore compared as invoiced − paid. In QuickBooks: the open `Balance`
-  of invoices dated ≤ month end, plus what payments dated after the month end applied to them.
-- **Payments received**, **Refunds**, **Bank deposits** — `Payment`, `RefundReceipt`, `Deposit`
-  `TotalAmt` dated in the month vs succeeded payments, refunds and deposits (net) here.
+  received on or before it. A refund does not reopen the invoice in the ledger (a QuickBooks
+  RefundReceipt, a Xero CreditNote), while fieldhub's invoice balance counts refunded money as owed again;
+  both sides are therefore compared as invoiced − paid. In the ledger: the open balance of invoices dated
+  ≤ month end, plus what payments dated after the month end applied to them.
+- **Payments received**, **Refunds**, **Bank deposits** — the ledger's payments, refunds and deposits
+  dated in the month vs succeeded payments, refunds and deposits (net) here.
 
 Records are matched through the sync ledger's remote ids: a local record with no remote id, or whose
-QuickBooks object is gone, is **missing in QuickBooks**; a matched pair whose amounts (or, for
-invoices, open balances) differ is an **amount mismatch**; one dated in another month there is a
-**date mismatch**; a QuickBooks object of the month that no ledger row points to is **in QuickBooks
-only** (typically entered by hand). Every payout-built deposit is also aligned with its QuickBooks
-Deposit (found through the ledger, or by the payout id in its PrivateNote or DocNumber): the amount
-exact, the date within two business days of the payout's arrival, the processor's fees on fee lines.
+object there is gone, is **missing in <ledger>**; a matched pair whose amounts (or, for invoices, open
+balances) differ is an **amount mismatch**; one dated in another month there is a **date mismatch**; an
+object of the month that no ledger row points to is **in <ledger> only** (typically entered by hand).
+Every payout-built deposit is also aligned with its deposit there (found through the ledger rows, or by
+the payout id in its note or number): the amount exact, the date within two business days of the
+payout's arrival, the processor's fees on fee lines.
 
-QuickBooks is read through the adapter's query API, STARTPOSITION/MAXRESULTS pages of at most 1,000,
-ordered by Id; each page is folded into the totals and the per-record comparison and dropped, so only
-the month's local records (one small entry each) are held at once. Money is Decimal throughout.
+The ledger is read through the protocol (`Ledger.month`, `by_ids`, `open_invoices`, `payments_after`),
+pages of at most 1,000 in id order; each page is folded into the totals and the per-record comparison and
+dropped, so only the month's local records (one small entry each) are held at once. Money is Decimal.
 """
 
 from __future__ import annotations
@@ -39,19 +39,18 @@ from typing import Any
 from sqlalchemy import func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fieldhub.capabilities.accounting import ledgers
+from fieldhub.capabilities.accounting.protocol import Ledger, Txn
 from fieldhub.core.invoices.models import Invoice, InvoiceStatus
-from fieldhub.core.money import CENT, ZERO, format_money
+from fieldhub.core.money import ZERO, format_money
 from fieldhub.core.payments.models import Deposit, Payment, PaymentStatus, Refund
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.errors import NeedsReauth
 from fieldhub.hub.oauth.env import OAuthEnv
-from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.models import LedgerRow
-from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
 
 TOLERANCE = Decimal("1.00")  # the guide: "Should match within $1"
-PAGE_SIZE = 1000  # QBO's maximum MAXRESULTS
-LOOKUP_CHUNK = 30  # ids per `WHERE Id IN (...)` when fetching leftovers
+PAGE_SIZE = 1000  # the most a ledger is asked for in one page
 DEPOSIT_DAYS = 2  # business days between a payout's arrival and its deposit in the books
 DEPOSIT_WINDOW = timedelta(days=7)  # deposits read around the month, so late-dated ones still match payouts
 
@@ -60,13 +59,13 @@ MISMATCH = "amount_mismatch"
 DATE_MISMATCH = "date_mismatch"
 QBO_ONLY = "qbo_only"
 KIND_LABELS = {
-    MISSING: "Missing in QuickBooks",
+    MISSING: "Missing in {name}",
     MISMATCH: "Amount mismatch",
-    DATE_MISMATCH: "Different date in QuickBooks",
-    QBO_ONLY: "In QuickBooks only",
+    DATE_MISMATCH: "Different date in {name}",
+    QBO_ONLY: "In {name} only",
 }
 ENTITY_LABELS = {"invoice": "Invoice", "payment": "Payment", "refund": "Refund", "deposit": "Deposit"}
-REMOTE = {"invoice": "Invoice", "payment": "Payment", "refund": "RefundReceipt", "deposit": "Deposit"}
+ENTITIES = ("invoice", "payment", "refund", "deposit")
 
 
 # ----------------------------------------------------------------------------- months
@@ -149,10 +148,11 @@ class Discrepancy:
     remote_id: str | None = None
     detail: str = ""
     link: str = ""  # the local record's page
+    books_name: str = "the ledger"
 
     @property
     def kind_label(self) -> str:
-        return KIND_LABELS[self.kind]
+        return KIND_LABELS[self.kind].format(name=self.books_name)
 
     @property
     def difference(self) -> Decimal | None:
@@ -167,9 +167,9 @@ class PayoutMatch:
     net: Decimal
     fees: Decimal
     remote_id: str | None = None
-    qbo_date: date | None = None
-    qbo_amount: Decimal | None = None
-    qbo_fees: Decimal | None = None
+    books_date: date | None = None
+    books_amount: Decimal | None = None
+    books_fees: Decimal | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -184,8 +184,10 @@ class Report:
     totals: list[Total]
     discrepancies: list[Discrepancy]
     payouts: list[PayoutMatch]
-    pages: int = 0  # QuickBooks query pages read
-    objects: int = 0  # QuickBooks objects read
+    pages: int = 0  # requests made to the ledger
+    objects: int = 0  # objects read from the ledger
+    books_name: str = "the ledger"  # the ledger's name, as pages say it ("QuickBooks")
+    books_key: str = "ledger"  # its provider key (the CSV's column and file name)
 
     @property
     def largest_difference(self) -> Total:
@@ -193,7 +195,7 @@ class Report:
 
     @property
     def within(self) -> bool:
-        """Every total within $1.00 of QuickBooks."""
+        """Every total within $1.00 of the ledger."""
         return all(abs(t.difference) <= TOLERANCE for t in self.totals)
 
     @property
@@ -201,13 +203,15 @@ class Report:
         worst = self.largest_difference
         if self.within:
             if worst.difference == ZERO:
-                return f"Reconciled within $1: every total for {self.month.label} matches QuickBooks to the cent."
+                return (
+                    f"Reconciled within $1: every total for {self.month.label} matches {self.books_name} to the cent."
+                )
             largest = format_money(abs(worst.difference))
             return f"Reconciled within $1: the largest difference is {largest} ({worst.label.lower()})."
         off = [t for t in self.totals if abs(t.difference) > TOLERANCE]
         return (
             f"Not within $1: {', '.join(t.label.lower() for t in off)} "
-            f"{'differs' if len(off) == 1 else 'differ'} from QuickBooks; the largest difference is "
+            f"{'differs' if len(off) == 1 else 'differ'} from {self.books_name}; the largest difference is "
             f"{format_money(abs(worst.difference))} ({worst.label.lower()})."
         )
 
@@ -225,17 +229,8 @@ class Report:
         return [p for p in self.payouts if not p.ok]
 
 
-CSV_HEADER = (
-    "section",
-    "kind",
-    "record",
-    "fieldhub",
-    "quickbooks",
-    "difference",
-    "fieldhub_id",
-    "quickbooks_id",
-    "detail",
-)
+def csv_header(key: str) -> tuple[str, ...]:
+    return ("section", "kind", "record", "fieldhub", key, "difference", "fieldhub_id", f"{key}_id", "detail")
 
 
 def _amount(value: Decimal | None) -> str:
@@ -246,7 +241,7 @@ def to_csv(report: Report) -> str:
     """One row per total, per discrepancy and per payout that does not line up; amounts as plain decimals."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    writer.writerow(csv_header(report.books_key))
     for t in report.totals:
         writer.writerow(
             ("total", t.key, t.label, _amount(t.fieldhub), _amount(t.books), _amount(t.difference), "", "", "")
@@ -272,8 +267,8 @@ def to_csv(report: Report) -> str:
                 "payout_deposit",
                 f"Payout {p.payout_id}",
                 _amount(p.net),
-                _amount(p.qbo_amount),
-                _amount(p.net - p.qbo_amount) if p.qbo_amount is not None else "",
+                _amount(p.books_amount),
+                _amount(p.net - p.books_amount) if p.books_amount is not None else "",
                 p.deposit_id,
                 p.remote_id or "",
                 "; ".join(p.problems),
@@ -286,76 +281,40 @@ def to_csv(report: Report) -> str:
 
 
 def csv_filename(report: Report) -> str:
-    return f"quickbooks-reconciliation-{report.month.key}.csv"
+    return f"{report.books_key}-reconciliation-{report.month.key}.csv"
 
 
-# ----------------------------------------------------------------------------- reading QuickBooks
-
-
-def money(value: Any) -> Decimal:
-    return Decimal(str(value if value not in (None, "") else 0)).quantize(CENT)
-
-
-def qbo_date(value: Any) -> date | None:
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
-
-
-def _voided(obj: dict[str, Any]) -> bool:
-    return obj.get("TxnStatus") == "Voided" or (
-        money(obj.get("TotalAmt")) == ZERO and obj.get("PrivateNote") == "Voided"
-    )
+# ----------------------------------------------------------------------------- reading the ledger
 
 
 Progress = Callable[[int, int | None], Any]  # (objects read so far, objects expected or None)
 
 
 class Reader:
-    """Pages through one QuickBooks query after another, counting pages and objects for the progress bar."""
+    """Pages through the ledger's reads, counting objects for the progress bar (the ledger counts requests)."""
 
-    def __init__(self, adapter: QuickBooksAdapter, progress: Progress | None, page_size: int = PAGE_SIZE) -> None:
-        self.adapter = adapter
+    def __init__(self, ledger: Ledger, progress: Progress | None, page_size: int = PAGE_SIZE) -> None:
+        self.ledger = ledger
         self.progress = progress
         self.page_size = page_size
-        self.pages = 0
         self.objects = 0
         self.expected: int | None = None
 
-    async def count(self, entity: str, where: str) -> int:
-        reply = await self.adapter.query(f"SELECT COUNT(*) FROM {entity} WHERE {where}")
-        self.pages += 1
-        return int(reply.get("totalCount", 0))
-
-    async def pages_of(self, entity: str, where: str) -> AsyncIterator[list[dict[str, Any]]]:
-        start = 1
-        while True:
-            statement = (
-                f"SELECT * FROM {entity} WHERE {where} ORDERBY Id STARTPOSITION {start} MAXRESULTS {self.page_size}"
-            )
-            rows = list((await self.adapter.query(statement)).get(entity, []))
-            self.pages += 1
+    async def pages_of(self, pages: AsyncIterator[list[Txn]]) -> AsyncIterator[list[Txn]]:
+        async for rows in pages:
             self.objects += len(rows)
             if self.progress is not None:
                 self.progress(self.objects, self.expected)
             if rows:
                 yield rows
-            if len(rows) < self.page_size:
-                return
-            start += len(rows)
 
-    async def by_ids(self, entity: str, ids: Iterable[str]) -> AsyncIterator[dict[str, Any]]:
-        wanted = sorted(set(ids), key=lambda i: (len(i), i))
-        for n in range(0, len(wanted), LOOKUP_CHUNK):
-            chunk = ", ".join(f"'{i}'" for i in wanted[n : n + LOOKUP_CHUNK])
-            async for page in self.pages_of(entity, f"Id IN ({chunk})"):
-                for obj in page:
-                    yield obj
+    def month(self, entity: str, start: date, end: date) -> AsyncIterator[list[Txn]]:
+        return self.pages_of(self.ledger.month(entity, start, end, self.page_size))
 
-
-def _between(start: date, end: date) -> str:
-    return f"TxnDate >= '{start.isoformat()}' AND TxnDate <= '{end.isoformat()}'"
+    async def by_ids(self, entity: str, ids: Iterable[str]) -> AsyncIterator[Txn]:
+        async for obj in self.ledger.by_ids(entity, ids, self.page_size):
+            self.objects += 1
+            yield obj
 
 
 # ----------------------------------------------------------------------------- local records
@@ -372,8 +331,8 @@ class Local:
     remote_id: str | None
     ledger_state: str = ""
     ledger_reason: str = ""
-    balance: Decimal | None = None  # invoices: what QuickBooks should show as open (total − payments)
-    payout: str = ""  # deposits: the processor's payout id, which the QuickBooks Deposit's note names
+    balance: Decimal | None = None  # invoices: what the ledger should show as open (total − payments)
+    payout: str = ""  # deposits: the processor's payout id, which the ledger's deposit note names
     fees: Decimal = ZERO  # deposits: the processor's fees taken out of the payout
     status: str = ""  # invoices and payments: their status here
 
@@ -447,7 +406,7 @@ async def _locals(session: AsyncSession, conn: Connection, entity: str, *conditi
 async def _local_records(session: AsyncSession, conn: Connection, month: Month) -> dict[str, list[Local]]:
     """The month's records of every entity that counts in the books."""
     found = {}
-    for entity in REMOTE:
+    for entity in ENTITIES:
         _, _, day, counted = _query(entity)
         found[entity] = await _locals(session, conn, entity, day.between(month.start, month.end), counted)
     return found
@@ -470,7 +429,7 @@ async def _local_receivables(session: AsyncSession, tenant_id: int, end: date) -
 
 
 async def _ledger_owners(session: AsyncSession, conn: Connection, entity: str, remote_ids: list[str]) -> dict[str, int]:
-    """Which of these QuickBooks ids a ledger row of this connection points to: remote id → local id."""
+    """Which of these remote ids a ledger row of this connection points to: remote id → local id."""
     if not remote_ids:
         return {}
     rows = await session.execute(
@@ -482,16 +441,16 @@ async def _ledger_owners(session: AsyncSession, conn: Connection, entity: str, r
 
 
 async def _elsewhere(
-    session: AsyncSession, conn: Connection, entity: str, local_id: int, obj: dict[str, Any]
+    session: AsyncSession, conn: Connection, ledger: Ledger, entity: str, local_id: int, obj: Txn
 ) -> Discrepancy:
-    """A QuickBooks object of the month synced from a local record this month's figures leave out: why."""
-    theirs, remote_id = money(obj.get("TotalAmt")), str(obj["Id"])
+    """An object of the month there, synced from a local record this month's figures leave out: why."""
+    name, theirs, remote_id = ledger.name, obj.amount, obj.remote_id
     _, model, _, counted = _query(entity)
     found = await _locals(session, conn, entity, model.id == local_id)
     if not found:
-        detail = "Its fieldhub record was deleted; QuickBooks still counts it."
-        label = f"QuickBooks #{remote_id}"
-        return Discrepancy(QBO_ONLY, entity, label, books=theirs, remote_id=remote_id, detail=detail)
+        detail = f"Its fieldhub record was deleted; {name} still counts it."
+        label = f"{name} #{remote_id}"
+        return Discrepancy(QBO_ONLY, entity, label, books=theirs, remote_id=remote_id, detail=detail, books_name=name)
     local = found[0]
     if not await _locals(session, conn, entity, model.id == local_id, counted):
         return Discrepancy(
@@ -502,8 +461,9 @@ async def _elsewhere(
             books=theirs,
             local_id=local_id,
             remote_id=remote_id,
-            detail=f"It is {local.status} here, but QuickBooks still counts {format_money(theirs)}.",
+            detail=f"It is {local.status} here, but {name} still counts {format_money(theirs)}.",
             link=local.link,
+            books_name=name,
         )
     return Discrepancy(
         DATE_MISMATCH,
@@ -513,39 +473,36 @@ async def _elsewhere(
         books=theirs,
         local_id=local_id,
         remote_id=remote_id,
-        detail=f"Dated {local.day:%b %-d, %Y} here, {obj.get('TxnDate')} in QuickBooks: counted in different months.",
+        detail=f"Dated {local.day:%b %-d, %Y} here, {obj.day} in {name}: counted in different months.",
         link=local.link,
+        books_name=name,
     )
 
 
 # ----------------------------------------------------------------------------- comparing
 
 
-def _not_synced(local: Local) -> str:
+def _not_synced(local: Local, name: str) -> str:
     if local.ledger_state == "failed":
-        return f"Never reached QuickBooks: {local.ledger_reason or 'the sync failed'}."
+        return f"Never reached {name}: {local.ledger_reason or 'the sync failed'}."
     if local.ledger_state == "pending":
         return "Not synced yet: waiting in the queue."
     if not local.ledger_state:
-        return "Never queued for QuickBooks (was the connection made after this record?)."
-    return f"Not in QuickBooks (sync state {local.ledger_state})."
-
-
-def _tokens(obj: dict[str, Any]) -> set[str]:
-    """The words of a QuickBooks object's PrivateNote and DocNumber, to find a marker or a payout id in."""
-    text = f"{obj.get('PrivateNote') or ''} {obj.get('DocNumber') or ''}"
-    return {word.strip(".,;:()·") for word in text.split()}
+        return f"Never queued for {name} (was the connection made after this record?)."
+    return f"Not in {name} (sync state {local.ledger_state})."
 
 
 class Comparison:
-    """One entity: the month's local records by remote id, folded against QuickBooks pages as they arrive.
+    """One entity: the month's local records by remote id, folded against the ledger's pages as they arrive.
 
     A local record whose ledger row has no remote id yet (a create whose reply was lost, a deposit the
-    engine has not pushed) can still be recognised by what the adapter writes into QuickBooks: its
-    marker "fieldhub <entity> #<id>" (mapping.marker) or, for a deposit, its payout id.
+    engine has not pushed) can still be recognised by what the adapter writes into the ledger: its
+    marker "fieldhub <entity> #<id>" in the note or, for a deposit, its payout id.
     """
 
-    def __init__(self, entity: str, locals_: list[Local], out: list[Discrepancy]) -> None:
+    def __init__(self, ledger: Ledger, entity: str, locals_: list[Local], out: list[Discrepancy]) -> None:
+        self.ledger = ledger
+        self.name = ledger.name
         self.entity = entity
         self.out = out
         self.expected: dict[str, Local] = {}
@@ -558,12 +515,12 @@ class Comparison:
                 if local.payout:
                     self.unlinked[local.payout] = local
 
-    def _recognise(self, obj: dict[str, Any]) -> Local | None:
+    def _recognise(self, obj: Txn) -> Local | None:
         if not self.unlinked:
             return None
-        marker = re.search(rf"\bfieldhub {self.entity} (#\d+)\b", str(obj.get("PrivateNote") or ""))
+        marker = re.search(rf"\bfieldhub {self.entity} (#\d+)\b", obj.note)
         keys = [marker.group(1)] if marker else []
-        keys += [word for word in _tokens(obj) if not word.startswith("#")]  # a payout id
+        keys += [word for word in obj.words if not word.startswith("#")]  # a payout id
         local = next((self.unlinked[k] for k in keys if k in self.unlinked), None)
         if local is not None:
             self.unlinked.pop(f"#{local.id}", None)
@@ -571,18 +528,18 @@ class Comparison:
         return local
 
     def finish(self) -> None:
-        """Local records QuickBooks never showed, found by neither remote id nor marker."""
+        """Local records the ledger never showed, found by neither remote id nor marker."""
         for local in {id(v): v for v in self.unlinked.values()}.values():
-            self._add(MISSING, local, None, _not_synced(local))
+            self._add(MISSING, local, None, _not_synced(local, self.name))
         self.unlinked = {}
 
-    def _add(self, kind: str, local: Local | None, obj: dict[str, Any] | None, detail: str, **kw: Any) -> None:
-        remote_id = str(obj["Id"]) if obj else (local.remote_id if local else None)
+    def _add(self, kind: str, local: Local | None, obj: Txn | None, detail: str, **kw: Any) -> None:
+        remote_id = obj.remote_id if obj else (local.remote_id if local else None)
         if local is not None:
             label, local_id, link, mine = local.label, local.id, local.link, local.amount
         else:
             assert obj is not None
-            label = str(obj.get("DocNumber") or f"QuickBooks #{obj['Id']}")
+            label = obj.number or f"{self.name} #{obj.remote_id}"
             local_id, link, mine = None, "", None
         self.out.append(
             Discrepancy(
@@ -590,62 +547,58 @@ class Comparison:
                 self.entity,
                 label,
                 fieldhub=kw.get("fieldhub", mine),
-                books=kw.get("books", money(obj.get("TotalAmt")) if obj else None),
+                books=kw.get("books", obj.amount if obj else None),
                 local_id=local_id,
                 remote_id=remote_id,
                 detail=detail,
                 link=link,
+                books_name=self.name,
             )
         )
 
-    def match(self, obj: dict[str, Any], month: Month) -> bool:
-        """Compare one QuickBooks object with its local record; False when no local record of the month has it."""
-        local = self.expected.pop(str(obj["Id"]), None) or self._recognise(obj)
+    def match(self, obj: Txn, month: Month) -> bool:
+        """Compare one object there with its local record; False when no local record of the month has it."""
+        local = self.expected.pop(obj.remote_id, None) or self._recognise(obj)
         if local is None:
             return False
-        theirs = money(obj.get("TotalAmt"))
-        day = qbo_date(obj.get("TxnDate"))
-        if _voided(obj):
-            self._add(MISMATCH, local, obj, "Voided in QuickBooks, still counted here.")
+        name, theirs = self.name, obj.amount
+        if obj.voided:
+            self._add(MISMATCH, local, obj, f"Voided in {name}, still counted here.")
         elif theirs != local.amount:
-            self._add(
-                MISMATCH,
-                local,
-                obj,
-                f"{format_money(local.amount)} here, {format_money(theirs)} in QuickBooks.",
-            )
-        elif local.balance is not None and money(obj.get("Balance")) != local.balance:
+            self._add(MISMATCH, local, obj, f"{format_money(local.amount)} here, {format_money(theirs)} in {name}.")
+        elif local.balance is not None and (obj.balance or ZERO) != local.balance:
             self._add(
                 MISMATCH,
                 local,
                 obj,
                 f"Open balance {format_money(local.balance)} here (refunds aside), "
-                f"{format_money(money(obj.get('Balance')))} in QuickBooks: a payment is missing on one side.",
+                f"{format_money(obj.balance or ZERO)} in {name}: a payment is missing on one side.",
                 fieldhub=local.balance,
-                books=money(obj.get("Balance")),
+                books=obj.balance or ZERO,
             )
-        if day is not None and day not in month:
-            self._add(DATE_MISMATCH, local, obj, f"Dated {local.day:%b %-d, %Y} here, {day:%b %-d, %Y} in QuickBooks.")
+        if obj.day is not None and obj.day not in month:
+            self._add(DATE_MISMATCH, local, obj, f"Dated {local.day:%b %-d, %Y} here, {obj.day:%b %-d, %Y} in {name}.")
         return True
 
-    def only_in_qbo(self, obj: dict[str, Any]) -> None:
-        if not _voided(obj):
+    def only_in_books(self, obj: Txn) -> None:
+        if not obj.voided:
             self._add(
                 QBO_ONLY,
                 None,
                 obj,
-                "No fieldhub record points to it: entered in QuickBooks directly, or synced from another account.",
+                f"No fieldhub record points to it: entered in {self.name} directly, or synced from another account.",
             )
 
-    def gone(self, obj: dict[str, Any] | None, remote_id: str, month: Month) -> None:
-        """A local record whose QuickBooks object was not among the month's: moved to another date, or deleted."""
+    def gone(self, obj: Txn | None, remote_id: str, month: Month) -> None:
+        """A local record whose object there was not among the month's: moved to another date, or deleted."""
         local = self.expected.pop(remote_id)
         if obj is None:
+            what = self.ledger.object_name(self.entity)
             self._add(
                 MISSING,
                 local,
                 None,
-                f"QuickBooks has no {REMOTE[self.entity]} {remote_id} any more: deleted there after it synced.",
+                f"{self.name} has no {what} {remote_id} any more: deleted there after it synced.",
                 books=None,
             )
         else:
@@ -653,39 +606,24 @@ class Comparison:
             self.match(obj, month)
 
 
-def _fee_lines(obj: dict[str, Any]) -> Decimal:
-    """A QuickBooks Deposit's processor fees: its negative direct lines booked as fees (by account or wording)."""
-    total = ZERO
-    for line in obj.get("Line", []):
-        if line.get("LinkedTxn"):
-            continue
-        amount = money(line.get("Amount"))
-        detail = line.get("DepositLineDetail") or {}
-        account = detail.get("AccountRef") or {}
-        words = f"{line.get('Description', '')} {account.get('name', '')}".lower()
-        if amount < ZERO and "fee" in words:
-            total -= amount
-    return total
-
-
-def _payout_problems(match: PayoutMatch) -> list[str]:
+def _payout_problems(match: PayoutMatch, name: str) -> list[str]:
     problems = []
-    if match.qbo_amount is None or match.qbo_date is None:
-        return ["No deposit in QuickBooks for this payout."]
-    if match.qbo_amount != match.net:
+    if match.books_amount is None or match.books_date is None:
+        return [f"No deposit in {name} for this payout."]
+    if match.books_amount != match.net:
         problems.append(
-            f"Amount: the payout is {format_money(match.net)}, the deposit {format_money(match.qbo_amount)}."
+            f"Amount: the payout is {format_money(match.net)}, the deposit {format_money(match.books_amount)}."
         )
-    apart = business_days_between(match.arrival_date, match.qbo_date)
+    apart = business_days_between(match.arrival_date, match.books_date)
     if apart > DEPOSIT_DAYS:
         problems.append(
-            f"Date: the payout arrived {match.arrival_date:%b %-d}, the deposit is dated {match.qbo_date:%b %-d} "
+            f"Date: the payout arrived {match.arrival_date:%b %-d}, the deposit is dated {match.books_date:%b %-d} "
             f"({apart} business days apart; at most {DEPOSIT_DAYS})."
         )
-    if match.fees and match.qbo_fees != match.fees:
+    if match.fees and match.books_fees != match.fees:
         problems.append(
             f"Fees: {format_money(match.fees)} in processing fees, "
-            f"{format_money(match.qbo_fees or ZERO)} on the deposit's fee lines."
+            f"{format_money(match.books_fees or ZERO)} on the deposit's fee lines."
         )
     return problems
 
@@ -696,14 +634,14 @@ def _payout_problems(match: PayoutMatch) -> list[str]:
 async def reconcile_with(
     session: AsyncSession,
     conn: Connection,
-    adapter: QuickBooksAdapter,
+    ledger: Ledger,
     month: Month,
     *,
     progress: Progress | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Report:
-    """The month's report, reading QuickBooks through `adapter` (its errors propagate: RetryLater, NeedsReauth)."""
-    reader = Reader(adapter, progress, page_size)
+    """The month's report, reading the ledger (its errors propagate: RetryLater, NeedsReauth)."""
+    reader = Reader(ledger, progress, page_size)
     local = await _local_records(session, conn, month)
     discrepancies: list[Discrepancy] = []
     totals = {
@@ -718,66 +656,60 @@ async def reconcile_with(
     totals["deposits"].fieldhub = sum((r.amount for r in local["deposit"]), ZERO)
     totals["receivables"].fieldhub = await _local_receivables(session, conn.tenant_id, month.end)
 
-    in_month = _between(month.start, month.end)
-    deposit_window = _between(month.start - DEPOSIT_WINDOW, month.end + DEPOSIT_WINDOW)
-    after_end = f"TxnDate > '{month.end.isoformat()}'"
-    open_by_end = f"TxnDate <= '{month.end.isoformat()}' AND Balance > '0'"
     reads = (
-        ("invoice", "Invoice", in_month),
-        ("payment", "Payment", in_month),
-        ("refund", "RefundReceipt", in_month),
-        ("deposit", "Deposit", deposit_window),
+        ("invoice", month.start, month.end),
+        ("payment", month.start, month.end),
+        ("refund", month.start, month.end),
+        ("deposit", month.start - DEPOSIT_WINDOW, month.end + DEPOSIT_WINDOW),
     )
-    reader.expected = sum([await reader.count(remote, where) for _, remote, where in reads]) + sum(
-        [await reader.count("Invoice", open_by_end), await reader.count("Payment", after_end)]
+    reader.expected = sum([await ledger.count(entity, start, end) for entity, start, end in reads]) + sum(
+        [await ledger.count_open_invoices(month.end), await ledger.count_payments_after(month.end)]
     )
 
-    # Payouts: the deposits built from a processor's payout, to be found among QuickBooks deposits.
+    # Payouts: the deposits built from a processor's payout, to be found among the ledger's deposits.
     payouts = {r.id: PayoutMatch(r.id, r.payout, r.day, r.amount, r.fees) for r in local["deposit"]}
     by_remote = {r.remote_id: r.id for r in local["deposit"] if r.remote_id}
     by_payout = {p.payout_id: p for p in payouts.values()}
 
-    def align(obj: dict[str, Any]) -> None:
-        match = payouts.get(by_remote.get(str(obj["Id"]), -1))
+    def align(obj: Txn) -> None:
+        match = payouts.get(by_remote.get(obj.remote_id, -1))
         if match is None:
-            words = _tokens(obj)
-            match = next((p for pid, p in by_payout.items() if pid and pid in words), None)
+            match = next((p for pid, p in by_payout.items() if pid and pid in obj.words), None)
         if match is None or match.remote_id is not None:
             return
-        match.remote_id = str(obj["Id"])
-        match.qbo_date = qbo_date(obj.get("TxnDate"))
-        match.qbo_amount = money(obj.get("TotalAmt"))
-        match.qbo_fees = _fee_lines(obj)
+        match.remote_id = obj.remote_id
+        match.books_date = obj.day
+        match.books_amount = obj.amount
+        match.books_fees = obj.fees
 
-    for entity, remote, where in reads:
+    for entity, start, end in reads:
         key = {"invoice": "revenue", "payment": "payments", "refund": "refunds", "deposit": "deposits"}[entity]
-        comparison = Comparison(entity, local[entity], discrepancies)
-        async for page in reader.pages_of(remote, where):
-            strangers: list[dict[str, Any]] = []
+        comparison = Comparison(ledger, entity, local[entity], discrepancies)
+        async for page in reader.month(entity, start, end):
+            strangers: list[Txn] = []
             for obj in page:
-                day = qbo_date(obj.get("TxnDate"))
                 if entity == "deposit":
                     align(obj)
-                if day not in month:
+                if obj.day not in month:
                     # A deposit from the days around the month: it matters only if it is a payout of the month's.
                     comparison.match(obj, month)
                     continue
-                totals[key].books += money(obj.get("TotalAmt"))
+                totals[key].books += obj.amount
                 if not comparison.match(obj, month):
                     strangers.append(obj)
-            owned = await _ledger_owners(session, conn, entity, [str(o["Id"]) for o in strangers])
+            owned = await _ledger_owners(session, conn, entity, [o.remote_id for o in strangers])
             for obj in strangers:
-                local_id = owned.get(str(obj["Id"]))
+                local_id = owned.get(obj.remote_id)
                 if local_id is None:
-                    comparison.only_in_qbo(obj)
-                elif not _voided(obj):
-                    discrepancies.append(await _elsewhere(session, conn, entity, local_id, obj))
-        # Local records of the month whose object QuickBooks did not list in it: deleted, or dated elsewhere.
+                    comparison.only_in_books(obj)
+                elif not obj.voided:
+                    discrepancies.append(await _elsewhere(session, conn, ledger, entity, local_id, obj))
+        # Local records of the month whose object the ledger did not list in it: deleted, or dated elsewhere.
         leftovers = list(comparison.expected)
         seen: set[str] = set()
-        async for obj in reader.by_ids(remote, leftovers):
-            seen.add(str(obj["Id"]))
-            comparison.gone(obj, str(obj["Id"]), month)
+        async for obj in reader.by_ids(entity, leftovers):
+            seen.add(obj.remote_id)
+            comparison.gone(obj, obj.remote_id, month)
             if entity == "deposit":
                 align(obj)
         for remote_id in leftovers:
@@ -785,37 +717,36 @@ async def reconcile_with(
                 comparison.gone(None, remote_id, month)
         comparison.finish()
 
-    # Receivables at month end in QuickBooks: open balances of invoices dated by then, plus what later
-    # payments took off them.
+    # Receivables at month end there: open balances of invoices dated by then, plus what later payments
+    # took off them.
     open_total = ZERO
-    async for page in reader.pages_of("Invoice", open_by_end):
-        open_total += sum((money(o.get("Balance")) for o in page), ZERO)
+    async for page in reader.pages_of(ledger.open_invoices(month.end, page_size)):
+        open_total += sum((o.balance or ZERO for o in page), ZERO)
     later: dict[str, Decimal] = {}
-    async for page in reader.pages_of("Payment", after_end):
+    async for page in reader.pages_of(ledger.payments_after(month.end, page_size)):
         for payment in page:
-            for line in payment.get("Line", []):
-                for link in line.get("LinkedTxn", []):
-                    if link.get("TxnType") == "Invoice":
-                        invoice_id = str(link.get("TxnId"))
-                        later[invoice_id] = later.get(invoice_id, ZERO) + money(line.get("Amount"))
-    async for invoice in reader.by_ids("Invoice", list(later)):
-        day = qbo_date(invoice.get("TxnDate"))
-        if day is not None and day <= month.end:
-            open_total += later[str(invoice["Id"])]
+            for link in payment.links:
+                if link.kind == "invoice":
+                    later[link.remote_id] = later.get(link.remote_id, ZERO) + link.amount
+    async for invoice in reader.by_ids("invoice", list(later)):
+        if invoice.day is not None and invoice.day <= month.end:
+            open_total += later[invoice.remote_id]
     totals["receivables"].books = open_total
 
     matches = list(payouts.values())
     for match in matches:
-        match.problems = _payout_problems(match)
-    discrepancies.sort(key=lambda d: (list(REMOTE).index(d.entity), d.kind, d.local_id or 0, d.remote_id or ""))
+        match.problems = _payout_problems(match, ledger.name)
+    discrepancies.sort(key=lambda d: (ENTITIES.index(d.entity), d.kind, d.local_id or 0, d.remote_id or ""))
     return Report(
         month,
         conn.account_name,
         list(totals.values()),
         discrepancies,
         sorted(matches, key=lambda m: (m.arrival_date, m.deposit_id)),
-        pages=reader.pages,
+        pages=ledger.reads,
         objects=reader.objects,
+        books_name=ledger.name,
+        books_key=ledger.key,
     )
 
 
@@ -829,12 +760,12 @@ async def reconcile(
     client_options: dict[str, Any] | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Report:
-    """Open a client for the connection and build the month's report; a paused connection is NeedsReauth."""
+    """Open the connection's ledger and build the month's report; a paused connection is NeedsReauth."""
     if conn.status != ConnectionStatus.CONNECTED:
-        raise NeedsReauth(conn.sync_error or "QuickBooks is not connected. Reconnect it, then run this again.")
-    async with client_for(env, conn, **(client_options or {})) as client:
-        adapter = QuickBooksAdapter(conn, client, env.settings)
-        return await reconcile_with(session, conn, adapter, month, progress=progress, page_size=page_size)
+        name = ledgers.name_of(conn.provider)
+        raise NeedsReauth(conn.sync_error or f"{name} is not connected. Reconnect it, then run this again.")
+    async with ledgers.open_for(env, conn, **(client_options or {})) as ledger:
+        return await reconcile_with(session, conn, ledger, month, progress=progress, page_size=page_size)
 
 
 # ----------------------------------------------------------------------------- the terminal
@@ -844,10 +775,11 @@ def print_report(report: Report, console: Any) -> None:
     """The page's content for `fieldhub reconcile`: totals, verdict, discrepancies, payouts (Rich)."""
     from rich.table import Table
 
-    totals = Table(title=f"{report.company or 'QuickBooks'} · {report.month.label}", title_justify="left")
+    name = report.books_name
+    totals = Table(title=f"{report.company or name} · {report.month.label}", title_justify="left")
     totals.add_column("")
-    for name in ("fieldhub", "QuickBooks", "Difference"):
-        totals.add_column(name, justify="right")
+    for column in ("fieldhub", name, "Difference"):
+        totals.add_column(column, justify="right")
     for t in report.totals:
         style = "red" if abs(t.difference) > TOLERANCE else ""
         totals.add_row(
@@ -860,12 +792,12 @@ def print_report(report: Report, console: Any) -> None:
     if report.discrepancies:
         count = len(report.discrepancies)
         table = Table(title=f"{count} discrepanc{'y' if count == 1 else 'ies'}", title_justify="left")
-        for name in ("What", "Record", "fieldhub", "QuickBooks", "Why"):
-            table.add_column(name, justify="right" if name in ("fieldhub", "QuickBooks") else "left")
+        for column in ("What", "Record", "fieldhub", name, "Why"):
+            table.add_column(column, justify="right" if column in ("fieldhub", name) else "left")
         for d in report.discrepancies:
             table.add_row(
                 d.kind_label,
-                f"{ENTITY_LABELS[d.entity]} {d.label}" + (f" (QBO #{d.remote_id})" if d.remote_id else ""),
+                f"{ENTITY_LABELS[d.entity]} {d.label}" + (f" ({name} #{d.remote_id})" if d.remote_id else ""),
                 "—" if d.fieldhub is None else format_money(d.fieldhub),
                 "—" if d.books is None else format_money(d.books),
                 d.detail,
@@ -873,10 +805,10 @@ def print_report(report: Report, console: Any) -> None:
         console.print(table)
     if report.payouts:
         table = Table(title="Payouts ↔ bank deposits", title_justify="left")
-        for name in ("Payout", "Arrived", "Amount", "Deposit", "Lines up"):
-            table.add_column(name, justify="right" if name == "Amount" else "left")
+        for column in ("Payout", "Arrived", "Amount", "Deposit", "Lines up"):
+            table.add_column(column, justify="right" if column == "Amount" else "left")
         for p in report.payouts:
-            deposit = f"#{p.remote_id} {p.qbo_date or ''}" if p.remote_id else "—"
+            deposit = f"#{p.remote_id} {p.books_date or ''}" if p.remote_id else "—"
             table.add_row(
                 p.payout_id,
                 p.arrival_date.isoformat(),
@@ -885,4 +817,4 @@ def print_report(report: Report, console: Any) -> None:
                 "[green]yes[/]" if p.ok else "[red]no[/] " + " ".join(p.problems),
             )
         console.print(table)
-    console.print(f"[dim]Read {report.objects:,} QuickBooks records in {report.pages} requests.[/]")
+    console.print(f"[dim]Read {report.objects:,} {name} records in {report.pages} requests.[/]")
