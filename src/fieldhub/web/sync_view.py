@@ -16,7 +16,13 @@ from fieldhub.hub.sync.models import LedgerRow, RunStatus, SyncRun, SyncRunEntit
 from fieldhub.hub.sync.status import EntityStatus, Wait, Waiting
 
 SAME_MOMENT = timedelta(minutes=1)
-TRIGGERS = {"backfill": "backfill", "retry": "retry", "webhook": "change in the provider", "schedule": "catch-up"}
+TRIGGERS = {
+    "backfill": "backfill",
+    "retry": "retry",
+    "webhook": "change in the provider",
+    "schedule": "catch-up",
+    "resume": "resume after a restart",
+}
 
 
 def plural(entity: str, n: int = 2) -> str:

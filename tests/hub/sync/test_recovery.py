@@ -50,3 +50,63 @@ async def test_issue14_item5_single_worker_keeps_its_lease_through_slow_batches(
     assert run.status == RunStatus.SUCCESS and run.created == 95
     rows = list(await session.scalars(select(LedgerRow.state).where(LedgerRow.connection_id == qbo.connection_id)))
     assert rows.count(LedgerState.SYNCED) == 95
+
+
+async def test_issue14_item5_a_cut_run_is_closed_and_resumed_at_start_up_with_auto_sync_off(
+    session, biz: Business, qbo: QBOSetup
+) -> None:
+    """A Sync Now that kill -9 cut: its run row says "running" and its lease names the dead process. With
+    Auto-Sync off nothing ran it again until someone pressed Sync Now; now the next start-up closes the run as
+    interrupted and runs its work."""
+    import sys
+
+    from fieldhub.hub.connections.models import Connection
+    from fieldhub.hub.processes import MACHINE
+    from fieldhub.hub.sync.dispatch import Dispatcher
+    from fieldhub.hub.sync.models import SyncRun
+
+    connection = await session.get(Connection, qbo.connection_id)
+    connection.auto_sync = False
+    for n in range(3):
+        await create_customer(session, biz.tenant.id, {"display_name": f"Cut {n}"})
+    await session.commit()
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()  # the killed `fieldhub serve`, reaped by its supervisor before the restart
+    assert await acquire_lease(session, qbo.connection_id, f"{MACHINE}:{dead.pid}:run", seconds=600)
+    cut = SyncRun(
+        tenant_id=biz.tenant.id, connection_id=qbo.connection_id, trigger="manual", direction="export", entity=""
+    )
+    session.add(cut)
+    await session.commit()
+    cut_id = cut.id
+
+    dispatcher = Dispatcher(qbo.env, sweep_seconds=0.1, client_options={"timeout": 5.0})
+    await dispatcher.start()  # the restart
+    try:
+        for _ in range(200):
+            states = list(
+                await session.scalars(select(LedgerRow.state).where(LedgerRow.connection_id == qbo.connection_id))
+            )
+            await session.commit()
+            if states and set(states) == {LedgerState.SYNCED}:
+                break
+            await asyncio.sleep(0.05)
+        await dispatcher.idle()
+    finally:
+        await dispatcher.stop()
+    runs = list(
+        await session.scalars(
+            select(SyncRun)
+            .where(SyncRun.connection_id == qbo.connection_id)
+            .order_by(SyncRun.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    assert runs[0].id == cut_id and runs[0].status == RunStatus.FAILED and runs[0].finished_at is not None
+    assert [e["code"] for e in runs[0].errors] == ["interrupted"]
+    assert [(r.trigger, r.status, r.created) for r in runs[1:]] == [("resume", RunStatus.SUCCESS, 3)]
+    assert sorted(c["DisplayName"] for c in qbo.objects("Customer").values() if c["DisplayName"].startswith("Cut")) == [
+        "Cut 0",
+        "Cut 1",
+        "Cut 2",
+    ]

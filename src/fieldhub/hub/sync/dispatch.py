@@ -31,8 +31,16 @@ from fieldhub.db import utcnow
 from fieldhub.hub import processes, registry
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.oauth.env import OAuthEnv
-from fieldhub.hub.sync.engine import LeaseHeld, sync_connection
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, PeriodicLease, SyncCursor, SyncLease, SyncRun
+from fieldhub.hub.sync.engine import LeaseHeld, acquire_lease, close_interrupted_runs, release_lease, sync_connection
+from fieldhub.hub.sync.models import (
+    LedgerRow,
+    LedgerState,
+    PeriodicLease,
+    RunStatus,
+    SyncCursor,
+    SyncLease,
+    SyncRun,
+)
 from fieldhub.log import get_logger
 
 log = get_logger("fieldhub.sync.dispatch")
@@ -118,6 +126,69 @@ async def due_connections(env: OAuthEnv, *, auto_only: bool = True) -> list[int]
     async with env.engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         return list(await autocommit.scalars(due_query(auto_only=auto_only)))
+
+
+# ----------------------------------------------------------------------------- start-up
+
+
+RESUME = "resume"  # the trigger of a run that takes up the work of one a crash cut
+
+
+async def recover(env: OAuthEnv, waker: Waker | None = None) -> list[int]:
+    """At start-up of a process that syncs: close the runs a crash left "running" and take their work up again.
+
+    A run cut by kill -9 (or OOM, or a power cut) stays "running" in the history until the next run of its
+    connection closes it, and with Auto-Sync off nothing starts that run until someone presses Sync Now: the
+    page said "running" for ever and the records waited. Here every connection with a run still "running"
+    whose lease no live process holds (free, lapsed, or its holder found gone: acquire_lease) has those runs
+    closed as interrupted, and an export run's work is started again at once, as a run of its own (trigger
+    "resume"), whatever Auto-Sync says: the owner (or Auto-Sync) asked for that run, and a crash is not the owner
+    changing their mind. A connection whose lease a live process holds is left alone: its run is going.
+    Then every connection with work due and Auto-Sync on is woken at once, not at the first sweep.
+
+    An import run's work needs no wake: its cursor moves only with what it applied, so the next catch-up
+    re-reads the rest. Returns the connections whose cut runs were resumed.
+    """
+    waker = waker or _waker
+    async with env.sessionmaker() as session:
+        running = (
+            await session.execute(
+                select(SyncRun.connection_id, SyncRun.direction, SyncRun.entity).where(
+                    SyncRun.status == RunStatus.RUNNING
+                )
+            )
+        ).all()
+        await session.commit()
+    cut: dict[int, set[str | None]] = {}
+    for connection_id, direction, entity in running:
+        wanted = cut.setdefault(connection_id, set())
+        if direction == "export":
+            wanted.add(entity or None)
+    holder = f"{HOLDER}:recover"
+    resumed: list[int] = []
+    for connection_id, entities in sorted(cut.items()):
+        async with env.sessionmaker() as session:
+            if not await acquire_lease(session, connection_id, holder):
+                continue  # a live process holds it: its run is going, and closes what it finds when it ends
+            try:
+                closed = await close_interrupted_runs(session, connection_id)
+                await session.commit()
+            finally:
+                await release_lease(session, connection_id, holder)
+        if not closed:
+            continue  # it ended between the look and the lease
+        log.warning("sync.recover.closed", connection_id=connection_id, runs=closed)
+        if not entities or waker is None:
+            continue
+        resumed.append(connection_id)
+        # A run of every entity covers the entity-only ones.
+        scopes: list[str | None] = [None] if None in entities else [e for e in sorted(e for e in entities if e)]
+        for scope in scopes:
+            waker.wake(connection_id, RESUME, scope)
+    if waker is not None:
+        for connection_id in await due_connections(env):
+            waker.wake(connection_id, "schedule")
+    return resumed
 
 
 # ----------------------------------------------------------------------------- what pages call
@@ -215,7 +286,14 @@ class Dispatcher:
         self.tasks = [asyncio.create_task(self._runner()) for _ in range(self.workers)]
         self.tasks.append(asyncio.create_task(self._sweeper()))
         self.tasks.append(asyncio.create_task(periodic_loop(self.env, every=self.periodic_seconds)))
+        self.tasks.append(asyncio.create_task(self._recover()))
         log.info("sync.dispatch.started", workers=self.workers)
+
+    async def _recover(self) -> None:
+        try:
+            await recover(self.env, self)
+        except Exception:  # noqa: BLE001 - the sweep and the next runs close and find the same work later
+            log.exception("sync.recover.failed")
 
     async def stop(self) -> None:
         set_waker(None, only=self)

@@ -122,6 +122,10 @@ async def run_worker(env: OAuthEnv, *, concurrency: int = 4, **options: Any) -> 
     await queue.start()
     try:
         log.info("sync.worker.started", holder=dispatch.HOLDER, concurrency=concurrency)
+        try:  # runs a crash cut: closed, and their work deferred as jobs (dispatch.recover)
+            await dispatch.recover(env, queue)
+        except Exception:  # noqa: BLE001 - the sweep and the next runs close and find the same work later
+            log.exception("sync.recover.failed")
         await queue.app.run_worker_async(
             queues=[QUEUE],
             concurrency=concurrency,
