@@ -21,7 +21,7 @@ from fieldhub.core.errors import NotFound, ValidationFailed
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.hub import registry
 from fieldhub.hub.emulator.mount import EMULATOR_PREFIX, mount_emulators
-from fieldhub.hub.notify import invoice_mail
+from fieldhub.hub.notify import invoice_mail, subticket_mail
 from fieldhub.hub.sync.ledger import on_domain_event
 from fieldhub.runtime import tune_gc_after_startup
 from fieldhub.settings import Settings, get_settings
@@ -43,9 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     log.configure(settings.log_level, settings.log_json)
     # Every core write marks the sync ledger in its own transaction (hub/sync/ledger.py); a sent invoice
-    # queues the customer's email in it too (hub/notify/invoice_mail.py).
+    # queues the customer's email in it too (hub/notify/invoice_mail.py), a sub-ticket given to a subcontractor
+    # both sides' (hub/notify/subticket_mail.py).
     events.subscribe(on_domain_event)
     events.subscribe(invoice_mail.on_domain_event)
+    events.subscribe(subticket_mail.on_domain_event)
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager

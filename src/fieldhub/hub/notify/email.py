@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from fieldhub.db import utcnow
-from fieldhub.hub.notify import MAIL_KEY
+from fieldhub.hub.notify import MAIL_KEY, notify
 from fieldhub.hub.notify.invoice_mail import expand
 from fieldhub.hub.notify.models import OutboundEmail
 from fieldhub.log import get_logger
@@ -29,12 +29,38 @@ log = get_logger(__name__)
 MAILBOX_MODES = ("demo", "test")
 SWEEP_SECONDS = 60.0
 MAX_ATTEMPTS = 5
+# Alerts to the business's own users; a failure of one of these is not itself alerted (no loop).
+ALERT_PREFIXES = ("connection.", "sync.", "email.")
 
 _wake: asyncio.Event | None = None
 
 
 def uses_mailbox(settings: Settings) -> bool:
-    return settings.mode in MAILBOX_MODES
+    """Demo and test deliver to the local mailbox unless an SMTP server is configured (real SMTP in the tests)."""
+    return settings.mode in MAILBOX_MODES and not settings.smtp_host
+
+
+def _permanent(error: Exception) -> bool:
+    """A refusal that retrying won't cure: the server rejected the address (5xx), i.e. the message bounced."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
+
+
+async def _tell_owner(session: AsyncSession, row: OutboundEmail, permanent: bool) -> None:
+    """A message to someone outside the business (a customer, a subcontractor) that did not go out is shown in
+    the app: once when it first fails (it stays queued and is retried), and again if it is given up."""
+    if row.kind.startswith(ALERT_PREFIXES) or not (permanent or row.attempts == 1):
+        return
+    what = "could not be delivered and will not be retried" if permanent else "is not delivered yet; retrying"
+    await notify(
+        session,
+        row.tenant_id,
+        "email.failed",
+        f"Email to {row.to_address} {what}",
+        f"{row.subject}\n\nThe mail server said: {row.error}",
+        "/notifications",
+    )
 
 
 def _send_smtp(settings: Settings, to: str, subject: str, body: str, html: str = "") -> None:
@@ -80,13 +106,18 @@ async def deliver_pending(sessionmaker: async_sessionmaker[AsyncSession], settin
                 row.transport = "mailbox"
             elif not settings.smtp_host:
                 row.sent_at, row.error = None, "No SMTP server is configured (FIELDHUB_SMTP_HOST)."
+                await _tell_owner(session, row, permanent=False)
             else:
                 try:
                     await asyncio.to_thread(_send_smtp, settings, row.to_address, row.subject, row.body, row.html_body)
                     row.transport = "smtp"
                 except (OSError, smtplib.SMTPException) as e:
                     row.sent_at, row.error = None, f"{type(e).__name__}: {e}"
-                    log.warning("notify.email.failed", email_id=email_id, error=row.error)
+                    permanent = _permanent(e)
+                    if permanent:
+                        row.attempts = MAX_ATTEMPTS
+                    log.warning("notify.email.failed", email_id=email_id, error=row.error, permanent=permanent)
+                    await _tell_owner(session, row, permanent)
             await session.commit()
             sent += row.sent_at is not None
     return sent

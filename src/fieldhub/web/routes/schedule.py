@@ -18,6 +18,7 @@ from fieldhub.core.validation import Id, id_or_none
 from fieldhub.web.deps import Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data
+from fieldhub.web.routes.subcontractors import sub_ticket_context
 from fieldhub.web.templating import render
 
 router = APIRouter(route_class=PageRoute)
@@ -163,14 +164,16 @@ async def job_create(request: Request, ctx: WebCtx) -> Response:
 
 @router.get("/schedule/jobs/{job_id:int}")
 async def job_view(request: Request, ctx: WebCtx, job_id: Id) -> Response:
-    return await _job_page(request, ctx, job_id)
+    return await job_page(request, ctx, job_id)
 
 
-async def _job_page(request: Request, ctx: Ctx, job_id: int, error: str = "", status_code: int = 200) -> Response:
+async def job_page(request: Request, ctx: Ctx, job_id: int, error: str = "", status_code: int = 200) -> Response:
+    """The job's page (also shown again, with `error`, by a refused action on it)."""
     job = await service.get_job(ctx.db, ctx.tenant_id, job_id)
     zone = ZoneInfo(ctx.tenant.timezone)
     start, end = job.scheduled_start.astimezone(zone), job.scheduled_end.astimezone(zone)
     end_format = "%-I:%M %p" if end.date() == start.date() else "%a %b %-d, %-I:%M %p"
+    subs = await sub_ticket_context(ctx, job)
     return render(
         request,
         "schedule/job_view.html",
@@ -181,6 +184,7 @@ async def _job_page(request: Request, ctx: Ctx, job_id: int, error: str = "", st
             "when": f"{start.strftime('%a %b %-d, %-I:%M %p')} – {end.strftime(end_format)}",
             "msg": request.query_params.get("msg", ""),
             "error": error,
+            **subs,
         },
         status_code=status_code,
     )
@@ -208,7 +212,7 @@ async def job_status(request: Request, ctx: WebCtx, job_id: Id) -> Response:
     try:
         await service.set_job_status(ctx.db, ctx.tenant_id, job_id, values.get("status", ""))
     except ValidationFailed as exc:
-        return await _job_page(request, ctx, job_id, " ".join(exc.errors.values()), status_code=400)
+        return await job_page(request, ctx, job_id, " ".join(exc.errors.values()), status_code=400)
     return RedirectResponse(f"/schedule/jobs/{job_id}?msg=status", status_code=303)
 
 

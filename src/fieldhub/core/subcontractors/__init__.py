@@ -1,0 +1,1 @@
+"""Subcontractors and the sub-tickets of a job they are assigned."""
