@@ -1,7 +1,7 @@
 """subcontractors and sub_tickets: work given to another company on a job, emailed on assignment (issue 22 item 5)
 
 Revision ID: 20261207s1
-Revises: 20261207h1
+Revises: 20261207t1
 Create Date: 2026-12-07 19:33:13.159392
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207s1"
-down_revision: str | None = "20261207h1"
+down_revision: str | None = "20261207t1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
