@@ -25,13 +25,15 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     assert set(qbo.sends) == {"customer", "item", "invoice", "payment", "deposit", "refund"}
     assert qbo.receives == ("customer",)  # two-way customers: inbound.py's IMPORTS beside poll
     assert [(f.entity, f.way) for f in qbo.coming] == [("tax_rate", "import")]  # planned in its toml
-    for key in ("google_calendar", "outlook", "xero", "freshbooks", "wave", "google_business_profile", "thumbtack"):
+    for key in ("outlook", "xero", "freshbooks", "wave", "google_business_profile", "thumbtack"):
         found = features.get(key)
         assert not found.syncs and not found.live and found.coming, key
         assert found.coming_note.endswith("arrives in a coming release"), key
     for key in ("docusign", "dropbox_sign", "voice_ai"):
         assert not features.get(key).live, key
-    assert [s.key for s in registry.all() if features.get(s.key).syncs] == ["quickbooks"]
+    assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar"}
+    gcal = features.get("google_calendar")  # jobs go out through the calendar capability's adapter (issue 17)
+    assert gcal.sends == ("job",) and [(f.entity, f.way) for f in gcal.coming] == [("time_block", "import")]
     stripe = features.get("stripe")  # events bring its payments, refunds and payouts in; nothing goes out
     assert not stripe.syncs and set(stripe.receives) == {"payment", "refund", "payout"} and not stripe.coming
     gbp = features.get("google_business_profile")
@@ -43,7 +45,7 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     xero = features.get("xero")
     assert ("customer", "Customers both ways with Xero") in xero.lines(xero.coming)
     card = registry.registry().card("calendar")
-    assert features.card_now_line(card) == "Works now: connect and health checks. Coming: jobs and time blocks."
+    assert features.card_now_line(card) == "Works now: syncs jobs."
     assert features.card_now_line(registry.registry().card("quickbooks")).startswith("Works now: syncs customers")
 
 

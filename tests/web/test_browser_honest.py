@@ -36,7 +36,6 @@ pytestmark = pytest.mark.browser
 # Card -> the provider connected on it (one per card whose sync is still to come), and what its page says is coming.
 TO_COME = {
     "google_business_profile": ("google_business_profile", ["Reviews from", "Review replies to"]),
-    "calendar": ("google_calendar", ["Jobs to", "Time blocks from"]),
     "accounting": ("xero", ["Customers both ways", "Invoices to", "Refunds to"]),
     "thumbtack": ("thumbtack", ["Leads from", "Lead messages both ways"]),
     "esignatures": ("docusign", ["Estimates to"]),

@@ -94,7 +94,12 @@ def _details(conn: Connection) -> list[tuple[str, str]]:
         # What was read while connected ("Charges: Enabled", a payout bank) is not true of it now.
         return []
     stored = conn.account_details or {}
-    return [(label, str(stored[key])) for key, label in DETAIL_LABELS.items() if stored.get(key)]
+    # The account's name is on the card already: a Google account named by its email shows the email once.
+    return [
+        (label, str(stored[key]))
+        for key, label in DETAIL_LABELS.items()
+        if stored.get(key) and str(stored[key]) != conn.account_name
+    ]
 
 
 async def check_readable(session: AsyncSession, vault: Vault, conn: Connection) -> None:

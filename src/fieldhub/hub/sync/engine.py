@@ -33,9 +33,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload, selectinload
 
+from fieldhub.core.accounts.models import Tenant
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice
 from fieldhub.core.items.models import Item, TaxRate
+from fieldhub.core.jobs.models import Job
 from fieldhub.core.payments.models import Deposit, Payment, Refund
 from fieldhub.db import utcnow
 from fieldhub.hub import metrics, processes, registry
@@ -67,8 +69,8 @@ from fieldhub.log import get_logger
 log = get_logger("fieldhub.sync")
 
 # Customers and items before invoices, invoices before payments, payments before refunds; deposits last (a
-# payout's deposit links the payments and refunds it carries).
-ORDER = ("customer", "item", "invoice", "payment", "refund", "deposit")
+# payout's deposit links the payments and refunds it carries). Jobs go to calendars and depend on nothing.
+ORDER = ("customer", "item", "invoice", "payment", "refund", "deposit", "job")
 MODELS: dict[str, Any] = {
     "customer": Customer,
     "item": Item,
@@ -76,6 +78,7 @@ MODELS: dict[str, Any] = {
     "payment": Payment,
     "refund": Refund,
     "deposit": Deposit,
+    "job": Job,
 }
 CHUNK = 100
 # Batches left on their way while the engine settles a reply and prepares the next chunk. Two keep the
@@ -226,6 +229,17 @@ async def related(session: AsyncSession, entity: str, records: Sequence[Any]) ->
         rate_ids = {r.tax_rate_id for r in records if r.tax_rate_id is not None}
         rates = await _by_id(session, TaxRate, rate_ids)
         return {r.id: {"tax_rate": rates.get(r.tax_rate_id)} if r.tax_rate_id is not None else {} for r in records}
+    if entity == "job":  # a calendar writes its times in the business's zone
+        zones = dict(
+            (
+                await session.execute(
+                    select(Tenant.id, Tenant.timezone).where(Tenant.id.in_({r.tenant_id for r in records}))
+                )
+            )
+            .tuples()
+            .all()
+        )
+        return {r.id: {"time_zone": zones.get(r.tenant_id, "UTC")} for r in records}
     if entity not in ("payment", "refund"):
         return {r.id: {} for r in records}
     invoices = await _by_id(session, Invoice, {r.invoice_id for r in records})

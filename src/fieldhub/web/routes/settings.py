@@ -156,6 +156,10 @@ async def provider_panels(
             **await panel_context(request, ctx, p.key),
         }
         panel["sync"] = await sync_dashboards(ctx, panel["conn_panel"])
+        # A capability adds its own part under the connection (the calendar picker and settings): found by
+        # folder, capabilities/<kind>/pages.py's `panel`, as the house finds its routes.
+        pages = registry.capability_module(p.category, "pages") if p.category in registry.capability_names() else None
+        panel["capability"] = await pages.panel(request, ctx, p, panel["conn_panel"]) if pages is not None else None
         panels.append(panel)
     return panels
 

@@ -133,6 +133,7 @@ class GoogleCalendarEmulator(GoogleEmulator):
             ("/calendars/{calendar_id}/events", self.events_list, ["GET"]),
             ("/calendars/{calendar_id}/events", self.events_insert, ["POST"]),
             ("/calendars/{calendar_id}/events/watch", self.events_watch, ["POST"]),
+            ("/calendars/{calendar_id}/events/{event_id}/move", self.events_move, ["POST"]),
             ("/calendars/{calendar_id}/events/{event_id}", self.events_get, ["GET"]),
             ("/calendars/{calendar_id}/events/{event_id}", self.events_update, ["PUT", "PATCH"]),
             ("/calendars/{calendar_id}/events/{event_id}", self.events_delete, ["DELETE"]),
@@ -368,6 +369,27 @@ class GoogleCalendarEmulator(GoogleEmulator):
             return google_error(410, "Resource has been deleted", reason="deleted")
         self._store(cid, event_id, {"status": "cancelled"}, existing=stored["event"])
         return Response(status_code=204)
+
+    async def events_move(self, request: Request, calendar_id: str, event_id: str) -> JSONResponse:
+        """events.move: the event changes organizer calendar, keeping its id; the source lists it as cancelled."""
+        account = self.oauth.authenticate(request)
+        if account is None:
+            return self.unauthenticated()
+        cid = self._calendar(account, calendar_id)
+        stored = self.events.get(cid or "", {}).get(event_id)
+        if cid is None or stored is None or stored["event"]["status"] == "cancelled":
+            return google_error(404, NOT_FOUND)
+        destination = self._calendar(account, request.query_params.get("destination", ""))
+        if destination is None:
+            return google_error(404, NOT_FOUND)
+        if destination == cid:
+            return JSONResponse(stored["event"])
+        if event_id in self.events.get(destination, {}):
+            return google_error(409, DUPLICATE, reason="duplicate")
+        moved = dict(stored["event"])
+        self._store(cid, event_id, {"status": "cancelled"}, existing=stored["event"])
+        moved["organizer"] = {"email": destination, "self": True}
+        return JSONResponse(self._store(destination, event_id, {}, existing=moved))
 
     async def events_list(self, request: Request, calendar_id: str) -> JSONResponse:
         account = self.oauth.authenticate(request)

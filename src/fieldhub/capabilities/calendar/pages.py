@@ -1,0 +1,65 @@
+"""What a calendar provider's panel on the Calendar page adds under its connection: the calendar, Last Synced
+with a status dot, the guide's settings, each technician's calendar and the sync history (read from the runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from fieldhub.capabilities.calendar import service
+from fieldhub.capabilities.calendar.protocol import CalendarInfo
+from fieldhub.capabilities.calendar.settings import DIRECTIONS, INTERVALS, REMINDERS, CalendarSettings
+from fieldhub.core.jobs.service import list_technicians
+from fieldhub.hub.connections.models import ConnectionStatus
+from fieldhub.hub.oauth.env import env_for
+from fieldhub.hub.spec import ProviderSpec
+from fieldhub.log import get_logger
+
+log = get_logger(__name__)
+DOT = {"success": "green", "partial": "yellow", "failed": "red"}
+
+
+async def panel(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any) -> dict[str, Any] | None:
+    views = [v for v in conn_panel.views if v.connection.status != ConnectionStatus.DISCONNECTED]
+    if not views:
+        return None
+    env = env_for(request.app)
+    # The calendar list is read from the provider: the request's own transaction ends first, so the token
+    # refresh and rate limiter (their own sessions) never wait on it (SQLite has one writer).
+    await ctx.db.commit()
+    technicians = await list_technicians(ctx.db, ctx.tenant_id)
+    connections = []
+    for view in views:
+        conn = view.connection
+        settings = CalendarSettings.of(conn)
+        calendars: list[CalendarInfo] = []
+        calendars_error = ""
+        if conn.status == ConnectionStatus.CONNECTED:
+            try:
+                async with service.open_api(env, conn) as api:
+                    calendars = await api.calendars()
+            except Exception as e:  # noqa: BLE001 - the page still shows what is stored
+                log.info("calendar.list_failed", connection_id=conn.id, error=type(e).__name__)
+                calendars_error = "The calendar list could not be read just now."
+        last = await service.last_run(ctx.db, conn.id)
+        runs = await service.recent_runs(ctx.db, conn.id)
+        connections.append(
+            {
+                "connection": conn,
+                "settings": settings,
+                "calendars": calendars,
+                "calendars_error": calendars_error,
+                "last": last,
+                "dot": DOT.get(str(last.status), "grey") if last else "grey",
+                "runs": runs,
+            }
+        )
+    return {
+        "template": "calendar/_panel.html",
+        "connections": connections,
+        "technicians": technicians,
+        "directions": DIRECTIONS,
+        "intervals": INTERVALS,
+        "reminders": REMINDERS,
+    }
