@@ -15,13 +15,13 @@ from tests.conftest import Business
 from tests.hub.oauth.conftest import consent
 from tests.hub.sync.conftest import MAPPING, QBOSetup, connect_mapped
 
+from fieldhub.capabilities.accounting import backfill
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.service import create_invoice, send_invoice
 from fieldhub.core.items.service import create_item
 from fieldhub.db import utcnow
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.sync.models import LedgerRow, RunStatus, SyncRun
-from fieldhub.providers.quickbooks import backfill
 
 PAGE = "/settings/integrations/quickbooks"
 

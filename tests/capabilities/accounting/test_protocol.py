@@ -80,4 +80,4 @@ def test_faults_in_plain_words() -> None:
     conflict = ledger.explain("6240", {"DisplayName": "Ada"})
     assert "Customer name conflict" in conflict.reason and "Ada" in conflict.reason and conflict.fix
     assert "chart of accounts" in ledger.explain("610").reason
-    assert ledger.same_name("Jane  SMITH ", "jane smith")
+    assert ledger.normalise("Jane  SMITH ") == ledger.normalise("jane smith")

@@ -4,11 +4,11 @@ Everything true of any ledger (QuickBooks, Xero, FreshBooks, Wave) lives in capa
 import wizard and its dry run, the $1 test sync, the name-conflict fix, inbound apply, the monthly
 reconciliation, the settings page. A ledger's folder (providers/<key>/) supplies only:
 
-- `ledger.py` defining `open_ledger(connection, client, env) -> Ledger` (the object below, over the
-  connection's `ProviderClient` from hub/sync/clients.client_for) plus, as today, `sync.py`'s export adapter
-  (create_adapter, EXPORTS; the engine in hub/sync does batching, retries, idempotency and the ledger rows),
-  `accounts.py` (MAPPING_FIELDS: the five accounts and the fee account, with the ledger's account types, and
-  list_accounts), `hooks.py` (connect) and `webhooks.py` (verify, parse).
+- `ledger.py` defining NAME (how pages name it: "QuickBooks") and `open_ledger(connection, client, env) ->
+  Ledger` (the object below, over the connection's `ProviderClient` from hub/sync/clients.client_for), plus, as
+  today, `sync.py`'s export adapter (create_adapter, EXPORTS; the engine in hub/sync does batching, retries,
+  idempotency and the ledger rows), `accounts.py` (MAPPING_FIELDS: the five accounts and the fee account, with
+  the ledger's account types, and list_accounts), `hooks.py` (connect) and `webhooks.py` (verify, parse).
 - pure mappers both ways: fieldhub records → the ledger's JSON (in sync.py's adapter), the ledger's JSON →
   the neutral records here (`Party`, `Product`, `Txn`).
 
@@ -45,7 +45,7 @@ runs each ledger against its emulator through the same cases):
 8. **Faults in plain words.** Every refusal reaches the engine as hub.errors (NeedsReauth, RetryLater,
    Rejected(code, reason, fix)); `explain(code, sent)` gives the reason and the fix a business owner can act
    on for a ledger's own error code. Code "not_found" is how any ledger says the object is gone.
-9. **Names compare as the ledger compares them** (`same_name`): QuickBooks ignores case and runs of spaces.
+9. **Names compare as the ledger compares them** (`normalise`): QuickBooks ignores case and runs of spaces.
 """
 
 from __future__ import annotations
@@ -177,8 +177,8 @@ class Ledger(Protocol):
         """What the ledger calls a kind of record ("RefundReceipt" for a refund in QuickBooks), for messages."""
         ...
 
-    def same_name(self, a: str, b: str) -> bool:
-        """Whether the ledger treats two names as the same (rule 9)."""
+    def normalise(self, name: str) -> str:
+        """The form under which the ledger compares names: two names are the same when these are (rule 9)."""
         ...
 
     def explain(self, code: str, sent: dict[str, Any] | None = None) -> Problem:

@@ -1,4 +1,5 @@
-"""The accounting pages: the monthly reconciliation of a connected ledger and its CSV download.
+"""The accounting pages of a connected ledger: the backfill wizard with its dry run, and the monthly
+reconciliation with its CSV download.
 
 Any provider that implements the ledger protocol (providers/<key>/ledger.py) gets them. Owner and admin
 only; another business's connection is a 404 (kit.connection_on_card).
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 
-from fieldhub.capabilities.accounting import ledgers
+from fieldhub.capabilities.accounting import backfill, ledgers
 from fieldhub.capabilities.accounting import reconcile as module
 from fieldhub.core.validation import Id
 from fieldhub.hub.connections.models import Connection
@@ -26,6 +27,14 @@ router = APIRouter(prefix="/settings/integrations/{card_key}/{connection_id}")
 def _check(spec: ProviderSpec, conn: Connection) -> None:
     if not ledgers.is_ledger(conn.provider):
         raise HTTPException(404, f"{spec.name} has no monthly reconciliation.")
+
+
+async def _ledger(ctx: AdminCtx, card_key: str, connection_id: int) -> tuple[ProviderSpec, Connection]:
+    """The connection on the card, if its provider is a ledger (else a 404)."""
+    spec, conn = await connection_on_card(ctx, card_key, connection_id)
+    if not ledgers.is_ledger(conn.provider):
+        raise HTTPException(404, "That connection was not found.")
+    return spec, conn
 
 
 def _page_data(spec: ProviderSpec, conn: Connection, month_key: str) -> dict[str, Any]:
@@ -81,3 +90,76 @@ async def reconcile_csv(request: Request, ctx: AdminCtx, card_key: str, connecti
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{module.csv_filename(report)}"'},
     )
+
+
+# ----------------------------------------------------------------------------- backfill after first connect
+
+
+def _backfill_page(
+    request: Request,
+    spec: ProviderSpec,
+    conn: Connection,
+    *,
+    plan: backfill.Plan | None = None,
+    result: backfill.Result | None = None,
+    transactions: bool = False,
+    error: str = "",
+    link: str = "",
+    link_text: str = "",
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "accounting/backfill.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "plan": plan,
+            "counts": plan.counts() if plan else None,
+            "result": result,
+            "transactions": transactions,
+            "error": error,
+            "link": link,
+            "link_text": link_text,
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
+        },
+        status,
+    )
+
+
+@router.get("/backfill")
+async def backfill_page(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, transactions: str = ""
+) -> Response:
+    """The dry run: what would match, be created here, be created in the ledger, or collide. Changes nothing."""
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    include = transactions in ("on", "1", "yes", "true")
+    try:
+        plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
+    except backfill.BackfillRefused as e:
+        return _backfill_page(request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, status=409)
+    except ProviderError as e:
+        return _backfill_page(
+            request, spec, conn, error=f"{ledgers.name_of(conn.provider)} did not answer: {e}", status=502
+        )
+    return _backfill_page(request, spec, conn, plan=plan, transactions=include)
+
+
+@router.post("/backfill")
+async def start_backfill(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, transactions: str = Form("")
+) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    include = transactions in ("on", "1", "yes", "true")
+    try:
+        result = await backfill.start(env_for(request.app), ctx.db, conn, include_transactions=include)
+    except backfill.BackfillRefused as e:
+        return _backfill_page(request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, status=409)
+    except ProviderError as e:
+        return _backfill_page(
+            request, spec, conn, error=f"{ledgers.name_of(conn.provider)} did not answer: {e}", status=502
+        )
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
+    return _backfill_page(request, spec, conn, plan=plan, result=result, transactions=include)

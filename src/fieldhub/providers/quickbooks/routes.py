@@ -1,4 +1,4 @@
-"""The guided parts of the QuickBooks setup: the $1 test sync, fixing a customer name conflict, and the backfill.
+"""The guided parts of the QuickBooks setup: the $1 test sync and fixing a customer name conflict.
 
 Pages live under the connection's own path (/settings/integrations/quickbooks/{connection_id}/…), next to
 the dashboard, history and mapping pages of web/routes/sync_pages.py; main.route_modules() includes this
@@ -17,7 +17,7 @@ from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.errors import ProviderError
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
-from fieldhub.providers.quickbooks import backfill, conflicts, testsync
+from fieldhub.providers.quickbooks import conflicts, testsync
 from fieldhub.web.kit import AdminCtx, connection_on_card
 from fieldhub.web.templating import render
 
@@ -180,71 +180,6 @@ async def link(
     except conflicts.ConflictError as e:
         return await _resolve_page(request, ctx, spec, conn, ledger_id, str(e), 400)
     return _redirect(f"{_base(conn)}/records?state=failed")
-
-
-# ----------------------------------------------------------------------------- backfill after first connect
-
-
-def _backfill_page(
-    request: Request,
-    spec: ProviderSpec,
-    conn: Connection,
-    *,
-    plan: backfill.Plan | None = None,
-    result: backfill.Result | None = None,
-    transactions: bool = False,
-    error: str = "",
-    link: str = "",
-    link_text: str = "",
-    status: int = 200,
-) -> Response:
-    return render(
-        request,
-        "quickbooks/backfill.html",
-        {
-            "spec": spec,
-            "conn": conn,
-            "plan": plan,
-            "counts": plan.counts() if plan else None,
-            "result": result,
-            "transactions": transactions,
-            "error": error,
-            "link": link,
-            "link_text": link_text,
-            "base": _base(conn),
-            "back": f"/settings/integrations/{KEY}",
-        },
-        status,
-    )
-
-
-@router.get("/backfill")
-async def backfill_page(request: Request, ctx: AdminCtx, connection_id: Id, transactions: str = "") -> Response:
-    """The dry run: what would match, be created here, be created in QuickBooks, or collide. Changes nothing."""
-    spec, conn = await _qbo(ctx, connection_id)
-    include = transactions in ("on", "1", "yes", "true")
-    try:
-        plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
-    except backfill.BackfillRefused as e:
-        return _backfill_page(request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, status=409)
-    except ProviderError as e:
-        return _backfill_page(request, spec, conn, error=f"QuickBooks did not answer: {e}", status=502)
-    return _backfill_page(request, spec, conn, plan=plan, transactions=include)
-
-
-@router.post("/backfill")
-async def start_backfill(request: Request, ctx: AdminCtx, connection_id: Id, transactions: str = Form("")) -> Response:
-    spec, conn = await _qbo(ctx, connection_id)
-    include = transactions in ("on", "1", "yes", "true")
-    try:
-        result = await backfill.start(env_for(request.app), ctx.db, conn, include_transactions=include)
-    except backfill.BackfillRefused as e:
-        return _backfill_page(request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, status=409)
-    except ProviderError as e:
-        return _backfill_page(request, spec, conn, error=f"QuickBooks did not answer: {e}", status=502)
-    spec, conn = await _qbo(ctx, connection_id)
-    plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
-    return _backfill_page(request, spec, conn, plan=plan, result=result, transactions=include)
 
 
 def _redirect(url: str) -> RedirectResponse:

@@ -13,8 +13,6 @@ customer is made inactive (QBO never deletes names); here the three records and 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from fieldhub.capabilities.accounting.common import Refused, ledger_rows, sync_until_settled
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.estimates.models import Estimate
@@ -35,7 +34,6 @@ from fieldhub.hub.connections import mapping
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 from fieldhub.hub.errors import ProviderError, Rejected
 from fieldhub.hub.oauth.env import OAuthEnv
-from fieldhub.hub.sync import dispatch
 from fieldhub.hub.sync.adapter import PushItem
 from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent
@@ -47,7 +45,6 @@ TEST_MEMO = "fieldhub test sync: safe to delete"
 SETTINGS_KEY = "test_sync"
 ONE_DOLLAR = Decimal("1.00")
 MAX_TEST_AMOUNT = Decimal("100.00")
-SETTLE_SECONDS = 30.0
 
 ZERO_DOLLAR = (
     "A $0.00 invoice can't be used for the test. QuickBooks refuses zero-dollar invoices in this flow (some "
@@ -57,14 +54,7 @@ ZERO_DOLLAR = (
 )
 
 
-class TestSyncRefused(Exception):
-    """The test can't run (zero amount, accounts not mapped, not connected): a message and where to fix it."""
-
-    def __init__(self, message: str, link: str = "", link_text: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.link = link
-        self.link_text = link_text
+TestSyncRefused = Refused
 
 
 @dataclass
@@ -92,62 +82,6 @@ def quote(value: str) -> str:
 async def read_one(adapter: QuickBooksAdapter, entity: str, remote_id: str) -> dict[str, Any] | None:
     found = (await adapter.query(f"SELECT * FROM {entity} WHERE Id = {quote(remote_id)}")).get(entity, [])
     return found[0] if found else None
-
-
-async def ledger_rows(
-    session: AsyncSession, connection_id: int, keys: list[tuple[str, int]]
-) -> dict[tuple[str, int], LedgerRow]:
-    """This connection's ledger rows for (entity, local id) pairs, freshly read."""
-    out: dict[tuple[str, int], LedgerRow] = {}
-    wanted: dict[str, list[int]] = {}
-    for entity, local_id in keys:
-        wanted.setdefault(entity, []).append(local_id)
-    for entity, ids in wanted.items():
-        for start in range(0, len(ids), 500):
-            rows = await session.scalars(
-                select(LedgerRow)
-                .where(
-                    LedgerRow.connection_id == connection_id,
-                    LedgerRow.entity == entity,
-                    LedgerRow.local_id.in_(ids[start : start + 500]),
-                )
-                .execution_options(populate_existing=True)
-            )
-            out.update({(r.entity, r.local_id): r for r in rows})
-    return out
-
-
-async def sync_until_settled(
-    env: OAuthEnv,
-    session: AsyncSession,
-    connection_id: int,
-    keys: list[tuple[str, int]],
-    *,
-    within: float = SETTLE_SECONDS,
-    client_options: dict[str, Any] | None = None,
-    trigger: str = "manual",
-) -> dict[tuple[str, int], LedgerRow]:
-    """Sync Now, and wait until these records are synced or failed (or a run left them waiting to retry).
-
-    The run happens here when the connection is free; when a worker already holds it (the commit that
-    created the records woke it), this waits for that worker to finish them instead.
-    """
-    await dispatch.request_sync(session, connection_id, trigger=trigger)
-    await session.commit()
-    deadline = time.monotonic() + within
-    while True:
-        ran = await dispatch.run_connection(
-            env, connection_id, trigger, None, client_options=dict(client_options or {})
-        )
-        rows = await ledger_rows(session, connection_id, keys)
-        await session.commit()
-        unsettled = [r for r in rows.values() if r.state == LedgerState.PENDING]
-        if not unsettled or ran is not None and all(r.next_attempt_at > utcnow() for r in unsettled):
-            return rows
-        if time.monotonic() > deadline:
-            return rows
-        if ran is None:
-            await asyncio.sleep(0.2)
 
 
 # ----------------------------------------------------------------------------- the test sync

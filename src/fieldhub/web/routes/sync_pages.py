@@ -112,7 +112,7 @@ async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str,
         "direction": mapping.customer_direction(conn) if mapping.offers_direction(conn) else "",
         "reconciles": registry.import_module(conn.provider, "ledger") is not None,
         "test_sync": registry.import_module(conn.provider, "testsync") is not None,
-        "backfills": registry.import_module(conn.provider, "backfill") is not None,
+        "backfills": registry.import_module(conn.provider, "ledger") is not None,
     }
 
 

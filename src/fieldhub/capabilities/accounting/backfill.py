@@ -1,31 +1,34 @@
-"""The backfill after first connect: bring fieldhub and a QuickBooks company that both already have records in step.
+"""The backfill after first connect: bring fieldhub and a ledger's company that both already have records in step.
 
 A dry run first (`plan`) counts what would happen, changing nothing:
 
 - **match**: the same record on both sides — customers by email (or by name when neither side has an
   email), items by name. They are linked in the ledger; nothing is sent or created.
-- **create here**: QuickBooks customers and items fieldhub doesn't have; imported through the core services.
-- **create in QuickBooks**: fieldhub records QuickBooks doesn't have; exported through the engine's ledger.
-- **collide**: a customer whose name QuickBooks already uses for someone with a different email (or for a
-  vendor or employee). Neither side is changed; the person renames one side and runs the backfill again.
+- **create here**: the ledger's customers and items fieldhub doesn't have; imported through the core services.
+- **create there**: fieldhub records the ledger doesn't have; exported through the engine's ledger rows.
+- **collide**: a customer whose name the ledger already uses for someone with a different email (or, in
+  QuickBooks, for a vendor or employee). Neither side is changed; the person renames one side and runs the
+  backfill again.
 
 `start` then does it. Imports write ledger rows already `synced` (remote id and version of the object
-they came from) in the same transaction as the record, so nothing echoes back to QuickBooks. Exports
+they came from) in the same transaction as the record, so nothing echoes back to the ledger. Exports
 become ledger rows `pending` and the engine sends them, with its idempotency keys. Every step looks for
 an existing ledger row first, so running the backfill again creates nothing new.
 """
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fieldhub.capabilities.accounting import ledgers
+from fieldhub.capabilities.accounting.common import Refused, require_ready, sync_until_settled
+from fieldhub.capabilities.accounting.protocol import Party, Product
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.errors import ValidationFailed
@@ -34,36 +37,48 @@ from fieldhub.core.items.models import Item
 from fieldhub.core.items.service import create_item
 from fieldhub.core.payments.models import Deposit, Payment, PaymentStatus, Refund
 from fieldhub.db import utcnow
-from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.oauth.env import OAuthEnv
-from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent, RunStatus, SyncRun, history_body
 from fieldhub.hub.sync.runs import RunCounts
-from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
-from fieldhub.providers.quickbooks.testsync import TestSyncRefused, sync_until_settled
 
-PAGE = 1000
 SETTINGS_KEY = "backfill"
-IMPORTED_ITEM_TYPES = ("Service", "NonInventory", "Inventory")
-# QBO has said ISO-3 country codes since late 2025; fieldhub keeps ISO-2.
-COUNTRIES = {"USA": "US", "CAN": "CA", "GBR": "GB", "AUS": "AU", "NZL": "NZ", "IRL": "IE", "MEX": "MX", "IND": "IN"}
+# Column widths of fieldhub's customer and item fields: a longer value from the ledger is cut to fit.
+WIDTHS = {"display_name": 200, "company": 200, "phone": 40, "name": 100, "sku": 100, "description": 4000}
+WIDTHS |= {f"{p}_{k}": w for p in ("billing", "service") for k, w in (("line1", 200), ("line2", 200))}
+WIDTHS |= {f"{p}_{k}": w for p in ("billing", "service") for k, w in (("city", 100), ("region", 100))}
+WIDTHS |= {f"{p}_postal_code": 20 for p in ("billing", "service")}
 
 
-class BackfillRefused(TestSyncRefused):
+class BackfillRefused(Refused):
     """The backfill can't start (not connected, accounts not mapped): a message and where to fix it."""
-
-
-def normalise(name: str) -> str:
-    """QuickBooks compares names ignoring case and runs of spaces."""
-    return re.sub(r"\s+", " ", name or "").strip().casefold()
 
 
 def _email(value: str | None) -> str:
     return (value or "").strip().casefold()
 
 
-def remote_email(obj: dict[str, Any]) -> str:
-    return _email((obj.get("PrimaryEmailAddr") or {}).get("Address"))
+def _fit(fields: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    """The ledger's record as fieldhub's fields for a create: these keys only, each cut to its column."""
+    out = {k: v for k, v in fields.items() if k in keep}
+    for key, width in WIDTHS.items():
+        if isinstance(out.get(key), str):
+            out[key] = out[key][:width]
+    return out
+
+
+CUSTOMER_FIELDS = (
+    "display_name",
+    "company",
+    "email",
+    "phone",
+    *(
+        f"{p}_{k}"
+        for p in ("billing", "service")
+        for k in ("line1", "line2", "city", "region", "postal_code", "country")
+    ),
+)
+ITEM_FIELDS = ("name", "sku", "description", "unit_price", "kind", "taxable")
 
 
 @dataclass
@@ -77,13 +92,14 @@ class Collision:
 
 @dataclass
 class Plan:
-    customer_match: list[tuple[Customer, dict[str, Any]]] = field(default_factory=list)
-    customer_import: list[dict[str, Any]] = field(default_factory=list)
+    books_name: str = "the ledger"
+    customer_match: list[tuple[Customer, Party]] = field(default_factory=list)
+    customer_import: list[Party] = field(default_factory=list)
     customer_export: list[Customer] = field(default_factory=list)
     customer_collide: list[Collision] = field(default_factory=list)
     customer_known: int = 0  # already in the ledger (an earlier backfill, or synced since)
-    item_match: list[tuple[Item, dict[str, Any]]] = field(default_factory=list)
-    item_import: list[dict[str, Any]] = field(default_factory=list)
+    item_match: list[tuple[Item, Product]] = field(default_factory=list)
+    item_import: list[Product] = field(default_factory=list)
     item_export: list[Item] = field(default_factory=list)
     item_known: int = 0
     invoice_export: list[int] = field(default_factory=list)
@@ -152,30 +168,10 @@ class Result:
 
 
 def _check(conn: Connection) -> None:
-    from fieldhub.hub.connections import mapping
-
-    if conn.status != ConnectionStatus.CONNECTED:
-        raise BackfillRefused("QuickBooks is not connected: reconnect it first.")
-    if not mapping.mapping_complete(conn):
-        raise BackfillRefused(
-            "Map your chart of accounts first: exported items and invoices need their accounts.",
-            mapping.mapping_link(conn),
-            "Open the field mapping",
-        )
-
-
-async def read_all(adapter: QuickBooksAdapter, entity: str, where: str = "") -> list[dict[str, Any]]:
-    """Every active object of one entity, a page of 1,000 at a time."""
-    found: list[dict[str, Any]] = []
-    start = 1
-    while True:
-        page = (await adapter.query(f"SELECT * FROM {entity}{where} STARTPOSITION {start} MAXRESULTS {PAGE}")).get(
-            entity, []
-        )
-        found.extend(page)
-        if len(page) < PAGE:
-            return found
-        start += PAGE
+    try:
+        require_ready(conn, "first", "exported items and invoices need their accounts.")
+    except Refused as e:
+        raise BackfillRefused(e.message, e.link, e.link_text) from None
 
 
 async def _ledger(session: AsyncSession, conn: Connection, entity: str) -> tuple[set[int], set[str]]:
@@ -199,15 +195,15 @@ async def plan(
 ) -> Plan:
     """The dry run: reads both sides, changes nothing."""
     _check(conn)
-    async with client_for(env, conn, **dict(client_options or {})) as client:
-        adapter = QuickBooksAdapter(conn, client, env.settings)
-        remote_customers = await read_all(adapter, "Customer")
-        others = [("vendor", o) for o in await read_all(adapter, "Vendor")]
-        others += [("employee", o) for o in await read_all(adapter, "Employee")]
-        remote_items = [i for i in await read_all(adapter, "Item") if i.get("Type") in IMPORTED_ITEM_TYPES]
-    out = Plan()
-    await _plan_customers(session, conn, out, remote_customers, others)
-    await _plan_items(session, conn, out, remote_items)
+    async with ledgers.open_for(env, conn, **dict(client_options or {})) as ledger:
+        parties = await ledger.parties(others=True)
+        remote_items = [i for i in await ledger.products() if i.importable]
+        out = Plan(books_name=ledger.name)
+        normalise = ledger.normalise
+    remote_customers = [p for p in parties if p.kind == "customer"]
+    others = [p for p in parties if p.kind != "customer"]
+    await _plan_customers(session, conn, out, remote_customers, others, normalise)
+    await _plan_items(session, conn, out, remote_items, normalise)
     if include_transactions:
         await _plan_transactions(session, conn, out)
     return out
@@ -217,8 +213,9 @@ async def _plan_customers(
     session: AsyncSession,
     conn: Connection,
     out: Plan,
-    remote: list[dict[str, Any]],
-    others: list[tuple[str, dict[str, Any]]],
+    remote: list[Party],
+    others: list[Party],
+    normalise: Callable[[str], str],
 ) -> None:
     known_local, known_remote = await _ledger(session, conn, "customer")
     local = list(
@@ -236,46 +233,43 @@ async def _plan_customers(
             by_email.setdefault(_email(c.email), c)
         by_name.setdefault(normalise(c.display_name), c)
     claimed: set[int] = set()
-    out.customer_known = len(known_remote & {str(o["Id"]) for o in remote})
+    out.customer_known = len(known_remote & {o.remote_id for o in remote})
     for obj in remote:
-        if str(obj["Id"]) in known_remote:
+        if obj.remote_id in known_remote:
             continue
-        email = remote_email(obj)
+        email = _email(obj.email)
         match = by_email.get(email) if email else None
         if match is None:
-            same_name = by_name.get(normalise(obj.get("DisplayName", "")))
+            same_name = by_name.get(normalise(obj.name))
             if same_name is not None and same_name.id not in claimed:
                 if not email and not same_name.email:
                     match = same_name  # same name and neither side has an email: the same customer
                 else:
                     claimed.add(same_name.id)
-                    out.customer_collide.append(
-                        Collision(same_name, obj.get("DisplayName", ""), "customer", str(obj["Id"]), email)
-                    )
+                    out.customer_collide.append(Collision(same_name, obj.name, "customer", obj.remote_id, email))
                     continue
         if match is not None and match.id not in claimed:
             claimed.add(match.id)
             out.customer_match.append((match, obj))
         else:
             out.customer_import.append(obj)
-    # What is left here goes to QuickBooks, unless QuickBooks already uses its name for someone else.
-    taken: dict[str, tuple[str, dict[str, Any]]] = {}
-    for kind, obj in [("customer", o) for o in remote] + others:
-        taken.setdefault(normalise(obj.get("DisplayName", "")), (kind, obj))
+    # What is left here goes to the ledger, unless it already uses its name for someone else.
+    taken: dict[str, Party] = {}
+    for obj in remote + others:
+        taken.setdefault(normalise(obj.name), obj)
     for c in free:
         if c.id in claimed:
             continue
         holder = taken.get(normalise(c.display_name))
         if holder is not None:
-            kind, obj = holder
-            out.customer_collide.append(
-                Collision(c, obj.get("DisplayName", ""), kind, str(obj["Id"]), remote_email(obj))
-            )
+            out.customer_collide.append(Collision(c, holder.name, holder.kind, holder.remote_id, _email(holder.email)))
         else:
             out.customer_export.append(c)
 
 
-async def _plan_items(session: AsyncSession, conn: Connection, out: Plan, remote: list[dict[str, Any]]) -> None:
+async def _plan_items(
+    session: AsyncSession, conn: Connection, out: Plan, remote: list[Product], normalise: Callable[[str], str]
+) -> None:
     known_local, known_remote = await _ledger(session, conn, "item")
     local = list(
         await session.scalars(
@@ -287,11 +281,11 @@ async def _plan_items(session: AsyncSession, conn: Connection, out: Plan, remote
         if i.id not in known_local:
             by_name.setdefault(normalise(i.name), i)
     claimed: set[int] = set()
-    out.item_known = len(known_remote & {str(o["Id"]) for o in remote})
+    out.item_known = len(known_remote & {o.remote_id for o in remote})
     for obj in remote:
-        if str(obj["Id"]) in known_remote:
+        if obj.remote_id in known_remote:
             continue
-        match = by_name.get(normalise(obj.get("Name", "")))
+        match = by_name.get(normalise(obj.name))
         if match is not None and match.id not in claimed:
             claimed.add(match.id)
             out.item_match.append((match, obj))
@@ -346,47 +340,17 @@ async def _plan_transactions(session: AsyncSession, conn: Connection, out: Plan)
 # ----------------------------------------------------------------------------- start
 
 
-def customer_data(obj: dict[str, Any]) -> dict[str, Any]:
-    """A QuickBooks Customer as fieldhub's customer fields."""
-    data: dict[str, Any] = {
-        "display_name": str(obj.get("DisplayName", "")).strip()[:200],
-        "company": str(obj.get("CompanyName", ""))[:200],
-        "email": str((obj.get("PrimaryEmailAddr") or {}).get("Address", "")).strip(),
-        "phone": str((obj.get("PrimaryPhone") or {}).get("FreeFormNumber", ""))[:40],
-    }
-    for prefix, key in (("billing", "BillAddr"), ("service", "ShipAddr")):
-        address = obj.get(key) or {}
-        data[f"{prefix}_line1"] = str(address.get("Line1", ""))[:200]
-        data[f"{prefix}_line2"] = str(address.get("Line2", ""))[:200]
-        data[f"{prefix}_city"] = str(address.get("City", ""))[:100]
-        data[f"{prefix}_region"] = str(address.get("CountrySubDivisionCode", ""))[:100]
-        data[f"{prefix}_postal_code"] = str(address.get("PostalCode", ""))[:20]
-        country = str(address.get("Country", "")).strip().upper()
-        country = COUNTRIES.get(country, country)
-        if len(country) == 2:
-            data[f"{prefix}_country"] = country
-    return data
-
-
-def item_data(obj: dict[str, Any]) -> dict[str, Any]:
-    try:
-        price = Decimal(str(obj.get("UnitPrice", "0") or "0")).quantize(Decimal("0.01"))
-    except InvalidOperation:
-        price = Decimal("0.00")
-    return {
-        "name": str(obj.get("Name", "")).strip()[:100],
-        "sku": str(obj.get("Sku", ""))[:100],
-        "description": str(obj.get("Description", ""))[:4000],
-        "unit_price": max(price, Decimal("0.00")),
-        "kind": "service" if obj.get("Type") == "Service" else "product",
-        "taxable": bool(obj.get("Taxable", False)),
-    }
-
-
 async def _settled_row(
-    session: AsyncSession, conn: Connection, entity: str, record: Any, obj: dict[str, Any], action: str, run_id: int
+    session: AsyncSession,
+    conn: Connection,
+    entity: str,
+    record: Any,
+    obj: Party | Product,
+    action: str,
+    run_id: int,
+    books_name: str,
 ) -> None:
-    """Record `record` as in step with QuickBooks object `obj`: a synced ledger row, nothing to send."""
+    """Record `record` as in step with the ledger's object `obj`: a synced ledger row, nothing to send."""
     row = await session.scalar(
         select(LedgerRow).where(
             LedgerRow.connection_id == conn.id, LedgerRow.entity == entity, LedgerRow.local_id == record.id
@@ -396,8 +360,8 @@ async def _settled_row(
         row = LedgerRow(tenant_id=conn.tenant_id, connection_id=conn.id, entity=entity, local_id=record.id)
         session.add(row)
     version = int(getattr(record, "version", 1) or 1)
-    row.remote_id = str(obj["Id"])
-    row.remote_version = str(obj.get("SyncToken", "")) or None
+    row.remote_id = obj.remote_id
+    row.remote_version = obj.version or None
     row.local_version = version
     row.synced_version = version
     row.state = LedgerState.SYNCED
@@ -407,15 +371,10 @@ async def _settled_row(
     row.error_code = row.error_reason = row.error_fix = ""
     row.synced_at = utcnow()
     await session.flush()
-    name = obj.get("DisplayName") or obj.get("Name") or ""
+    summary = f"{action} {entity} #{record.id} with {books_name} {entity} {obj.remote_id} “{obj.name}” (backfill)"
+    received = {"Id": obj.remote_id, "Version": obj.version, "Name": obj.name}
     session.add(
-        RecordEvent(
-            ledger_id=row.id,
-            run_id=run_id,
-            action=action,
-            summary=f"{action} {entity} #{record.id} with QuickBooks {entity} {obj['Id']} “{name}” (backfill)",
-            received=history_body({k: obj[k] for k in ("Id", "SyncToken", "DisplayName", "Name") if k in obj}),
-        )
+        RecordEvent(ledger_id=row.id, run_id=run_id, action=action, summary=summary, received=history_body(received))
     )
 
 
@@ -456,38 +415,38 @@ async def start(
     include_transactions: bool = False,
     client_options: dict[str, Any] | None = None,
 ) -> Result:
-    """Run the backfill: link matches, import what QuickBooks has, export what fieldhub has; then Sync Now."""
+    """Run the backfill: link matches, import what the ledger has, export what fieldhub has; then Sync Now."""
     work = await plan(env, session, conn, include_transactions=include_transactions, client_options=client_options)
     result = Result(collisions=len(work.customer_collide))
     tenant = conn.tenant_id
     # What is linked and brought in here is a run of its own in the history, counted per entity; what
-    # goes to QuickBooks is counted by the engine's runs that send it.
+    # goes to the ledger is counted by the engine's runs that send it.
     started = time.monotonic()
     run = SyncRun(tenant_id=tenant, connection_id=conn.id, trigger="backfill", direction="import", errors=[])
     session.add(run)
     await session.flush()
     counts, notes = RunCounts(), list[dict[str, Any]]()
     for customer, obj in work.customer_match:
-        await _settled_row(session, conn, "customer", customer, obj, "linked", run.id)
+        await _settled_row(session, conn, "customer", customer, obj, "linked", run.id, work.books_name)
         counts.add("customer", "linked")
-    for item, obj in work.item_match:
-        await _settled_row(session, conn, "item", item, obj, "linked", run.id)
+    for item, product in work.item_match:
+        await _settled_row(session, conn, "item", item, product, "linked", run.id, work.books_name)
         counts.add("item", "linked")
-    for entity, objects, make, data in (
-        ("customer", work.customer_import, create_customer, customer_data),
-        ("item", work.item_import, create_item, item_data),
-    ):
+    imports: tuple[tuple[str, list[Any], Any, tuple[str, ...]], ...] = (
+        ("customer", work.customer_import, create_customer, CUSTOMER_FIELDS),
+        ("item", work.item_import, create_item, ITEM_FIELDS),
+    )
+    for entity, objects, make, keep in imports:
         for obj in objects:
             try:  # input is checked before anything is written: a refusal leaves nothing behind
-                record = await make(session, tenant, data(obj))
+                record = await make(session, tenant, _fit(obj.fields, keep))
             except ValidationFailed as e:
-                name = obj.get("DisplayName") or obj.get("Name") or ""
-                result.skipped.append(f"{entity.capitalize()} “{name}” was not imported: {e}")
+                result.skipped.append(f"{entity.capitalize()} “{obj.name}” was not imported: {e}")
                 counts.add(entity, "failed")
-                line = {"entity": entity, "remote_id": str(obj.get("Id", "")), "code": "not_imported"}
+                line = {"entity": entity, "remote_id": obj.remote_id, "code": "not_imported"}
                 notes.append(line | {"reason": result.skipped[-1]})
                 continue
-            await _settled_row(session, conn, entity, record, obj, "imported", run.id)
+            await _settled_row(session, conn, entity, record, obj, "imported", run.id, work.books_name)
             counts.add(entity, "created")
     for c in work.customer_collide:
         notes.append(
@@ -495,7 +454,8 @@ async def start(
                 "entity": "customer",
                 "local_id": c.local.id,
                 "code": "collision",
-                "reason": f"“{c.local.display_name}” is the name of a QuickBooks {c.remote_kind} too: left as it is.",
+                "reason": f"“{c.local.display_name}” is the name of a {work.books_name} {c.remote_kind} too: "
+                "left as it is.",
                 "fix": "Rename one side, then run the backfill again.",
             }
         )
