@@ -359,6 +359,7 @@ class Emulator:
             None,
         )
         if concurrency_hit is not None:
+            request.state.rate_rule = concurrency_hit.name  # which limit: providers that name it in the reply
             await self._send(self.rate_limited_response(1.0, request), entry, scope, receive, send)
             return
         for key in buckets:
@@ -416,6 +417,13 @@ class Emulator:
                 return rule
         return None
 
+    def remaining(self, rule: RateRule, bucket: str) -> int:
+        """What is left of a per-window limit for a bucket now (the requests in its window counted)."""
+        window = self._windows[(rule.name, bucket)]
+        while window and window[0] <= self.clock.now() - rule.window:
+            window.popleft()
+        return max(0, (rule.limit or 0) - len(window))
+
     def _check_rate(self, request: Request, entry: LoggedRequest) -> float | None:
         """Returns seconds to wait (emulated) when a per-window limit is exceeded, else records the request."""
         now = self.clock.now()
@@ -431,6 +439,7 @@ class Emulator:
             while window and window[0] <= now - rule.window:
                 window.popleft()
             if len(window) >= rule.limit:
+                request.state.rate_rule = rule.name
                 return window[0] + rule.window - now
             hits.append(window)
         for window in hits:
