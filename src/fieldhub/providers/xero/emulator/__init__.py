@@ -11,22 +11,38 @@ Token replies are exactly Xero's (shared/specs/xero/test_token_api_refresh_token
 that takes those names and no others. Access and id tokens are RS256 JWTs with Xero's claims, signed with a key
 the discovery document's `jwks_uri` publishes. Each consent is an auth event: it connects the organisation chosen
 (or renews its connection), and GET /Connections?authEventId= lists what it connected.
+
+The Accounting API (accounting.py, over each organisation's books in books.py) answers under /api.xro/2.0 with
+Xero's limits: 60 calls a minute, 5,000 a day (on the emulator's clock) and 5 in progress per tenant, 10,000 a
+minute per app; every reply says what is left (X-MinLimit-Remaining, X-DayLimit-Remaining,
+X-AppMinLimit-Remaining) and a 429 names the limit hit (X-Rate-Limit-Problem) with Retry-After for the minute and
+day limits. Changes to contacts, invoices and credit notes are sent to the hub as signed webhooks (webhooks.py).
+See README.md beside this file for what is emulated and what is not.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
+import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer
-from fieldhub.hub.emulator.core import INT, STR, error_shape
+from fieldhub import exactjson
+from fieldhub.hub.emulator import Account, Clock, Emulator, EmulatorConfig, OAuthRules, OAuthServer, RateRule
+from fieldhub.hub.emulator.core import CONTROL_PREFIX, INT, STR, error_shape
 from fieldhub.hub.emulator.signing import SigningKey, at_hash
+from fieldhub.hub.emulator.speccheck import SpecMissing
+from fieldhub.providers.xero.emulator.accounting import API_PREFIX, RESOURCES, AccountingAPI, render
+from fieldhub.providers.xero.emulator.books import Invalid, Organisation, ms
+from fieldhub.providers.xero.emulator.webhooks import Webhooks
 
 ORGANISATIONS = [
     Account("a3b4c5d6-0000-4000-8000-00000000c001", "Riverbend Plumbing & Heating", "office@riverbend.example"),
@@ -35,6 +51,9 @@ ORGANISATIONS = [
 ACCESS_LIFETIME = 1800
 ID_TOKEN_LIFETIME = 300
 CONNECTIONS = "/connections"
+# Xero's published limits (facts §2.5): per tenant a minute, a day and calls in progress; per app a minute.
+LIMITS = {"day": 5000, "minute": 60, "appminute": 10_000}
+CONCURRENT = 5
 
 
 def xero_time(ts: float) -> str:
@@ -137,16 +156,45 @@ class XeroOAuth(OAuthServer):
         self.emulator.disconnect_tenant(account_id)
 
 
+def _tenant_of(request: Request) -> str | None:
+    if not request.url.path.startswith(API_PREFIX):
+        return None
+    return request.headers.get("xero-tenant-id", "").strip() or None
+
+
+def _app_of(request: Request) -> str | None:
+    path = request.url.path
+    return "app" if path.startswith(API_PREFIX) or path.startswith(CONNECTIONS) else None
+
+
 class XeroEmulator(Emulator):
     key = "xero"
-    persisted = ("connections", "signing_pem")
+    spec_label = "Xero"
+    persisted = ("connections", "signing_pem", "organisations", "replays")
     # Xero's problem details (RFC 7807 with Xero's capitalised names), as api.xero.com answers.
-    error_schema = error_shape(
+    error_schema: ClassVar[dict[str, Any]] = error_shape(
         {"Type": {"type": ["string", "null"]}, "Title": STR, "Status": INT, "Detail": STR}, closed=False
     )
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(self, config: EmulatorConfig, *, webhook_transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
+        self.config = config
+        self.replays: dict[tuple[str, str], tuple[str, float, int, bytes]] = {}  # Idempotency-Key replies
+        self.webhooks = Webhooks(
+            url=config.hub_url.rstrip("/") + "/webhooks/xero",
+            key=config.webhook_secret,
+            clock=self.clock,
+            deliver=config.deliver_webhooks,
+            transport=webhook_transport,
+        )
+        self.organisations: dict[str, Organisation] = {}
+        self._load_organisations()
+        self.rate_rules += [
+            RateRule("day", limit=LIMITS["day"], window=86400, applies=_tenant_of),
+            RateRule("minute", limit=LIMITS["minute"], window=60, applies=_tenant_of),
+            RateRule("appminute", limit=LIMITS["appminute"], window=60, applies=_app_of),
+            RateRule("concurrent", concurrency=CONCURRENT, applies=_tenant_of),
+        ]
         self.issuer = "https://identity.xero.com"  # the base URL the identity endpoints are reached at
         self.signing = SigningKey()
         self.signing_pem = self.signing.pem
@@ -175,6 +223,132 @@ class XeroEmulator(Emulator):
         self.oauth.paths.add("/connect/userinfo")  # OpenID's own errors (RFC 6750), not the API's problem body
         self.app.add_api_route(CONNECTIONS, self.list_connections, methods=["GET"])
         self.app.add_api_route(CONNECTIONS + "/{connection_id}", self.delete_connection, methods=["DELETE"])
+        self.accounting = AccountingAPI(self)
+        _add_control_routes(self)
+
+    def _load_organisations(self) -> None:
+        self.organisations.clear()
+        for account in ORGANISATIONS:
+            self.organisations[account.id] = Organisation(account.id, account.name, self.clock.now)
+        self._wire()
+
+    def _wire(self) -> None:
+        for org in self.organisations.values():
+            org.now = self.clock.now
+            org.notify = functools.partial(self.webhooks.event, org.tenant_id)
+
+    # --- framework hooks --------------------------------------------------------------------------
+    @classmethod
+    def spec_problems(cls, method: str, path: str, status: int, body: str) -> list[str] | None:
+        """Accounting replies against xero_accounting.yaml (200s and 400 ValidationExceptions); /Connections against
+        xero-identity.yaml; the other errors (401, 403, 404, 429: api.xero.com's problem body, which the
+        Accounting spec does not describe) against `error_schema`."""
+        from fieldhub.providers.xero.emulator.spec import load_spec
+
+        if path.lower().startswith(API_PREFIX.lower()) and status in (200, 400):
+            spec = load_spec("accounting")
+            operation_path = path[len(API_PREFIX) :]
+        elif path.lower().startswith(CONNECTIONS) and status == 200:
+            spec, operation_path = load_spec("identity"), path
+        else:
+            return super().spec_problems(method, path, status, body)
+        if spec is None:
+            raise SpecMissing("shared/specs/xero")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return [f"not JSON: {body[:80]!r}"]
+        return spec.response_errors(method, operation_path, status, data)
+
+    def limit_headers(self, request: Request) -> dict[str, str]:
+        """What is left of each limit, on every reply of the API."""
+        tenant = _tenant_of(request)
+        rules = {rule.name: rule for rule in self.rate_rules}
+        headers = {"X-AppMinLimit-Remaining": str(self.remaining(rules["appminute"], "app"))}
+        if tenant:
+            headers["X-DayLimit-Remaining"] = str(self.remaining(rules["day"], tenant))
+            headers["X-MinLimit-Remaining"] = str(self.remaining(rules["minute"], tenant))
+        return headers
+
+    def rate_limited_response(self, retry_after: float, request: Request | None = None) -> Response:
+        response = self.error_response(429, "Rate limit exceeded", request)
+        problem = getattr(request.state, "rate_rule", "minute") if request is not None else "minute"
+        response.headers["X-Rate-Limit-Problem"] = problem
+        if problem != "concurrent":
+            # Retry-After is read in real seconds by clients: a scaled clock shortens the wait.
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after / self.clock.scale)))
+        if request is not None:
+            response.headers.update(self.limit_headers(request))
+        return response
+
+    def snapshot(self) -> dict[str, Any]:
+        state = super().snapshot()
+        hooks = self.webhooks
+        state["webhooks"] = {"pending": hooks.pending, "deliveries": hooks.deliveries, "sequence": hooks.sequence}
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self.signing = SigningKey(self.signing_pem)
+        self._wire()
+        hooks = state.get("webhooks", {})
+        self.webhooks.pending = hooks.get("pending", [])
+        self.webhooks.deliveries = hooks.get("deliveries", [])
+        self.webhooks.sequence = hooks.get("sequence", 0)
+
+    def reset(self) -> None:
+        super().reset()
+        self.replays.clear()
+        self.webhooks.pending.clear()
+        self.webhooks.deliveries.clear()
+        self._load_organisations()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            tenant: {
+                "name": org.name,
+                "counts": {r.name: len(getattr(org, r.store)) for r in RESOURCES.values() if r.store},
+                "objects": {
+                    r.name: [_plain(render(org, r.name, o)) for o in getattr(org, r.store).values()]
+                    for r in RESOURCES.values()
+                    if r.store and r.store != "tax_rates"
+                },
+            }
+            for tenant, org in self.organisations.items()
+        }
+
+    def organisation_body(self, org: Organisation) -> dict[str, Any]:
+        """GET /Organisation, as the recorded reply (specs/xero/test_get_organisations.yaml) shapes it."""
+        return {
+            "OrganisationID": org.tenant_id,
+            "APIKey": "",
+            "Name": org.name,
+            "LegalName": org.name,
+            "PaysTax": True,
+            "Version": "US",
+            "OrganisationType": "COMPANY",
+            "BaseCurrency": "USD",
+            "CountryCode": "US",
+            "IsDemoCompany": False,
+            "OrganisationStatus": "ACTIVE",
+            "FinancialYearEndDay": 31,
+            "FinancialYearEndMonth": 12,
+            "SalesTaxBasis": "ACCRUALS",
+            "SalesTaxPeriod": "QUARTERLY",
+            "DefaultSalesTax": "Tax Exclusive",
+            "DefaultPurchasesTax": "Tax Exclusive",
+            "CreatedDateUTC": ms(org.created),
+            "OrganisationEntityType": "COMPANY",
+            "Timezone": "EASTERNSTANDARDTIME",
+            "ShortCode": "!" + org.tenant_id[-5:].upper(),
+            "Edition": "BUSINESS",
+            "Class": "STANDARD",
+            "LineOfBusiness": "Plumbing",
+            "Addresses": [],
+            "Phones": [],
+            "ExternalLinks": [],
+            "PaymentTerms": {},
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # api.xero.com matches paths without regard to case (/Connections, as the OpenAPI and SDK write it).
@@ -182,10 +356,6 @@ class XeroEmulator(Emulator):
             path = scope["path"].lower()
             scope = {**scope, "path": path, "raw_path": path.encode()}
         await super().__call__(scope, receive, send)
-
-    def restore(self, state: dict[str, Any]) -> None:
-        super().restore(state)
-        self.signing = SigningKey(self.signing_pem)
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
         try:
@@ -291,6 +461,88 @@ class XeroEmulator(Emulator):
             return JSONResponse({"error": "invalid_token"}, status_code=401)
         user = user_of(account)
         return JSONResponse({"sub": user["xero_userid"].replace("-", ""), **user})
+
+
+def _plain(value: Any) -> Any:
+    """Amounts as exact strings: the control surface is JSON through FastAPI, which would make them floats."""
+    return json.loads(exactjson.text(value))
+
+
+def _add_control_routes(emu: XeroEmulator) -> None:
+    """A bookkeeper working in Xero (what the hub must notice), and the webhooks' state and Intent to Receive."""
+    app = emu.app
+    base = f"{CONTROL_PREFIX}/organisations/{{tenant_id}}"
+
+    async def act(tenant_id: str, resource: str, object_id: str, request: Request, pay: bool = False) -> Response:
+        org = emu.organisations.get(tenant_id)
+        found = RESOURCES.get(resource.lower())
+        if org is None or found is None or not found.store:
+            return emu.error_response(404, "No such organisation or resource")
+        raw = await request.body()
+        body = exactjson.loads(raw) if raw.strip() else {}
+        try:
+            if pay:
+                invoice = org.invoices[object_id]
+                account = body.get("Account") or {"Code": "090"}
+                body = {
+                    "Invoice": {"InvoiceID": object_id},
+                    "Account": account,
+                    "Amount": body.get("Amount", invoice["AmountDue"]),
+                    **{k: v for k, v in body.items() if k in ("Date", "Reference")},
+                }
+                found = RESOURCES["payments"]
+                record = org.pay(body)
+            else:
+                store = getattr(org, found.store)
+                existing = store.get(object_id) if object_id else None
+                if object_id and existing is None:
+                    return emu.error_response(404, "Resource not found")
+                writers = {
+                    "Contacts": lambda: org.save_contact(body, existing),
+                    "Items": lambda: org.save_item(body, existing),
+                    "Invoices": lambda: org.save_document("invoices", body, existing),
+                    "CreditNotes": lambda: org.save_document("credit_notes", body, existing),
+                    "BankTransactions": lambda: org.save_bank_transaction(body, existing),
+                    "Payments": lambda: org.delete_payment(existing, body) if existing else org.pay(body),
+                }
+                record = writers[found.name]()
+        except (Invalid, KeyError) as exc:
+            return emu.error_response(400, str(exc))
+        emu.save_state()
+        return Response(exactjson.dumps({found.name: [render(org, found.name, record)]}), media_type="application/json")
+
+    @app.post(base + "/invoices/{invoice_id}/pay")
+    async def pay(tenant_id: str, invoice_id: str, request: Request) -> Response:
+        """The bookkeeper records a payment (the invoice's whole balance unless Amount is given) into 090."""
+        return await act(tenant_id, "Invoices", invoice_id, request, pay=True)
+
+    @app.post(base + "/{resource}")
+    async def create(tenant_id: str, resource: str, request: Request) -> Response:
+        return await act(tenant_id, resource, "", request)
+
+    @app.post(base + "/{resource}/{object_id}")
+    async def edit(tenant_id: str, resource: str, object_id: str, request: Request) -> Response:
+        return await act(tenant_id, resource, object_id, request)
+
+    @app.get(f"{CONTROL_PREFIX}/webhooks")
+    async def deliveries() -> dict[str, Any]:
+        hooks = emu.webhooks
+        return {
+            "url": hooks.url,
+            "deliver": hooks.deliver,
+            "pending_events": len(hooks.pending),
+            "intent": hooks.intent,
+            "deliveries": hooks.listing(),
+        }
+
+    @app.post(f"{CONTROL_PREFIX}/webhooks/flush")
+    async def flush(due_only: bool = False) -> dict[str, Any]:
+        attempted = await emu.webhooks.flush(force=not due_only)
+        return {"attempted": len(attempted), "statuses": [d.status for d in attempted]}
+
+    @app.post(f"{CONTROL_PREFIX}/webhooks/intent")
+    async def intent() -> dict[str, Any]:
+        return await emu.webhooks.intent_to_receive()
 
 
 def create_emulator(config: EmulatorConfig) -> XeroEmulator:
