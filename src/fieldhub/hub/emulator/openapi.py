@@ -47,7 +47,9 @@ def _nullable(node: Any) -> Any:
 class Referee:
     def __init__(self, path: Path, *, base_path: str = "") -> None:
         text = path.read_text(encoding="utf-8")
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        # libyaml's loader when there is one: Xero's 25,000-line spec takes 3 s in pure Python, 0.4 s in C.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        document = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=loader)  # noqa: S506
         self.swagger = "swagger" in document
         self.document = _nullable(document)
         self.base_path = base_path
@@ -91,6 +93,22 @@ class Referee:
         for part in ref.lstrip("#/").split("/"):
             node = node[part.replace("~1", "/").replace("~0", "~")]
         return node
+
+    def request_errors(self, method: str, path: str, body: Any) -> list[str] | None:
+        """Problems with a JSON request body against the operation's requestBody schema (unknown keys included);
+        None when the spec has no such operation or it takes no JSON body."""
+        op = self.operation(method, path)
+        if op is None:
+            return None
+        content = self._deref(op.get("requestBody", {})).get("content", {})
+        schema = (content.get("application/json") or {}).get("schema")
+        if schema is None:
+            return None
+        problems = [
+            f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}"
+            for e in self._validator(json.dumps(schema, sort_keys=True)).iter_errors(body)
+        ]
+        return problems + self.unknown_keys(schema, body, "")
 
     def response_errors(self, method: str, path: str, status: int, body: Any) -> list[str] | None:
         schema = self.response_schema(method, path, status)
