@@ -247,9 +247,8 @@ class XeroEmulator(Emulator):
 
         if path.lower().startswith(API_PREFIX.lower()) and status in (200, 400):
             spec = load_spec("accounting")
-            operation_path = path[len(API_PREFIX) :]
         elif path.lower().startswith(CONNECTIONS) and status == 200:
-            spec, operation_path = load_spec("identity"), path
+            spec = load_spec("identity")
         else:
             return super().spec_problems(method, path, status, body)
         if spec is None:
@@ -258,7 +257,7 @@ class XeroEmulator(Emulator):
             data = json.loads(body)
         except ValueError:
             return [f"not JSON: {body[:80]!r}"]
-        return spec.response_errors(method, operation_path, status, data)
+        return spec.response_errors(method, path, status, data)
 
     def limit_headers(self, request: Request) -> dict[str, str]:
         """What is left of each limit, on every reply of the API."""

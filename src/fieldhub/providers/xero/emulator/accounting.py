@@ -447,12 +447,13 @@ def _contact_ref(org: Organisation, ref: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _dated(record: dict[str, Any], *keys: str) -> dict[str, Any]:
+def _dated(record: dict[str, Any], *keys: str, twins: bool = True) -> dict[str, Any]:
+    """Dates as MS JSON; a document's Date and DueDate also as `DateString`/`DueDateString`."""
     for key in keys:
         if record.get(key):
             iso = record[key]
             record[key] = ms_date(iso)
-            if key in ("Date", "DueDate"):
+            if twins and key in ("Date", "DueDate"):
                 record[f"{key}String"] = f"{iso}T00:00:00"
     return record
 
@@ -469,7 +470,7 @@ def render(org: Organisation, name: str, record: dict[str, Any]) -> dict[str, An
         out["LineItems"] = [{k: v for k, v in line.items()} for line in out.get("LineItems", [])]
         out["Payments"] = (
             [
-                _dated(dict(p), "Date") | {"HasAccount": False, "HasValidationErrors": False}
+                _dated(dict(p), "Date", twins=False) | {"HasAccount": False, "HasValidationErrors": False}
                 for p in out.get("Payments", [])
             ]
             if name != "BankTransactions"
@@ -478,7 +479,7 @@ def render(org: Organisation, name: str, record: dict[str, Any]) -> dict[str, An
         if name == "BankTransactions":
             out.pop("Payments")
         if name == "Invoices":
-            out["CreditNotes"] = [_dated(dict(c), "Date") for c in out["CreditNotes"]]
+            out["CreditNotes"] = [_dated(dict(c), "Date", twins=False) for c in out["CreditNotes"]]
         if name == "CreditNotes":
             out["Allocations"] = [
                 {
@@ -490,7 +491,7 @@ def render(org: Organisation, name: str, record: dict[str, Any]) -> dict[str, An
                 for a in out["Allocations"]
             ]
     elif name == "Payments":
-        _dated(out, "Date")
+        _dated(out, "Date", twins=False)
         if "InvoiceID" in out:
             out["Invoice"] = _invoice_ref(org, out.pop("InvoiceID"))
         if "CreditNoteID" in out:

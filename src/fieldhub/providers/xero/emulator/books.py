@@ -453,7 +453,12 @@ class Organisation:
             raise Invalid(f"{noun} Status '{status}' is not valid for a new {noun.lower()}.")
         if current is not None and status not in MOVES.get(current, set()):
             raise Invalid(f"{noun} not of valid status for modification")
-        settled = existing is not None and (existing["AmountPaid"] or existing["AmountCredited"])
+        settled = existing is not None and bool(
+            existing.get("AmountPaid")
+            or existing.get("AmountCredited")
+            or existing["Payments"]
+            or existing.get("Allocations")
+        )
         if status == "VOIDED" and settled:
             raise Invalid(f"This {noun.lower()} cannot be voided as it has a payment or credit note allocated to it.")
         editing = [k for k in ("LineItems", "Contact", "Date", "DueDate", "LineAmountTypes") if k in body]
@@ -519,8 +524,6 @@ class Organisation:
                 "CurrencyRate": Decimal("1.000000"),
                 "Payments": [],
                 "LineItems": [],
-                "AmountPaid": ZERO,
-                "AmountCredited": ZERO,
                 "HasAttachments": False,
                 "HasErrors": False,
                 "_created": self.now(),
@@ -531,6 +534,7 @@ class Organisation:
                 record["Allocations"] = []
             else:
                 record["InvoiceID"] = str(uuid.uuid4())
+                record["AmountPaid"], record["AmountCredited"] = ZERO, ZERO
                 record["CreditNotes"], record["Prepayments"], record["Overpayments"] = [], [], []
                 record["SentToContact"], record["IsDiscounted"] = False, False
             if not number and doc_type in ("ACCREC", "ACCRECCREDIT"):
