@@ -30,6 +30,8 @@ from fieldhub.core.items.models import Item, TaxRate
 from fieldhub.core.items.service import create_item, create_tax_rate
 from fieldhub.core.jobs import service as jobs
 from fieldhub.core.jobs.models import Job, JobStatus, TimeBlock
+from fieldhub.core.subcontractors import service as subcontractors
+from fieldhub.core.subcontractors.models import Subcontractor
 from fieldhub.core.money import to_money
 from fieldhub.core.payments.models import Payment, PaymentMethod
 from fieldhub.db import make_engine, make_sessionmaker
@@ -131,6 +133,25 @@ JOB_KINDS = [
     ("Leaking faucet", "Faucet installation"),
     ("Running toilet", "Toilet installation"),
     ("No hot water: diagnose", "Service call & diagnosis"),
+]
+
+
+# Companies the demo business hands work to (sub-tickets on a job's page email them).
+SUBCONTRACTORS = [
+    {
+        "company": "Bright Spark Electric",
+        "contact_name": "Sam Ortega",
+        "email": "jobs@brightspark.example.com",
+        "phone": "(512) 555-0142",
+        "trade": "Electrical",
+    },
+    {
+        "company": "Hill Country Excavation",
+        "contact_name": "Lee Barnes",
+        "email": "dispatch@hcexcavation.example.com",
+        "phone": "(512) 555-0177",
+        "trade": "Excavation",
+    },
 ]
 
 
@@ -401,6 +422,10 @@ async def fill_demo(session: AsyncSession, tenant: Tenant, now: datetime | None 
     if not await _count(session, Job, tenant.id) and not await _count(session, TimeBlock, tenant.id):
         await _week_of_jobs(session, tenant, random.Random(f"{DEMO_SEED}-jobs"), now)
         added.append("jobs")
+    if not await _count(session, Subcontractor, tenant.id):
+        for data in SUBCONTRACTORS:
+            await subcontractors.create_subcontractor(session, tenant.id, data)
+        added.append("subcontractors")
     return added
 
 
