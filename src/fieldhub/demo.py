@@ -30,10 +30,10 @@ from fieldhub.core.items.models import Item, TaxRate
 from fieldhub.core.items.service import create_item, create_tax_rate
 from fieldhub.core.jobs import service as jobs
 from fieldhub.core.jobs.models import Job, JobStatus, TimeBlock
-from fieldhub.core.subcontractors import service as subcontractors
-from fieldhub.core.subcontractors.models import Subcontractor
 from fieldhub.core.money import to_money
 from fieldhub.core.payments.models import Payment, PaymentMethod
+from fieldhub.core.subcontractors import service as subcontractors
+from fieldhub.core.subcontractors.models import Subcontractor
 from fieldhub.db import make_engine, make_sessionmaker
 from fieldhub.settings import Settings
 
