@@ -25,7 +25,7 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     assert set(qbo.sends) == {"customer", "item", "invoice", "payment", "deposit", "refund"}
     assert qbo.receives == ("customer",)  # two-way customers: inbound.py's IMPORTS beside poll
     assert [(f.entity, f.way) for f in qbo.coming] == [("tax_rate", "import")]  # planned in its toml
-    for key in ("outlook", "xero", "freshbooks", "wave", "google_business_profile", "thumbtack"):
+    for key in ("outlook", "xero", "freshbooks", "wave", "google_business_profile"):
         found = features.get(key)
         assert not found.syncs and not found.live and found.coming, key
         assert found.coming_note.endswith("arrives in a coming release"), key
@@ -36,6 +36,8 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     assert gcal.sends == ("job",) and [(f.entity, f.way) for f in gcal.coming] == [("time_block", "import")]
     stripe = features.get("stripe")  # events bring its payments, refunds and payouts in; nothing goes out
     assert not stripe.syncs and set(stripe.receives) == {"payment", "refund", "payout"} and not stripe.coming
+    thumbtack = features.get("thumbtack")  # webhooks.py's handle brings leads and their messages in
+    assert not thumbtack.syncs and set(thumbtack.receives) == {"lead", "lead_message"} and not thumbtack.coming
     gbp = features.get("google_business_profile")
     assert gbp.coming_note == "syncing reviews and review replies arrives in a coming release"
     assert [words for _, words in gbp.lines(gbp.coming)] == [

@@ -37,7 +37,6 @@ pytestmark = pytest.mark.browser
 TO_COME = {
     "google_business_profile": ("google_business_profile", ["Reviews from", "Review replies to"]),
     "accounting": ("xero", ["Customers both ways", "Invoices to", "Refunds to"]),
-    "thumbtack": ("thumbtack", ["Leads from", "Lead messages both ways"]),
     "esignatures": ("docusign", ["Estimates to"]),
     "voice_ai": ("voice_ai", ["Calls from"]),
 }

@@ -135,7 +135,8 @@ NOT_SYNCING = [
     for s in registry.all()
     if s.card
     and s.entities
-    and not features.get(s.key).syncs  # calendars, other ledgers, reviews, leads, e-sign, voice
+    and not features.get(s.key).syncs  # calendars, other ledgers, reviews, e-sign, voice
+    and features.get(s.key).coming  # not Thumbtack: its leads arrive by webhook, nothing of it is to come
 ]
 
 

@@ -238,7 +238,23 @@ async def finish(
         raise ConnectError(e.message, provider=spec.key, target=target, status=409) from None
     await session.commit()
     log.info("oauth.callback.connected", tenant_id=row.tenant_id, provider=spec.key, connection_id=conn.id)
+    await _on_connected(env, session, conn)
     return Finished(connection=conn, target=target, provider=spec.key)
+
+
+async def _on_connected(env: OAuthEnv, session: AsyncSession, conn: Connection) -> None:
+    """The provider's follow-up once the connection is saved (`hooks.on_connected`: subscribing to its events with
+    credentials sealed against the connection's id). A failure does not undo the connect: the hook records what
+    is missing where the provider's page shows it, and its capability's periodic work tries again."""
+    hooks = registry.import_module(conn.provider, "hooks")
+    follow_up = getattr(hooks, "on_connected", None)
+    if follow_up is None:
+        return
+    try:
+        await follow_up(env, session, conn)
+    except Exception as e:  # noqa: BLE001 - the connection stands; the hook said what is missing
+        await session.rollback()
+        log.warning("oauth.on_connected.failed", provider=conn.provider, connection_id=conn.id, error=type(e).__name__)
 
 
 async def pick_account(ctx: ConnectContext) -> AccountInfo:

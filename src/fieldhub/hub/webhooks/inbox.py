@@ -167,6 +167,16 @@ def secret_for(env: OAuthEnv, provider: str) -> str:
     return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
 
 
+async def delivery_secret(env: OAuthEnv, provider: str, headers: dict[str, str], body: bytes) -> str:
+    """What a delivery's signature is checked against: the provider's own per-connection secret where its
+    webhooks.py keeps one (`delivery_secret(env, headers, body)`: credentials fieldhub generated for that
+    connection's subscription, "" or None when the delivery names none it knows), else the configured one."""
+    own = getattr(webhook_module(provider), "delivery_secret", None)
+    if own is not None:
+        return await own(env, headers, body) or ""
+    return secret_for(env, provider)
+
+
 # Whose an account's events are, best first: the business holding it (connected, then paused), then the
 # one that connected it last (a disconnected account's late events, such as an ACH payment settling).
 _OWNER_ORDER = {ConnectionStatus.CONNECTED: 0, ConnectionStatus.NEEDS_REAUTH: 1, ConnectionStatus.ERROR: 2}

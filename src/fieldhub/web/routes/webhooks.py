@@ -32,7 +32,7 @@ async def receive(request: Request, provider: str, background: BackgroundTasks) 
     body = await request.body()
     env = env_for(request.app)
     headers = {k.lower(): v for k, v in request.headers.items()}
-    secret = inbox.secret_for(env, provider)
+    secret = await inbox.delivery_secret(env, provider, headers, body)
     if not secret or not module.verify(headers, body, secret):
         log.warning("webhook.signature.refused", provider=provider)
         return JSONResponse({"detail": "The signature is missing or wrong."}, status_code=401)
