@@ -44,7 +44,9 @@ runs each ledger against its emulator through the same cases):
    the first send (less clock skew) count. Creates sent alone carry an idempotency key and need no look-up.
 8. **Faults in plain words.** Every refusal reaches the engine as hub.errors (NeedsReauth, RetryLater,
    Rejected(code, reason, fix)); `explain(code, sent)` gives the reason and the fix a business owner can act
-   on for a ledger's own error code. Code "not_found" is how any ledger says the object is gone.
+   on for a ledger's own error code, and for the capability's own codes: "income_account" (an invoice line
+   books to another income account than the mapped Service Revenue: how to point it there). Code NOT_FOUND
+   ("not_found") is how `remove` says the object is gone.
 9. **Names compare as the ledger compares them** (`normalise`): QuickBooks ignores case and runs of spaces.
 """
 
@@ -199,6 +201,15 @@ class Ledger(Protocol):
 
     async def read(self, kind: str, remote_id: str) -> Record | None:
         """One object as it is now; None once it is deleted."""
+        ...
+
+    async def income_accounts(self, invoice: Txn) -> set[str]:
+        """The income accounts an invoice's lines book to (through their items where the ledger books that way)."""
+        ...
+
+    async def remove(self, kind: str, remote_id: str) -> None:
+        """Take a record out of the books: a transaction deleted, a customer or item made inactive (ledgers keep
+        names). Rejected with code NOT_FOUND when it is gone already."""
         ...
 
     async def changed_since(self, cursor: str, kinds: Iterable[str]) -> ChangePage:

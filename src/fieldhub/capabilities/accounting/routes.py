@@ -1,5 +1,5 @@
-"""The accounting pages of a connected ledger: the backfill wizard with its dry run, and the monthly
-reconciliation with its CSV download.
+"""The accounting pages of a connected ledger: the $1 test sync, the backfill wizard with its dry run, and the
+monthly reconciliation with its CSV download.
 
 Any provider that implements the ledger protocol (providers/<key>/ledger.py) gets them. Owner and admin
 only; another business's connection is a 404 (kit.connection_on_card).
@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 
-from fieldhub.capabilities.accounting import backfill, ledgers
+from fieldhub.capabilities.accounting import backfill, ledgers, testsync
 from fieldhub.capabilities.accounting import reconcile as module
 from fieldhub.core.validation import Id
 from fieldhub.hub.connections.models import Connection
@@ -163,3 +163,83 @@ async def start_backfill(
     spec, conn = await _ledger(ctx, card_key, connection_id)
     plan = await backfill.plan(env_for(request.app), ctx.db, conn, include_transactions=include)
     return _backfill_page(request, spec, conn, plan=plan, result=result, transactions=include)
+
+
+# ----------------------------------------------------------------------------- the $1 test sync
+
+
+def _test_page(
+    request: Request,
+    spec: ProviderSpec,
+    conn: Connection,
+    *,
+    checks: list[dict[str, Any]] | None = None,
+    error: str = "",
+    link: str = "",
+    link_text: str = "",
+    done: list[str] | None = None,
+    amount: str = "1.00",
+    status: int = 200,
+) -> Response:
+    state = testsync.test_state(conn)
+    shown = checks if checks is not None else list(state.get("checks") or [])
+    return render(
+        request,
+        "accounting/test_sync.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
+            "books": ledgers.name_of(conn.provider),
+            "checks": shown,
+            "all_ok": bool(shown) and all(c["ok"] for c in shown),
+            "has_records": bool(state.get("customer_id")),
+            "error": error,
+            "link": link,
+            "link_text": link_text,
+            "done": done or [],
+            "amount": amount,
+            "test_name": testsync.TEST_NAME,
+        },
+        status,
+    )
+
+
+@router.get("/test-sync")
+async def test_sync_page(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    return _test_page(request, spec, conn)
+
+
+@router.post("/test-sync")
+async def run_test_sync(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, amount: str = Form("1.00")
+) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    try:
+        checks = await testsync.run_test_sync(env_for(request.app), ctx.db, ctx.tenant_id, conn, amount)
+    except testsync.TestSyncRefused as e:
+        return _test_page(
+            request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, amount=amount, status=400
+        )
+    except ProviderError as e:
+        return _test_page(
+            request, spec, conn, error=f"{ledgers.name_of(conn.provider)} did not answer the check: {e}", status=502
+        )
+    await ctx.db.refresh(conn)
+    return _test_page(request, spec, conn, checks=[c.__dict__ for c in checks])
+
+
+@router.post("/test-sync/delete")
+async def delete_test_records(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    try:
+        done = await testsync.delete_test_records(env_for(request.app), ctx.db, ctx.tenant_id, conn)
+    except testsync.TestSyncRefused as e:
+        return _test_page(request, spec, conn, error=e.message, status=409)
+    except ProviderError as e:
+        return _test_page(
+            request, spec, conn, error=f"{ledgers.name_of(conn.provider)} did not answer: {e}", status=502
+        )
+    return _test_page(request, spec, conn, checks=[], done=done)

@@ -29,8 +29,8 @@ from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.sync import dispatch
 from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, history_body
+from fieldhub.providers.quickbooks.ledger import quote
 from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
-from fieldhub.providers.quickbooks.testsync import quote
 
 NAME_CONFLICT = "6240"
 NAME_LISTS = ("Customer", "Vendor", "Employee")

@@ -22,6 +22,8 @@ from fieldhub.capabilities.accounting.protocol import (
 )
 from fieldhub.core.money import CENT, ZERO
 from fieldhub.hub.errors import Rejected
+from fieldhub.hub.sync.adapter import PushItem
+from fieldhub.hub.sync.models import Operation
 from fieldhub.providers.quickbooks.accounts import MAPPING_FIELDS
 from fieldhub.providers.quickbooks.sync import REMOTE, QuickBooksAdapter, fault_error
 
@@ -253,6 +255,12 @@ class QuickBooksLedger:
         return self.normalise(a) == self.normalise(b)
 
     def explain(self, code: str, sent: dict[str, Any] | None = None) -> Problem:
+        if code == "income_account":
+            fix = (
+                "In QuickBooks, point the “Services” item at your Service Revenue account (or choose that account "
+                "in the field mapping), then run the test again."
+            )
+            return Problem(code, "An invoice line books to another income account than Service Revenue", fix)
         error = fault_error({"code": code}, 400, "", sent or {})
         if isinstance(error, Rejected):
             return Problem(error.code, error.reason, error.fix)
@@ -304,6 +312,33 @@ class QuickBooksLedger:
         if not isinstance(obj, dict) or str(obj.get("status", "")).lower() == "deleted":
             return None
         return record(obj, entity)
+
+    async def income_accounts(self, invoice: Txn) -> set[str]:
+        """QBO books a sales line through its item: each line's item's IncomeAccountRef."""
+        booked = set()
+        for line in invoice.raw.get("Line", []):
+            item_ref = ((line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}).get("value")
+            if item_ref:
+                found = (await self.query(f"SELECT * FROM Item WHERE Id = {quote(str(item_ref))}")).get("Item", [])
+                booked.add(str(((found[0] if found else {}).get("IncomeAccountRef") or {}).get("value", "")))
+        return booked
+
+    async def remove(self, kind: str, remote_id: str) -> None:
+        item = PushItem(
+            ledger_id=0,
+            entity=kind,
+            local_id=0,
+            operation=Operation.DELETE,
+            record=None,
+            local_version=0,
+            remote_id=remote_id,
+        )
+        try:
+            await self.adapter.push(item)
+        except Rejected as e:
+            if e.code == "610":  # Object Not Found
+                raise Rejected(NOT_FOUND, e.reason, e.fix, status=e.status) from None
+            raise
 
     async def changed_since(self, cursor: str, kinds: Iterable[str]) -> ChangePage:
         """One Change Data Capture read (QBO keeps 30 days of changes; up to 1,000 objects a reply)."""

@@ -1,4 +1,4 @@
-"""The guided parts of the QuickBooks setup: the $1 test sync and fixing a customer name conflict.
+"""The guided part of the QuickBooks setup that is still its own: fixing a customer name conflict.
 
 Pages live under the connection's own path (/settings/integrations/quickbooks/{connection_id}/…), next to
 the dashboard, history and mapping pages of web/routes/sync_pages.py; main.route_modules() includes this
@@ -6,8 +6,6 @@ router and the templates are this folder's templates/ ("quickbooks/<page>.html")
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,7 +15,7 @@ from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.errors import ProviderError
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
-from fieldhub.providers.quickbooks import conflicts, testsync
+from fieldhub.providers.quickbooks import conflicts
 from fieldhub.web.kit import AdminCtx, connection_on_card
 from fieldhub.web.templating import render
 
@@ -34,79 +32,6 @@ async def _qbo(ctx: AdminCtx, connection_id: int) -> tuple[ProviderSpec, Connect
 
 def _base(conn: Connection) -> str:
     return f"/settings/integrations/{KEY}/{conn.id}"
-
-
-# ----------------------------------------------------------------------------- the $1 test sync
-
-
-def _test_page(
-    request: Request,
-    spec: ProviderSpec,
-    conn: Connection,
-    *,
-    checks: list[dict[str, Any]] | None = None,
-    error: str = "",
-    link: str = "",
-    link_text: str = "",
-    done: list[str] | None = None,
-    amount: str = "1.00",
-    status: int = 200,
-) -> Response:
-    state = testsync.test_state(conn)
-    shown = checks if checks is not None else list(state.get("checks") or [])
-    return render(
-        request,
-        "quickbooks/test_sync.html",
-        {
-            "spec": spec,
-            "conn": conn,
-            "base": _base(conn),
-            "back": f"/settings/integrations/{KEY}",
-            "checks": shown,
-            "all_ok": bool(shown) and all(c["ok"] for c in shown),
-            "has_records": bool(state.get("customer_id")),
-            "error": error,
-            "link": link,
-            "link_text": link_text,
-            "done": done or [],
-            "amount": amount,
-            "test_name": testsync.TEST_NAME,
-        },
-        status,
-    )
-
-
-@router.get("/test-sync")
-async def test_sync_page(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
-    spec, conn = await _qbo(ctx, connection_id)
-    return _test_page(request, spec, conn)
-
-
-@router.post("/test-sync")
-async def run_test_sync(request: Request, ctx: AdminCtx, connection_id: Id, amount: str = Form("1.00")) -> Response:
-    spec, conn = await _qbo(ctx, connection_id)
-    try:
-        checks = await testsync.run_test_sync(env_for(request.app), ctx.db, ctx.tenant_id, conn, amount)
-    except testsync.TestSyncRefused as e:
-        return _test_page(
-            request, spec, conn, error=e.message, link=e.link, link_text=e.link_text, amount=amount, status=400
-        )
-    except ProviderError as e:
-        return _test_page(request, spec, conn, error=f"QuickBooks did not answer the check: {e}", status=502)
-    await ctx.db.refresh(conn)
-    return _test_page(request, spec, conn, checks=[c.__dict__ for c in checks])
-
-
-@router.post("/test-sync/delete")
-async def delete_test_records(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
-    spec, conn = await _qbo(ctx, connection_id)
-    try:
-        done = await testsync.delete_test_records(env_for(request.app), ctx.db, ctx.tenant_id, conn)
-    except testsync.TestSyncRefused as e:
-        return _test_page(request, spec, conn, error=e.message, status=409)
-    except ProviderError as e:
-        return _test_page(request, spec, conn, error=f"QuickBooks did not answer: {e}", status=502)
-    return _test_page(request, spec, conn, checks=[], done=done)
 
 
 # ----------------------------------------------------------------------------- customer name conflicts

@@ -81,10 +81,11 @@ def next_step(conn: Connection) -> str:
         return ""
     if mapping.mapping_fields(conn.provider) and not mapping.mapping_complete(conn):
         return "mapping"
-    testsync = registry.import_module(conn.provider, "testsync")
-    if conn.auto_sync or testsync is None:
+    # A ledger (providers/<key>/ledger.py) has the accounting capability's $1 test sync, whose checklist is
+    # kept in the connection's settings["test_sync"].
+    if conn.auto_sync or registry.import_module(conn.provider, "ledger") is None:
         return ""
-    checks = list(testsync.test_state(conn).get("checks") or [])
+    checks = list(((conn.settings or {}).get("test_sync") or {}).get("checks") or [])
     return "auto_sync" if checks and all(c.get("ok") for c in checks) else "test_sync"
 
 
@@ -111,7 +112,7 @@ async def dashboard(ctx: Ctx, spec: ProviderSpec, conn: Connection) -> dict[str,
         "has_mapping": bool(mapping.mapping_fields(conn.provider)) or mapping.offers_direction(conn),
         "direction": mapping.customer_direction(conn) if mapping.offers_direction(conn) else "",
         "reconciles": registry.import_module(conn.provider, "ledger") is not None,
-        "test_sync": registry.import_module(conn.provider, "testsync") is not None,
+        "test_sync": registry.import_module(conn.provider, "ledger") is not None,
         "backfills": registry.import_module(conn.provider, "ledger") is not None,
     }
 

@@ -1,14 +1,14 @@
-"""The guided one-dollar test sync (seed 001 step 5), and the helpers the QuickBooks guide pages share.
+"""The guided one-dollar test sync (seed 001 step 5), for any ledger.
 
 `run_test_sync` does what the guide asks a person to do by hand: create the customer "Test Customer
-ZZ", a $1.00 invoice with one Service Revenue line, mark it paid, press Sync Now, then open
-QuickBooks and look. The looking is done by reading each object back through the adapter: the
-customer by its Id, the invoice (its customer, its total, the income account its line books to) and
+ZZ", a $1.00 invoice with one Service Revenue line, mark it paid, press Sync Now, then open the
+ledger and look. The looking is done by reading each object back through the ledger protocol: the
+customer by its id, the invoice (its customer, its total, the income account its lines book to) and
 the payment (its amount, the invoice it pays, the account it was deposited to). A rerun reuses the
-same local records, which the ledger already knows, so nothing is created twice on either side.
+same local records, which the ledger rows already know, so nothing is created twice on either side.
 
-`delete_test_records` cleans both sides: in QuickBooks the payment and the invoice are deleted and the
-customer is made inactive (QBO never deletes names); here the three records and their ledger rows go.
+`delete_test_records` cleans both sides: in the ledger the payment and the invoice are deleted and the
+customer is made inactive (ledgers keep names); here the three records and their ledger rows go.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from fieldhub.capabilities.accounting.common import Refused, ledger_rows, sync_until_settled
+from fieldhub.capabilities.accounting import ledgers
+from fieldhub.capabilities.accounting.common import Refused, ledger_rows, require_ready, sync_until_settled
+from fieldhub.capabilities.accounting.protocol import NOT_FOUND, Ledger, Party, Txn
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.estimates.models import Estimate
@@ -31,13 +33,10 @@ from fieldhub.core.jobs.models import Job
 from fieldhub.core.payments.models import Payment, PaymentStatus, Refund
 from fieldhub.db import utcnow
 from fieldhub.hub.connections import mapping
-from fieldhub.hub.connections.models import Connection, ConnectionStatus
+from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.errors import ProviderError, Rejected
 from fieldhub.hub.oauth.env import OAuthEnv
-from fieldhub.hub.sync.adapter import PushItem
-from fieldhub.hub.sync.clients import client_for
-from fieldhub.hub.sync.models import LedgerRow, LedgerState, Operation, RecordEvent
-from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
+from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent
 
 TEST_NAME = "Test Customer ZZ"
 TEST_LINE = "Test service (fieldhub test sync)"
@@ -47,8 +46,8 @@ ONE_DOLLAR = Decimal("1.00")
 MAX_TEST_AMOUNT = Decimal("100.00")
 
 ZERO_DOLLAR = (
-    "A $0.00 invoice can't be used for the test. QuickBooks refuses zero-dollar invoices in this flow (some "
-    "QuickBooks versions reject them outright), and an invoice of nothing moves no balance, so there would be "
+    "A $0.00 invoice can't be used for the test. {name} refuses zero-dollar invoices in this flow (some "
+    "{name} versions reject them outright), and an invoice of nothing moves no balance, so there would be "
     "nothing to trace. Run the test with $1.00: it lands as a real $1.00 invoice and payment you can follow "
     "through every account, and “Delete test records” removes them from both sides afterwards."
 )
@@ -67,27 +66,10 @@ class Check:
     fix: str = ""
 
 
-# ----------------------------------------------------------------------------- shared helpers
-
-
-def quickbooks_adapter(conn: Connection, client: Any, env: OAuthEnv) -> QuickBooksAdapter:
-    return QuickBooksAdapter(conn, client, env.settings)
-
-
-def quote(value: str) -> str:
-    """A string literal for QBO's query language."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-async def read_one(adapter: QuickBooksAdapter, entity: str, remote_id: str) -> dict[str, Any] | None:
-    found = (await adapter.query(f"SELECT * FROM {entity} WHERE Id = {quote(remote_id)}")).get(entity, [])
-    return found[0] if found else None
-
-
 # ----------------------------------------------------------------------------- the test sync
 
 
-def parse_amount(raw: str | Decimal | None) -> Decimal:
+def parse_amount(raw: str | Decimal | None, name: str = "The ledger") -> Decimal:
     try:
         value = Decimal(str(raw if raw not in (None, "") else ONE_DOLLAR).replace("$", "").replace(",", "").strip())
     except InvalidOperation:
@@ -96,7 +78,7 @@ def parse_amount(raw: str | Decimal | None) -> Decimal:
         raise TestSyncRefused("Enter the test amount in dollars, such as 1.00.")
     value = value.quantize(Decimal("0.01"))
     if value <= 0:
-        raise TestSyncRefused(ZERO_DOLLAR)
+        raise TestSyncRefused(ZERO_DOLLAR.format(name=name))
     if value > MAX_TEST_AMOUNT:
         raise TestSyncRefused("Keep the test small: $1.00 is enough to trace every step.")
     return value
@@ -107,14 +89,7 @@ def test_state(conn: Connection) -> dict[str, Any]:
 
 
 def _refusal(conn: Connection) -> None:
-    if conn.status != ConnectionStatus.CONNECTED:
-        raise TestSyncRefused("QuickBooks is not connected: reconnect it before running the test.")
-    if not mapping.mapping_complete(conn):
-        raise TestSyncRefused(
-            "Map your chart of accounts first: the test checks the invoice lands in your Service Revenue account.",
-            mapping.mapping_link(conn),
-            "Open the field mapping",
-        )
+    require_ready(conn, "before running the test", "the test checks the invoice lands in your Service Revenue account.")
 
 
 async def _test_records(
@@ -190,8 +165,8 @@ async def run_test_sync(
     *,
     client_options: dict[str, Any] | None = None,
 ) -> list[Check]:
-    """Create (or reuse) the test records, Sync Now, read each back from QuickBooks; the checklist, saved."""
-    value = parse_amount(amount)
+    """Create (or reuse) the test records, Sync Now, read each back from the ledger; the checklist, saved."""
+    value = parse_amount(amount, ledgers.name_of(conn.provider))
     _refusal(conn)
     customer, invoice, payment = await _test_records(session, tenant_id, conn, value)
     ids = {"customer_id": customer.id, "invoice_id": invoice.id, "payment_id": payment.id}
@@ -215,9 +190,9 @@ async def run_test_sync(
     return checks
 
 
-def _not_there(key: str, label: str, row: LedgerRow | None) -> Check:
+def _not_there(key: str, label: str, row: LedgerRow | None, name: str) -> Check:
     if row is None:
-        return Check(key, label, False, detail="fieldhub has not queued it for QuickBooks.", fix="Run the test again.")
+        return Check(key, label, False, detail=f"fieldhub has not queued it for {name}.", fix="Run the test again.")
     if row.state == LedgerState.FAILED:
         return Check(key, label, False, detail=row.error_reason, fix=row.error_fix)
     if row.state == LedgerState.PENDING:
@@ -236,92 +211,72 @@ async def _verify(
 ) -> list[Check]:
     accounts = mapping.saved_mapping(conn)
     checks: list[Check] = []
-    async with client_for(env, conn, **dict(client_options or {})) as client:
-        adapter = quickbooks_adapter(conn, client, env)
+    async with ledgers.open_for(env, conn, **dict(client_options or {})) as ledger:
         try:
-            checks.append(await _check_customer(adapter, rows.get("customer"), name))
-            checks.append(await _check_invoice(adapter, rows, total, accounts))
-            checks.append(await _check_payment(adapter, rows, total, accounts, conn))
+            checks.append(await _check_customer(ledger, rows.get("customer"), name))
+            checks.append(await _check_invoice(ledger, rows, total, accounts))
+            checks.append(await _check_payment(ledger, rows, total, accounts, conn))
         except ProviderError as e:
-            checks.append(Check("quickbooks", "QuickBooks answered", False, detail=str(e), fix="Run the test again."))
+            check = Check(ledger.key, f"{ledger.name} answered", False, detail=str(e), fix="Run the test again.")
+            checks.append(check)
     return checks
 
 
-async def _check_customer(adapter: QuickBooksAdapter, row: LedgerRow | None, name: str) -> Check:
-    label = "Customer"
+async def _check_customer(ledger: Ledger, row: LedgerRow | None, name: str) -> Check:
+    label, books = "Customer", ledger.name
     if row is None or not row.remote_id:
-        return _not_there("customer", label, row)
-    obj = await read_one(adapter, "Customer", row.remote_id)
-    if obj is None:
-        return Check("customer", label, False, row.remote_id, "QuickBooks has no active customer with that Id.")
-    if obj.get("DisplayName") != name:
-        return Check(
-            "customer", label, False, row.remote_id, f"QuickBooks calls it “{obj.get('DisplayName')}”, not “{name}”."
-        )
-    return Check("customer", label, True, row.remote_id, f"“{name}” is in QuickBooks.")
+        return _not_there("customer", label, row, books)
+    obj = await ledger.read("customer", row.remote_id)
+    if not isinstance(obj, Party) or not obj.active:
+        return Check("customer", label, False, row.remote_id, f"{books} has no active customer with that Id.")
+    if obj.name != name:
+        return Check("customer", label, False, row.remote_id, f"{books} calls it “{obj.name}”, not “{name}”.")
+    return Check("customer", label, True, row.remote_id, f"“{name}” is in {books}.")
 
 
-async def _check_invoice(
-    adapter: QuickBooksAdapter, rows: dict[str, LedgerRow], total: Decimal, accounts: dict[str, str]
-) -> Check:
-    label, row = "Invoice", rows.get("invoice")
+async def _check_invoice(ledger: Ledger, rows: dict[str, LedgerRow], total: Decimal, accounts: dict[str, str]) -> Check:
+    label, row, books = "Invoice", rows.get("invoice"), ledger.name
     if row is None or not row.remote_id:
-        return _not_there("invoice", label, row)
-    obj = await read_one(adapter, "Invoice", row.remote_id)
-    if obj is None:
-        return Check("invoice", label, False, row.remote_id, "QuickBooks has no invoice with that Id.")
+        return _not_there("invoice", label, row, books)
+    obj = await ledger.read("invoice", row.remote_id)
+    if not isinstance(obj, Txn):
+        return Check("invoice", label, False, row.remote_id, f"{books} has no invoice with that Id.")
     problems = []
     customer = rows.get("customer")
-    if customer is not None and (obj.get("CustomerRef") or {}).get("value") != customer.remote_id:
+    if customer is not None and obj.customer_id != customer.remote_id:
         problems.append("it belongs to another customer")
-    if Decimal(str(obj.get("TotalAmt", "0"))) != total:
-        problems.append(f"its total is ${obj.get('TotalAmt')}, not ${total}")
+    if obj.amount != total:
+        problems.append(f"its total is ${obj.amount}, not ${total}")
     service = accounts.get("service_revenue", "")
-    booked = set()
-    for line in obj.get("Line", []):
-        item_ref = ((line.get("SalesItemLineDetail") or {}).get("ItemRef") or {}).get("value")
-        if item_ref:
-            item = await read_one(adapter, "Item", str(item_ref))
-            booked.add(str(((item or {}).get("IncomeAccountRef") or {}).get("value", "")))
+    booked = await ledger.income_accounts(obj)
     fix = ""
     if booked and booked != {service}:
         problems.append("its line books to a different income account than your Service Revenue mapping")
-        fix = (
-            "In QuickBooks, point the “Services” item at your Service Revenue account (or choose that account "
-            "in the field mapping), then run the test again."
-        )
+        fix = ledger.explain("income_account").fix
     if problems:
         return Check("invoice", label, False, row.remote_id, "; ".join(problems).capitalize() + ".", fix)
-    return Check(
-        "invoice", label, True, row.remote_id, f"${total} for {obj.get('DocNumber', '')}, booked to Service Revenue."
-    )
+    return Check("invoice", label, True, row.remote_id, f"${total} for {obj.number}, booked to Service Revenue.")
 
 
 async def _check_payment(
-    adapter: QuickBooksAdapter, rows: dict[str, LedgerRow], total: Decimal, accounts: dict[str, str], conn: Connection
+    ledger: Ledger, rows: dict[str, LedgerRow], total: Decimal, accounts: dict[str, str], conn: Connection
 ) -> Check:
-    label, row = "Payment", rows.get("payment")
+    label, row, books = "Payment", rows.get("payment"), ledger.name
     if row is None or not row.remote_id:
-        return _not_there("payment", label, row)
-    obj = await read_one(adapter, "Payment", row.remote_id)
-    if obj is None:
-        return Check("payment", label, False, row.remote_id, "QuickBooks has no payment with that Id.")
+        return _not_there("payment", label, row, books)
+    obj = await ledger.read("payment", row.remote_id)
+    if not isinstance(obj, Txn):
+        return Check("payment", label, False, row.remote_id, f"{books} has no payment with that Id.")
     problems = []
-    if Decimal(str(obj.get("TotalAmt", "0"))) != total:
-        problems.append(f"its amount is ${obj.get('TotalAmt')}, not ${total}")
+    if obj.amount != total:
+        problems.append(f"its amount is ${obj.amount}, not ${total}")
     invoice = rows.get("invoice")
-    linked = {
-        str(t.get("TxnId")) for line in obj.get("Line", []) for t in line.get("LinkedTxn", []) if t.get("TxnType")
-    }
-    if invoice is None or invoice.remote_id not in linked:
+    if invoice is None or invoice.remote_id not in {link.remote_id for link in obj.links}:
         problems.append("it is not applied to the test invoice")
-    elif (remote := await read_one(adapter, "Invoice", invoice.remote_id)) is not None and Decimal(
-        str(remote.get("Balance", "0"))
-    ) != 0:
-        problems.append(f"the invoice still shows ${remote.get('Balance')} due")
-    deposited = str((obj.get("DepositToAccountRef") or {}).get("value", ""))
+    elif isinstance(remote := await ledger.read("invoice", str(invoice.remote_id)), Txn) and remote.balance:
+        problems.append(f"the invoice still shows ${remote.balance} due")
     to_bank = (conn.settings or {}).get("deposit_payments_to") == "bank"
-    if to_bank and deposited != accounts.get("bank_deposit"):
+    if to_bank and obj.deposit_to != accounts.get("bank_deposit"):
         problems.append("it was not deposited to your Bank Deposit account")
     if problems:
         return Check("payment", label, False, row.remote_id, "; ".join(problems).capitalize() + ".")
@@ -340,7 +295,7 @@ async def delete_test_records(
     *,
     client_options: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Remove the test records from QuickBooks (payment and invoice deleted, customer made inactive) and here."""
+    """Remove the test records from the ledger (payment and invoice deleted, customer made inactive) and here."""
     state = test_state(conn)
     ids = {k: int(state[f"{k}_id"]) for k in ("customer", "invoice", "payment") if state.get(f"{k}_id")}
     if not ids:
@@ -352,8 +307,7 @@ async def delete_test_records(
     found = await ledger_rows(session, conn.id, list(ids.items()))
     rows = {entity: row for (entity, _), row in found.items()}
     done: list[str] = []
-    async with client_for(env, conn, **dict(client_options or {})) as client:
-        adapter = quickbooks_adapter(conn, client, env)
+    async with ledgers.open_for(env, conn, **dict(client_options or {})) as ledger:
         # Dependants first: a payment, then the invoice it paid, then the customer.
         for entity, label, action in (
             ("payment", "Payment", "deleted"),
@@ -363,21 +317,12 @@ async def delete_test_records(
             row = rows.get(entity)
             if row is None or not row.remote_id:
                 continue
-            item = PushItem(
-                ledger_id=row.id,
-                entity=entity,
-                local_id=row.local_id,
-                operation=Operation.DELETE,
-                record=None,
-                local_version=row.local_version,
-                remote_id=row.remote_id,
-            )
             try:
-                await adapter.push(item)
+                await ledger.remove(entity, row.remote_id)
             except Rejected as e:
-                if e.code != "610":  # already gone in QuickBooks: nothing left to delete there
-                    raise TestSyncRefused(f"QuickBooks did not delete the test {entity}: {e.reason}") from None
-            done.append(f"QuickBooks: {label} {row.remote_id} {action}")
+                if e.code != NOT_FOUND:  # already gone there: nothing left to delete
+                    raise TestSyncRefused(f"{ledger.name} did not delete the test {entity}: {e.reason}") from None
+            done.append(f"{ledger.name}: {label} {row.remote_id} {action}")
     done += await _delete_local(session, tenant_id, conn, ids)
     conn.settings = {k: v for k, v in (conn.settings or {}).items() if k != SETTINGS_KEY}
     await session.commit()

@@ -9,12 +9,12 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
+from fieldhub.capabilities.accounting.testsync import TEST_NAME
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.invoices.models import Invoice
 from fieldhub.core.payments.models import Payment
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.sync.models import LedgerRow, LedgerState
-from fieldhub.providers.quickbooks.testsync import TEST_NAME
 from tests.hub.sync.conftest import QBOSetup, connect_mapped
 
 
