@@ -33,7 +33,7 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
         assert not features.get(key).live, key
     assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar"}
     gcal = features.get("google_calendar")  # jobs go out through the calendar capability's adapter (issue 17)
-    assert gcal.sends == ("job",) and [(f.entity, f.way) for f in gcal.coming] == [("time_block", "import")]
+    assert gcal.sends == ("job",) and gcal.receives == ("job", "time_block") and not gcal.coming
     stripe = features.get("stripe")  # events bring its payments, refunds and payouts in; nothing goes out
     assert not stripe.syncs and set(stripe.receives) == {"payment", "refund", "payout"} and not stripe.coming
     thumbtack = features.get("thumbtack")  # webhooks.py's handle brings leads and their messages in
@@ -47,7 +47,7 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     xero = features.get("xero")
     assert ("customer", "Customers both ways with Xero") in xero.lines(xero.coming)
     card = registry.registry().card("calendar")
-    assert features.card_now_line(card) == "Works now: syncs jobs."
+    assert features.card_now_line(card) == "Works now: syncs jobs and time blocks."
     assert features.card_now_line(registry.registry().card("quickbooks")).startswith("Works now: syncs customers")
 
 

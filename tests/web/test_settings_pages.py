@@ -176,6 +176,6 @@ async def test_issue15_item1_hub_cards_state_what_works_now(owner: Browser) -> N
     assert lines["google_business_profile"] == (
         "Works now: connect and health checks. Coming: reviews and review replies."
     )
-    assert lines["calendar"] == "Works now: syncs jobs."  # Google Calendar sends jobs (issue 17)
+    assert lines["calendar"] == "Works now: syncs jobs and time blocks."  # Google Calendar sends jobs (issue 17)
     assert lines["voice_ai"] == "Works now: connect and key checks. Coming: calls."
     assert lines["accounting"].startswith("Works now: connect and health checks. Coming: customers, items")

@@ -27,6 +27,8 @@ class CalendarSetup:
     connection_id: int
     emulator: Any
     customer_id: int = 0
+    tenant_id: int = 0
+    tech_id: int = 0
     sleeps: list[float] = field(default_factory=list)
 
     async def connection(self) -> Connection:
@@ -47,13 +49,13 @@ class CalendarSetup:
         start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(hours=hours_from_now)
         job = await create_job(
             self.session,
-            self.biz.tenant.id,
+            self.tenant_id,
             {
                 "customer_id": self.customer_id,
                 "title": title,
                 "scheduled_start": start,
                 "scheduled_end": start + timedelta(hours=2),
-                "technician_ids": [self.biz.tech.id] if techs is None else techs,
+                "technician_ids": [self.tech_id] if techs is None else techs,
                 "address": "12 Elm St, Springfield",
                 "description": "Annual service",
             },
@@ -81,7 +83,9 @@ async def connect_google(app, owner, session, biz) -> CalendarSetup:
     customer = await create_customer(session, biz.tenant.id, {"display_name": "Dana Whitfield", "phone": "555-0100"})
     await session.commit()
     emulator = app.state.endpoints.emulators["google_calendar"]
-    return CalendarSetup(app, env_for(app), session, biz, owner, connection.id, emulator, customer.id)
+    return CalendarSetup(
+        app, env_for(app), session, biz, owner, connection.id, emulator, customer.id, biz.tenant.id, biz.tech.id
+    )
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ async def test_issue17_item3_jobs_become_events_and_follow_reschedule_reassign_c
 
     await reschedule_job(
         session,
-        gcal.biz.tenant.id,
+        gcal.tenant_id,
         job.id,
         job.scheduled_start + timedelta(days=1),
         job.scheduled_end + timedelta(days=1),
@@ -89,16 +89,16 @@ async def test_issue17_item3_jobs_become_events_and_follow_reschedule_reassign_c
     assert own == 200
     primary = gcal.emulator.users[0].email
     r = await gcal.owner.submit(
-        f"/settings/integrations/calendar/{conn.id}/technicians", {f"tech_{gcal.biz.tech.id}": primary}
+        f"/settings/integrations/calendar/{conn.id}/technicians", {f"tech_{gcal.tech_id}": primary}
     )
     assert r.status_code == 303
-    await update_job(session, gcal.biz.tenant.id, job.id, {"title": "Furnace tune-up (moved)"})
+    await update_job(session, gcal.tenant_id, job.id, {"title": "Furnace tune-up (moved)"})
     await session.commit()
     await gcal.sync()
     assert not gcal.live_events(calendar) and [e["id"] for e in gcal.live_events(primary)] == [event["id"]]
     assert s.calendar_id == calendar
 
-    await set_job_status(session, gcal.biz.tenant.id, job.id, "cancelled")
+    await set_job_status(session, gcal.tenant_id, job.id, "cancelled")
     await session.commit()
     run = await gcal.sync()
     assert run is not None and run.deleted == 1 and not gcal.live_events()

@@ -14,6 +14,8 @@ from fieldhub.core.jobs.service import list_technicians
 from fieldhub.hub.connections.models import ConnectionStatus
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
+from fieldhub.hub.sync.models import SyncRun, SyncRunEntity
+from fieldhub.hub.sync.status import run_entities
 from fieldhub.log import get_logger
 
 log = get_logger(__name__)
@@ -44,6 +46,7 @@ async def panel(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any)
                 calendars_error = "The calendar list could not be read just now."
         last = await service.last_run(ctx.db, conn.id)
         runs = await service.recent_runs(ctx.db, conn.id)
+        shares = await run_entities(ctx.db, [r.id for r in runs])
         connections.append(
             {
                 "connection": conn,
@@ -52,7 +55,7 @@ async def panel(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any)
                 "calendars_error": calendars_error,
                 "last": last,
                 "dot": DOT.get(str(last.status), "grey") if last else "grey",
-                "runs": runs,
+                "runs": [history_row(r, shares.get(r.id, [])) for r in runs],
             }
         )
     return {
@@ -62,4 +65,21 @@ async def panel(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any)
         "directions": DIRECTIONS,
         "intervals": INTERVALS,
         "reminders": REMINDERS,
+    }
+
+
+def history_row(run: SyncRun, shares: list[SyncRunEntity]) -> dict[str, Any]:
+    """One run in the guide's columns. An export run's job records are events written there; an import run's
+    job records are jobs moved or unscheduled here, and its time blocks the busy events read."""
+    by = {s.entity: s for s in shares}
+    job, block = by.get("job"), by.get("time_block")
+
+    def three(share: SyncRunEntity | None) -> tuple[int, int, int]:
+        return (share.created, share.updated, share.deleted) if share else (0, 0, 0)
+
+    out = run.direction == "export"
+    return {
+        "run": run,
+        "events": three(job) if out else three(block),
+        "jobs": (0, 0, 0) if out else three(job),
     }

@@ -50,7 +50,10 @@ class TimeBlock(TenantRecord, Base):
     """Time a technician is unavailable: entered by hand, or busy time from a connected calendar."""
 
     __tablename__ = "time_blocks"
-    __table_args__ = (Index("ix_time_blocks_tenant_start", "tenant_id", "starts_at"),)
+    __table_args__ = (
+        Index("ix_time_blocks_tenant_start", "tenant_id", "starts_at"),
+        Index("ix_time_blocks_external", "tenant_id", "external_key"),
+    )
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -58,3 +61,5 @@ class TimeBlock(TenantRecord, Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
     # "manual", or the provider key that brought it in (a busy event from a calendar).
     source: Mapped[str] = mapped_column(String(40), default="manual")
+    # For busy time from a calendar: "<connection id>:<event id>", so the event's move or deletion follows.
+    external_key: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -299,6 +299,64 @@ async def delete_time_block(session: AsyncSession, tenant_id: int, block_id: int
     await session.flush()
 
 
+async def set_external_blocks(
+    session: AsyncSession,
+    tenant_id: int,
+    external_key: str,
+    user_ids: Sequence[int],
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    reason: str,
+    source: str,
+) -> str:
+    """Busy time from outside (a calendar event): the blocks `external_key` stands for become these, one per
+    technician, or none (times None). Returns "created", "updated", "deleted" or "" when nothing changed."""
+    current = list(
+        await session.scalars(
+            select(TimeBlock).where(TimeBlock.tenant_id == tenant_id, TimeBlock.external_key == external_key)
+        )
+    )
+    if starts_at is None or ends_at is None or not user_ids:
+        for block in current:
+            await delete_time_block(session, tenant_id, block.id)
+        return "deleted" if current else ""
+    wanted = {u: (starts_at.astimezone(UTC), ends_at.astimezone(UTC), reason[:200]) for u in user_ids}
+    have = {b.user_id: b for b in current}
+    if set(have) == set(wanted) and all((b.starts_at, b.ends_at, b.reason) == wanted[u] for u, b in have.items()):
+        return ""
+    for block in current:
+        await delete_time_block(session, tenant_id, block.id)
+    for user_id in wanted:
+        block = await create_time_block(
+            session,
+            tenant_id,
+            {"user_id": user_id, "starts_at": starts_at, "ends_at": ends_at, "reason": reason[:200]},
+            source=source,
+        )
+        block.external_key = external_key
+    await session.flush()
+    return "updated" if current else "created"
+
+
+async def clashes(
+    session: AsyncSession, tenant_id: int, user_ids: Sequence[int], start: datetime, end: datetime
+) -> list[TimeBlock]:
+    """Time blocks of these technicians that overlap [start, end): what a job form warns about."""
+    if not user_ids:
+        return []
+    rows = await session.scalars(
+        select(TimeBlock)
+        .where(
+            TimeBlock.tenant_id == tenant_id,
+            TimeBlock.user_id.in_(list(user_ids)),
+            TimeBlock.starts_at < end.astimezone(UTC),
+            TimeBlock.ends_at > start.astimezone(UTC),
+        )
+        .order_by(TimeBlock.starts_at)
+    )
+    return list(rows)
+
+
 async def list_time_blocks(
     session: AsyncSession,
     tenant_id: int,

@@ -96,6 +96,7 @@ async def _job_form(
     errors: dict[str, str] | None = None,
     job: Job | None = None,
     status_code: int = 200,
+    clash: list[Any] | None = None,
 ) -> Response:
     customers = await list_customers(ctx.db, ctx.tenant_id, active=True, per_page=200)
     options = [(c.id, c.display_name + (f" ({c.company})" if c.company else "")) for c in customers.items]
@@ -112,6 +113,7 @@ async def _job_form(
             "errors": errors or {},
             "customers": options,
             "technicians": await service.list_technicians(ctx.db, ctx.tenant_id),
+            "clash": clash or [],
         },
         status_code=status_code,
     )
@@ -130,6 +132,10 @@ async def _save_job(request: Request, ctx: Ctx, job: Job | None) -> Response:
     try:
         if errors:
             raise ValidationFailed(errors)
+        clash = await _clash(ctx, data, job) if not values.get("override_clash") else []
+        if clash:
+            # A warning, not a refusal: the technician is busy then (time off, or busy in their calendar).
+            return await _job_form(request, ctx, values, {}, job, status_code=409, clash=clash)
         if job is None:
             job = await service.create_job(ctx.db, ctx.tenant_id, data)
             msg = "created"
@@ -139,6 +145,17 @@ async def _save_job(request: Request, ctx: Ctx, job: Job | None) -> Response:
     except ValidationFailed as exc:
         return await _job_form(request, ctx, values, {**errors, **exc.errors}, job, status_code=400)
     return RedirectResponse(f"/schedule/jobs/{job.id}?msg={msg}", status_code=303)
+
+
+async def _clash(ctx: Ctx, data: dict[str, Any], job: Job | None) -> list[Any]:
+    """The chosen technicians' time blocks the job's new time overlaps (none when the time did not change)."""
+    start, end = data.get("scheduled_start"), data.get("scheduled_end")
+    if not isinstance(start, datetime) or not isinstance(end, datetime) or end <= start:
+        return []
+    techs = [int(t) for t in data.get("technician_ids", []) if str(t).isdigit()]
+    if job is not None and (job.scheduled_start, job.scheduled_end) == (start, end):
+        return []
+    return await service.clashes(ctx.db, ctx.tenant_id, techs, start, end)
 
 
 @router.get("/schedule/jobs/new")
