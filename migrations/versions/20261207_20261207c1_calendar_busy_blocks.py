@@ -4,7 +4,7 @@
 reader of availability (Voice AI) finds busy time in the same table as blocks entered by hand.
 
 Revision ID: 20261207c1
-Revises: 20261207s1
+Revises: 20261207ld1
 Create Date: 2026-12-07 20:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207c1"
-down_revision: str | None = "20261207s1"
+down_revision: str | None = "20261207ld1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
