@@ -67,6 +67,7 @@ async def lead_page(request: Request, ctx: WebCtx, lead_id: Id, msg: str = "", e
         {
             "lead": lead,
             "messages": await service.messages(ctx.db, lead),
+            "customer": await service.customer_of(ctx.db, lead),
             "source": _names().get(lead.provider, lead.provider),
             "msg": msg,
             "error": error,
@@ -90,6 +91,7 @@ async def reply(request: Request, ctx: WebCtx, lead_id: Id) -> Response:
 async def _again(request: Request, ctx: WebCtx, lead_id: int, error: str, text: str = "") -> Response:
     lead = await service.get_lead(ctx.db, ctx.tenant_id, lead_id)
     context = {"lead": lead, "messages": await service.messages(ctx.db, lead), "error": error, "text": text}
+    context["customer"] = await service.customer_of(ctx.db, lead)
     context["source"] = _names().get(lead.provider, lead.provider)
     return render(request, "leads/lead.html", context, status_code=422)
 

@@ -210,6 +210,10 @@ async def inbox(session: AsyncSession, tenant_id: int, *, limit: int = 200) -> l
     )
 
 
+async def customer_of(session: AsyncSession, lead: Lead) -> Customer | None:
+    return await session.get(Customer, lead.customer_id) if lead.customer_id else None
+
+
 async def messages(session: AsyncSession, lead: Lead) -> list[LeadMessage]:
     return list(
         await session.scalars(
