@@ -25,13 +25,13 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     assert set(qbo.sends) == {"customer", "item", "invoice", "payment", "deposit", "refund"}
     assert qbo.receives == ("customer",)  # two-way customers: inbound.py's IMPORTS beside poll
     assert [(f.entity, f.way) for f in qbo.coming] == [("tax_rate", "import")]  # planned in its toml
-    for key in ("outlook", "xero", "freshbooks", "wave", "google_business_profile"):
+    for key in ("outlook", "freshbooks", "wave", "google_business_profile"):
         found = features.get(key)
         assert not found.syncs and not found.live and found.coming, key
         assert found.coming_note.endswith("arrives in a coming release"), key
     for key in ("docusign", "dropbox_sign", "voice_ai"):
         assert not features.get(key).live, key
-    assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar"}
+    assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar", "xero"}
     gcal = features.get("google_calendar")  # jobs go out through the calendar capability's adapter (issue 17)
     assert gcal.sends == ("job",) and gcal.receives == ("job", "time_block") and not gcal.coming
     stripe = features.get("stripe")  # events bring its payments, refunds and payouts in; nothing goes out
@@ -44,8 +44,11 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
         "Reviews from Google Business Profile",
         "Review replies to Google Business Profile",
     ]
-    xero = features.get("xero")
-    assert ("customer", "Customers both ways with Xero") in xero.lines(xero.coming)
+    xero = features.get("xero")  # its export adapter sends all six (issue 16 item 3); tax rates are still to come
+    assert set(xero.sends) == {"customer", "item", "invoice", "payment", "deposit", "refund"}
+    assert [(f.entity, f.way) for f in xero.coming] == [("tax_rate", "import")]
+    freshbooks = features.get("freshbooks")
+    assert ("customer", "Customers both ways with FreshBooks") in freshbooks.lines(freshbooks.coming)
     card = registry.registry().card("calendar")
     assert features.card_now_line(card) == "Works now: syncs jobs and time blocks."
     assert features.card_now_line(registry.registry().card("quickbooks")).startswith("Works now: syncs customers")
@@ -53,25 +56,25 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
 
 def test_issue15_item1_an_export_turns_live_only_when_its_adapter_is_in_the_folder(tmp_path: Path) -> None:
     root = tmp_path / "providers"
-    shutil.copytree(registry.registry().root / "xero", root / "xero")
-    spec = registry.get("xero")
+    shutil.copytree(registry.registry().root / "freshbooks", root / "freshbooks")
+    spec = registry.get("freshbooks")
     assert not features.of_spec(spec, root).syncs
-    sync = root / "xero" / "sync.py"
+    sync = root / "freshbooks" / "sync.py"
     # Entities named without the engine's hook are not an adapter, nor is the hook without the entities.
-    sync.write_text('"""Xero export."""\n\nEXPORTS = ("invoice",)\n')
+    sync.write_text('"""FreshBooks export."""\n\nEXPORTS = ("invoice",)\n')
     assert not features.of_spec(spec, root).syncs
     adapter = "\n\ndef create_adapter(connection, client, settings):\n    ...\n"
-    sync.write_text('"""Xero export."""' + adapter)
+    sync.write_text('"""FreshBooks export."""' + adapter)
     assert not features.of_spec(spec, root).syncs
     sync.write_text(
-        '"""Xero export."""\n\nREMOTE = {"invoice": "Invoices", "payment": "Payments"}\nEXPORTS = tuple(REMOTE)'
+        '"""FreshBooks export."""\n\nREMOTE = {"invoice": "invoices", "payment": "payments"}\nEXPORTS = tuple(REMOTE)'
         + adapter
     )
     found = features.of_spec(spec, root)
     assert found.syncs and found.sends == ("invoice", "payment")
     assert "refund" in {f.entity for f in found.coming}  # still to come: no adapter sends it
     assert found.receives == ()  # reading changes back needs inbound.py's poll or webhooks.py's handle
-    (root / "xero" / "inbound.py").write_text(
+    (root / "freshbooks" / "inbound.py").write_text(
         'IMPORTS = ("customer",)\n\n\nasync def poll(env, connection_id):\n    ...\n'
     )
     assert features.of_spec(spec, root).receives == ("customer",)
@@ -80,7 +83,9 @@ def test_issue15_item1_an_export_turns_live_only_when_its_adapter_is_in_the_fold
 async def test_issue15_item1_no_run_is_written_where_no_work_was_tried(app, session, biz) -> None:  # noqa: ANN001
     """A provider with no adapter, a paused connection, nothing due: no run row, and no sweep wakes a worker."""
     env = env_for(app)
-    xero = Connection(tenant_id=biz.tenant.id, provider="xero", account_id="t1", connected_at=utcnow(), settings={})
+    coming = Connection(
+        tenant_id=biz.tenant.id, provider="freshbooks", account_id="t1", connected_at=utcnow(), settings={}
+    )
     paused = Connection(
         tenant_id=biz.tenant.id,
         provider="quickbooks",
@@ -92,10 +97,10 @@ async def test_issue15_item1_no_run_is_written_where_no_work_was_tried(app, sess
     idle = Connection(
         tenant_id=biz.tenant.id, provider="quickbooks", account_id="r2", connected_at=utcnow(), settings={}
     )
-    session.add_all([xero, paused, idle])
+    session.add_all([coming, paused, idle])
     await session.flush()
     # Rows left from before the ledger stopped collecting for providers without an adapter, and a paused one's.
-    for conn in (xero, paused):
+    for conn in (coming, paused):
         session.add(
             LedgerRow(
                 tenant_id=biz.tenant.id,
@@ -109,10 +114,10 @@ async def test_issue15_item1_no_run_is_written_where_no_work_was_tried(app, sess
             )
         )
     await session.commit()
-    for conn in (xero, paused, idle):
+    for conn in (coming, paused, idle):
         assert await sync_connection(env, conn.id, trigger="manual") is None
     assert await session.scalar(select(func.count()).select_from(SyncRun)) == 0
-    # Xero's row is set aside with the reason (nothing would ever send it); the paused one waits for Reconnect.
+    # FreshBooks' row is set aside with the reason (nothing would ever send it); the paused one waits for Reconnect.
     states = dict((await session.execute(select(LedgerRow.connection_id, LedgerRow.state))).all())
-    assert (states[xero.id], states[paused.id]) == (LedgerState.SKIPPED, LedgerState.PENDING)
+    assert (states[coming.id], states[paused.id]) == (LedgerState.SKIPPED, LedgerState.PENDING)
     assert await due_connections(env) == []  # and no sweep wakes a worker for either

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.browser
 # Card -> the provider connected on it (one per card whose sync is still to come), and what its page says is coming.
 TO_COME = {
     "google_business_profile": ("google_business_profile", ["Reviews from", "Review replies to"]),
-    "accounting": ("xero", ["Customers both ways", "Invoices to", "Refunds to"]),
+    "accounting": ("freshbooks", ["Customers both ways", "Invoices to", "Refunds to"]),
     "esignatures": ("docusign", ["Estimates to"]),
     "voice_ai": ("voice_ai", ["Calls from"]),
 }

@@ -178,4 +178,4 @@ async def test_issue15_item1_hub_cards_state_what_works_now(owner: Browser) -> N
     )
     assert lines["calendar"] == "Works now: syncs jobs and time blocks."  # Google Calendar sends jobs (issue 17)
     assert lines["voice_ai"] == "Works now: connect and key checks. Coming: calls."
-    assert lines["accounting"].startswith("Works now: connect and health checks. Coming: customers, items")
+    assert lines["accounting"].startswith("Works now: syncs customers, items")  # Xero sends them (issue 16)

@@ -83,7 +83,7 @@ async def test_only_exporting_live_connections_collect_work(app, session, biz: B
     gone = await connect(session, biz, status=ConnectionStatus.DISCONNECTED)
     waiting = await connect(session, biz, status=ConnectionStatus.NEEDS_REAUTH, account="5150")
     calendar = await connect(session, biz, provider="google_calendar")
-    coming = await connect(session, biz, provider="xero")
+    coming = await connect(session, biz, provider="freshbooks")
     other = await connect(session, other_biz)
     customer = await create_customer(session, biz.tenant.id, {"display_name": "Only A"})
     await session.commit()

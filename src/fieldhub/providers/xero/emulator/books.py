@@ -37,7 +37,7 @@ MOVES = {
 CHART = [
     ("090", "Business Checking", "BANK", "NONE", "ASSET"),
     ("091", "Business Savings", "BANK", "NONE", "ASSET"),
-    ("092", "Stripe Clearing", "BANK", "NONE", "ASSET"),
+    ("092", "Stripe Clearing", "CURRENT", "NONE", "ASSET"),  # payments enabled: card payments wait here
     ("200", "Sales", "REVENUE", "OUTPUT", "REVENUE"),
     ("260", "Other Revenue", "REVENUE", "OUTPUT", "REVENUE"),
     ("270", "Interest Income", "REVENUE", "NONE", "REVENUE"),
@@ -133,7 +133,7 @@ class Organisation:
                 "Type": kind,
                 "TaxType": tax,
                 "Class": klass,
-                "EnablePaymentsToAccount": False,
+                "EnablePaymentsToAccount": code == "092",
                 "ShowInExpenseClaims": False,
                 "ReportingCode": "",
                 "HasAttachments": False,
@@ -427,8 +427,11 @@ class Organisation:
         if tax_type not in self.tax_rates:
             raise Invalid(f"Tax type '{tax_type}' is not valid.")
         rate = self.tax_rates[tax_type][1] / 100
-        tax = line_amount - line_amount / (1 + rate) if amounts == "Inclusive" else line_amount * rate
-        tax = cents(tax)
+        if raw.get("TaxAmount") is not None and amounts != "NoTax":
+            tax = cents(money(raw["TaxAmount"], "TaxAmount"))  # Xero takes a line's own tax figure
+        else:
+            tax = line_amount - line_amount / (1 + rate) if amounts == "Inclusive" else line_amount * rate
+            tax = cents(tax)
         line["TaxType"], line["TaxAmount"] = tax_type, tax
         return line
 
