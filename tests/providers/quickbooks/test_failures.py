@@ -12,6 +12,7 @@ from html import unescape
 import pytest
 from sqlalchemy import select
 
+from fieldhub.capabilities.accounting.conflicts import candidates
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.service import create_customer
 from fieldhub.core.invoices.service import create_invoice, send_invoice
@@ -19,7 +20,6 @@ from fieldhub.core.items.service import create_item, create_tax_rate
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, RunStatus
-from fieldhub.providers.quickbooks.conflicts import candidates
 from fieldhub.providers.quickbooks.emulator import CA_REALM
 from tests.conftest import Business
 from tests.hub.oauth.conftest import consent

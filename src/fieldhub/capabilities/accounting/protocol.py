@@ -4,11 +4,13 @@ Everything true of any ledger (QuickBooks, Xero, FreshBooks, Wave) lives in capa
 import wizard and its dry run, the $1 test sync, the name-conflict fix, inbound apply, the monthly
 reconciliation, the settings page. A ledger's folder (providers/<key>/) supplies only:
 
-- `ledger.py` defining NAME (how pages name it: "QuickBooks") and `open_ledger(connection, client, env) ->
-  Ledger` (the object below, over the connection's `ProviderClient` from hub/sync/clients.client_for), plus, as
-  today, `sync.py`'s export adapter (create_adapter, EXPORTS; the engine in hub/sync does batching, retries,
-  idempotency and the ledger rows), `accounts.py` (MAPPING_FIELDS: the five accounts and the fee account, with
-  the ledger's account types, and list_accounts), `hooks.py` (connect) and `webhooks.py` (verify, parse).
+- `ledger.py` defining NAME (how pages name it: "QuickBooks"), NAME_CONFLICT (the error code of a refused
+  duplicate customer name) with NAME_RULE (how it keeps names unique, in words), and
+  `open_ledger(connection, client, env) -> Ledger` (the object below, over the connection's `ProviderClient`
+  from hub/sync/clients.client_for); plus, as today, `sync.py`'s export adapter (create_adapter, EXPORTS;
+  the engine in hub/sync does batching, retries, idempotency and the ledger rows), `accounts.py`
+  (MAPPING_FIELDS: the five accounts and the fee account, with the ledger's account types, and
+  list_accounts), `hooks.py` (connect) and `webhooks.py` (verify, parse).
 - pure mappers both ways: fieldhub records → the ledger's JSON (in sync.py's adapter), the ledger's JSON →
   the neutral records here (`Party`, `Product`, `Txn`).
 

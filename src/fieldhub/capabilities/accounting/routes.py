@@ -1,5 +1,5 @@
-"""The accounting pages of a connected ledger: the $1 test sync, the backfill wizard with its dry run, and the
-monthly reconciliation with its CSV download.
+"""The accounting pages of a connected ledger: the $1 test sync, fixing a customer name conflict, the backfill
+wizard with its dry run, and the monthly reconciliation with its CSV download.
 
 Any provider that implements the ledger protocol (providers/<key>/ledger.py) gets them. Owner and admin
 only; another business's connection is a 404 (kit.connection_on_card).
@@ -12,14 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 
-from fieldhub.capabilities.accounting import backfill, ledgers, testsync
+from fieldhub.capabilities.accounting import backfill, conflicts, ledgers, testsync
 from fieldhub.capabilities.accounting import reconcile as module
 from fieldhub.core.validation import Id
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.errors import NeedsReauth, ProviderError, RetryLater
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
-from fieldhub.web.kit import AdminCtx, card_url, connection_on_card, render
+from fieldhub.web.kit import AdminCtx, card_url, connection_on_card, redirect, render
 
 router = APIRouter(prefix="/settings/integrations/{card_key}/{connection_id}")
 
@@ -243,3 +243,76 @@ async def delete_test_records(request: Request, ctx: AdminCtx, card_key: str, co
             request, spec, conn, error=f"{ledgers.name_of(conn.provider)} did not answer: {e}", status=502
         )
     return _test_page(request, spec, conn, checks=[], done=done)
+
+
+# ----------------------------------------------------------------------------- customer name conflicts
+
+
+async def _resolve_page(
+    request: Request,
+    ctx: AdminCtx,
+    spec: ProviderSpec,
+    conn: Connection,
+    ledger_id: int,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    try:
+        conflict = await conflicts.describe(env_for(request.app), ctx.db, conn, ledger_id)
+    except conflicts.ConflictError as e:
+        raise HTTPException(404, str(e)) from None
+    except ProviderError as e:
+        return render(
+            request,
+            "sync/notice.html",
+            {
+                "message": f"{ledgers.name_of(conn.provider)} did not answer: {e}",
+                "tone": "error",
+                "back": card_url(spec),
+                "spec": spec,
+            },
+            502,
+        )
+    return render(
+        request,
+        "accounting/resolve.html",
+        {
+            "spec": spec,
+            "conn": conn,
+            "c": conflict,
+            "error": error,
+            "base": f"{card_url(spec)}/{conn.id}",
+            "back": card_url(spec),
+        },
+        status,
+    )
+
+
+@router.get("/records/{ledger_id}/resolve")
+async def resolve_page(request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    return await _resolve_page(request, ctx, spec, conn, ledger_id)
+
+
+@router.post("/records/{ledger_id}/rename")
+async def rename(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id, display_name: str = Form("")
+) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    try:
+        await conflicts.use_name(env_for(request.app), ctx.db, conn, ledger_id, display_name)
+    except conflicts.ConflictError as e:
+        return await _resolve_page(request, ctx, spec, conn, ledger_id, str(e), 400)
+    return redirect(f"{card_url(spec)}/{conn.id}/records?state=failed")
+
+
+@router.post("/records/{ledger_id}/link")
+async def link(
+    request: Request, ctx: AdminCtx, card_key: str, connection_id: Id, ledger_id: Id, remote_id: str = Form("")
+) -> Response:
+    spec, conn = await _ledger(ctx, card_key, connection_id)
+    try:
+        await conflicts.link(env_for(request.app), ctx.db, conn, ledger_id, remote_id)
+    except conflicts.ConflictError as e:
+        return await _resolve_page(request, ctx, spec, conn, ledger_id, str(e), 400)
+    return redirect(f"{card_url(spec)}/{conn.id}/records?state=failed")

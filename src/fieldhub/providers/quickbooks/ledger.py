@@ -29,6 +29,8 @@ from fieldhub.providers.quickbooks.sync import REMOTE, QuickBooksAdapter, fault_
 
 KEY = "quickbooks"
 NAME = "QuickBooks"
+NAME_CONFLICT = "6240"  # the fault for a customer name another customer, vendor or employee has
+NAME_RULE = "QuickBooks keeps one name across customers, vendors and employees"
 PAGE = 1000  # QBO's largest MAXRESULTS
 LOOKUP_CHUNK = 30  # ids per `WHERE Id IN (...)`
 PACIFIC_OFFSET = "-08:00"

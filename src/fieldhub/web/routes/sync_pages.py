@@ -266,9 +266,10 @@ async def records(request: Request, ctx: AdminCtx, card_key: str, connection_id:
     if state not in (LedgerState.FAILED, LedgerState.PENDING):
         raise HTTPException(404, "There is no such list.")
     rows = await sync_status.records_in_state(ctx.db, ctx.tenant_id, conn.id, state)
-    # A provider that can fix some failures in place (providers/<key>/conflicts.py) offers it per row.
-    conflicts = registry.import_module(conn.provider, "conflicts")
-    resolvable = {r.id for r in rows if conflicts is not None and conflicts.is_name_conflict(r)}
+    # A ledger (providers/<key>/ledger.py) names the refusal the accounting capability's name-conflict fix
+    # resolves (its NAME_CONFLICT code); each such row offers it.
+    code = getattr(registry.import_module(conn.provider, "ledger"), "NAME_CONFLICT", None)
+    resolvable = {r.id for r in rows if code is not None and r.entity == "customer" and r.error_code == code}
     labels = await sync_status.record_labels(ctx.db, ctx.tenant_id, rows)
     reasons = await _waiting(ctx, spec, conn, rows, labels) if state == LedgerState.PENDING else {}
     return render(
