@@ -24,7 +24,7 @@ async def test_issue14_item5_single_worker_keeps_its_lease_through_slow_batches(
     for n in range(95):  # two chunks of customers: 90 (three batches of 30), then 5
         await create_customer(session, biz.tenant.id, {"display_name": f"Slow {n:03d}"})
     await session.commit()
-    qbo.emulator.faults.append(FaultRule(kind="latency", path="/batch", probability=1.0, delay=0.7))
+    qbo.emulator.faults.append(FaultRule(kind="latency", path="/batch", probability=1.0, delay=1.6))
 
     taken: list[str] = []
     stop = asyncio.Event()
@@ -40,7 +40,7 @@ async def test_issue14_item5_single_worker_keeps_its_lease_through_slow_batches(
 
     poller = asyncio.create_task(webhook_polling_for_the_lease())
     try:
-        run = await qbo.sync(lease_seconds=0.6)
+        run = await qbo.sync(lease_seconds=1.5)
     finally:
         stop.set()
         await poller

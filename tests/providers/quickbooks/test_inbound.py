@@ -104,6 +104,12 @@ async def invoice_status(session, invoice_id: int) -> str:
 
 
 async def control(owner, qbo: QBOSetup, path: str, body: dict | None = None) -> dict:  # noqa: ANN001
+    """A bookkeeper's change in QuickBooks, made a second after whatever came before it. A webhook's time has whole
+    seconds, so a change in the very second of fieldhub's own write reads as that write's echo and is left to the
+    change-data catch-up, which tells them apart by SyncToken (hub/sync/echoes.py); a person is never that quick."""
+    changes, now = qbo.emulator.companies[qbo.realm].changes, qbo.emulator.clock.now()
+    if changes and int(changes[-1].at) == int(now):
+        await asyncio.sleep(int(now) + 1.01 - now)
     r = await owner.post(f"/emulators/quickbooks/_emulator/companies/{qbo.realm}/{path}", json=body or {})
     assert r.status_code == 200, r.text
     return r.json()
@@ -708,3 +714,97 @@ async def test_an_older_copy_of_a_customer_never_overwrites_a_newer_one(owner, s
     assert await applier.apply("Customer", remote, older) is False  # read before the newer one, applied after
     await session.commit()
     assert (await session.get(Customer, customer.id, populate_existing=True)).phone == "555-0177"
+
+
+# ----------------------------------------------------------------------------- echoes (issue 14 item 5)
+
+
+def reads(qbo: QBOSetup, since: int) -> list[str]:
+    """GETs of single objects (`/customer/58`, `/invoice/145`): what a webhook's notice costs when it is read."""
+    return [
+        r.path
+        for r in qbo.api_requests(since)
+        if r.method == "GET" and r.path.rstrip("/").split("/")[-2].lower() in ("customer", "invoice", "payment")
+    ]
+
+
+async def test_issue14_item5_echoes_of_our_own_writes_cost_no_request_and_no_lease(
+    monkeypatch, owner, session, biz, qbo
+) -> None:  # noqa: ANN001
+    """Every webhook QuickBooks sends about fieldhub's own creates (customers, invoices, payments and the Update of
+    the invoice each payment touches) and updates is dropped from the ledger alone: no GET from the company's
+    500-a-minute budget, and the connection's lease is never asked for. Before, every invoice echo cost a GET."""
+    from fieldhub.core.invoices.service import record_payment
+
+    conn = await session.get(Connection, qbo.connection_id)
+    conn.settings = {**conn.settings, "customer_direction": "two_way"}
+    await session.commit()
+    invoices = [await sent_invoice(session, biz, f"{100 + n}.00") for n in range(4)]
+    for invoice in invoices:
+        await record_payment(session, biz.tenant.id, invoice.id, {"amount": "10.00", "method": "cash"})
+    await session.commit()
+    mark = qbo.emulator.requests[-1].seq
+    asked: list[int] = []
+    real_wait = inbound._wait_for_lease
+
+    async def wait_for_lease(env, connection_id, holder):  # noqa: ANN001, ANN202
+        asked.append(connection_id)
+        return await real_wait(env, connection_id, holder)
+
+    monkeypatch.setattr(inbound, "_wait_for_lease", wait_for_lease)
+    run = await qbo.sync()
+    assert run.status == "success" and run.created == 12, run.errors
+    customer = (await session.scalars(select(Customer).order_by(Customer.id))).first()
+    await update_customer(session, biz.tenant.id, customer.id, {"phone": "555-0111"})
+    await session.commit()
+    assert (await qbo.sync()).updated == 1
+    notified = sum(len(d.events) for d in qbo.emulator.webhooks.deliveries) + len(qbo.emulator.webhooks.pending)
+    assert await deliver(qbo) and notified >= 17  # creates, the invoices' touches, the update
+    assert reads(qbo, mark) == []
+    assert asked == []
+    states = (await session.scalars(select(WebhookInbox.state))).all()
+    assert states and set(states) == {InboxState.IGNORED}
+    # A bookkeeper's change a second later is no echo: read and applied.
+    remote = (await ledger(session, qbo, "customer", customer.id)).remote_id
+    await control(owner, qbo, f"customer/{remote}", {"PrimaryPhone": {"FreeFormNumber": "555-0199"}})
+    await deliver(qbo)
+    assert reads(qbo, mark) == [f"/v3/company/{qbo.realm}/customer/{remote}"]
+    assert (await session.get(Customer, customer.id, populate_existing=True)).phone == "555-0199"
+
+
+async def test_issue14_item5_a_notice_of_a_create_still_unconfirmed_waits_for_the_ledger_not_a_read(
+    session, biz, qbo
+) -> None:  # noqa: ANN001
+    """kill -9 after QuickBooks made a batch's payments and before their reply was committed: the webhook names
+    payments the ledger does not know, and a read would only find fieldhub's marker. The event waits (received) for
+    the engine to settle the creates; then it is an echo, dropped without a read."""
+    from fieldhub.core.invoices.service import record_payment
+    from fieldhub.hub.webhooks import inbox
+
+    invoice = await sent_invoice(session, biz)
+    await qbo.sync()
+    payment = await record_payment(session, biz.tenant.id, invoice.id, {"amount": "10.00", "method": "cash"})
+    await session.commit()
+    qbo.emulator.webhooks.deliveries.clear()
+    qbo.emulator.webhooks.pending.clear()
+    # The crash: the create reached QuickBooks, its reply never reached the ledger (key committed, no remote id).
+    from fieldhub.hub.emulator.core import FaultRule
+
+    qbo.emulator.faults.append(FaultRule(kind="drop_after_commit", path="/payment", count=10))  # every retry too
+    await qbo.sync()
+    row = await ledger(session, qbo, "payment", payment.id)
+    assert row.remote_id is None and row.idempotency_key, (row.remote_id, row.error_reason)
+    mark = qbo.emulator.requests[-1].seq
+    await deliver(qbo)
+    event = (await session.scalars(select(WebhookInbox).order_by(WebhookInbox.id.desc()))).first()
+    assert (event.state, event.attempts) == (InboxState.RECEIVED, 0), event.error
+    assert reads(qbo, mark) == []
+    qbo.emulator.faults.clear()
+    await dispatch.request_sync(session, qbo.connection_id)  # Sync Now: the row is due without its back-off
+    await session.commit()
+    await qbo.sync()  # the next run settles the create (requestid replayed)
+    row = await ledger(session, qbo, "payment", payment.id)
+    assert row.remote_id and row.state == LedgerState.SYNCED
+    assert await inbox.process(qbo.env, event.id) == InboxState.IGNORED
+    assert reads(qbo, mark) == []
+    assert len([p for p in qbo.objects("Payment").values() if p.get("PrivateNote", "").endswith(f"#{payment.id}")]) == 1

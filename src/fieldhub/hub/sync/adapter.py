@@ -56,6 +56,11 @@ class PushResult:
     action: str  # created | updated | voided | deleted
     sent: dict[str, Any] | None = None
     received: dict[str, Any] | None = None
+    # The provider's last-modified time of the object as this write left it (QBO MetaData.LastUpdatedTime),
+    # and the other objects the write changed there at that moment as (entity, remote id): a QBO payment
+    # touches the invoices it pays. The ledger keeps both so a webhook echoing them costs no read.
+    remote_updated_at: datetime | None = None
+    touched: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable

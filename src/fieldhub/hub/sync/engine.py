@@ -105,6 +105,7 @@ _LEDGER = cast(Table, LedgerRow.__table__)
 _SETTLED_COLUMNS = (
     "remote_id",
     "remote_version",
+    "remote_updated_at",
     "synced_version",
     "state",
     "attempts",
@@ -174,6 +175,17 @@ _REMOTE_IDS = select(_LEDGER.c.local_id, _LEDGER.c.remote_id).where(
     _LEDGER.c.local_id.in_(bindparam("v_ids", expanding=True)),
 )
 _ADD_EVENTS = insert(cast(Table, RecordEvent.__table__))
+# Objects a write changed as a side effect (a payment's invoice): their rows learn when, never moving back.
+_TOUCHED = (
+    update(_LEDGER)
+    .where(
+        _LEDGER.c.connection_id == bindparam("v_connection"),
+        _LEDGER.c.entity == bindparam("v_entity"),
+        _LEDGER.c.remote_id == bindparam("v_remote_id"),
+        (_LEDGER.c.remote_updated_at.is_(None)) | (_LEDGER.c.remote_updated_at < bindparam("v_at")),
+    )
+    .values(remote_updated_at=bindparam("v_at"))
+)
 
 
 class LeaseHeld(Exception):
@@ -937,6 +949,14 @@ class Engine:
                 self._apply(rows[item.ledger_id], item, due, outcome, now, events)
             written = [{"v_id": row["id"], **{f"v_{k}": row[k] for k in _SETTLED_COLUMNS}} for row in rows.values()]
             await session.execute(_WRITE_ROWS, written)
+            touched = [
+                {"v_connection": self.connection_id, "v_entity": entity, "v_remote_id": remote_id, "v_at": at}
+                for _, _, outcome in settled
+                if isinstance(outcome, PushResult) and (at := outcome.remote_updated_at) is not None
+                for entity, remote_id in outcome.touched
+            ]
+            if touched:  # one executemany
+                await session.execute(_TOUCHED, touched)
             if events:  # one executemany
                 await session.execute(_ADD_EVENTS, events)
             await session.commit()
@@ -960,6 +980,9 @@ class Engine:
         if isinstance(outcome, PushResult):
             row["remote_id"] = outcome.remote_id
             row["remote_version"] = outcome.remote_version
+            if outcome.remote_updated_at is not None:
+                known = row["remote_updated_at"]
+                row["remote_updated_at"] = max(known, outcome.remote_updated_at) if known else outcome.remote_updated_at
             # A settled create may have been the provider replaying an older version's body: an update follows.
             # Never backwards: a change applied from the provider meanwhile may have moved it further.
             row["synced_version"] = (

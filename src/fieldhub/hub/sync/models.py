@@ -47,6 +47,10 @@ class LedgerRow(IdMixin, Base):
     local_id: Mapped[int] = mapped_column(Integer)
     remote_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     remote_version: Mapped[str | None] = mapped_column(String(100), nullable=True)  # QBO SyncToken, Xero date, ...
+    # When the provider last changed the object through fieldhub (our write's reply, a side effect of one such
+    # as a payment touching its invoice, or a change of theirs applied here): a notification about a change no
+    # newer than this only echoes what the ledger knows, and costs no read (hub/sync/echoes.py).
+    remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     local_version: Mapped[int] = mapped_column(Integer, default=0)  # newest version of the local record seen
     synced_version: Mapped[int] = mapped_column(Integer, default=0)  # version last confirmed at the provider
     state: Mapped[LedgerState] = mapped_column(String(10), default=LedgerState.PENDING)

@@ -49,6 +49,11 @@ STALE_AFTER = timedelta(seconds=30)  # a `received` row this old was left by a c
 KEPT_HEADERS = ("content-type", "user-agent", "request-id")
 
 
+class Deferred(Exception):  # noqa: N818 - a decision put off, not an error
+    """Raised by a handler that can't decide about the event yet (a notice that may echo a create of ours whose
+    reply is not in): nothing is written, the row stays `received`, and the sweep processes it again later."""
+
+
 class Malformed(ValueError):
     """A verified body that is not an event the inbox can keep; the message says why, in plain words."""
 
@@ -70,6 +75,7 @@ class WebhookContext:
     provider: str
     event: InboundEvent
     connection: Connection | None
+    received_at: datetime | None = None  # when the inbox stored the event (a handler may defer it a while)
 
     @property
     def tenant_id(self) -> int | None:
@@ -282,7 +288,14 @@ async def process(env: OAuthEnv, inbox_id: int) -> InboxState | None:
                 conn = await connection_for(session, row.provider, event.account)
                 if conn is not None:
                     row.tenant_id, row.connection_id = conn.tenant_id, conn.id
-            ctx = WebhookContext(session=session, env=env, provider=row.provider, event=event, connection=conn)
+            ctx = WebhookContext(
+                session=session,
+                env=env,
+                provider=row.provider,
+                event=event,
+                connection=conn,
+                received_at=row.received_at,
+            )
             changed = await module.handle(ctx)
             row.state = InboxState.PROCESSED if changed else InboxState.IGNORED
             row.attempts += 1
@@ -291,10 +304,11 @@ async def process(env: OAuthEnv, inbox_id: int) -> InboxState | None:
             await session.commit()
             log.info("webhook.processed", provider=row.provider, event_type=row.event_type, state=str(row.state))
             return InboxState(row.state)
-        except LeaseHeld:
-            # The connection is syncing: not a failure. The row stays `received` for the sweep.
-            await session.rollback()
-            log.info("webhook.deferred", inbox_id=inbox_id, provider=row.provider)
+        except (LeaseHeld, Deferred) as exc:
+            # The connection is syncing, or the handler can't decide yet: not a failure. The row stays
+            # `received` for the sweep.
+            await session.rollback()  # expires `row`: nothing of it is read after this
+            log.info("webhook.deferred", inbox_id=inbox_id, why=type(exc).__name__)
             return InboxState.RECEIVED
         except Exception as exc:  # noqa: BLE001 - any failure is kept on the row for the sweep and the owner
             await session.rollback()

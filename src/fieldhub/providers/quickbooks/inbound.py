@@ -18,7 +18,9 @@ connection's stored cursor and calls it for every object. What each entity does 
   QuickBooks are ignored, and logged.
 
 Applying is idempotent — the ledger's remote id and SyncToken say what is already applied — so a
-webhook redelivered, and CDC re-reading what a webhook already brought, change nothing. Every pass that
+webhook redelivered, and CDC re-reading what a webhook already brought, change nothing. Echoes of
+fieldhub's own writes are not even read: a notice whose time (or a CDC object whose SyncToken) is what the
+ledger wrote is dropped before any request (hub/sync/echoes.py). Every pass that
 changes (or fails to change) something writes an import run to the sync history.
 """
 
@@ -52,6 +54,7 @@ from fieldhub.hub.errors import Rejected
 from fieldhub.hub.notify import notify
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.processes import PROCESS
+from fieldhub.hub.sync import echoes
 from fieldhub.hub.sync.clients import client_for
 from fieldhub.hub.sync.engine import (
     LEASE_SECONDS,
@@ -73,7 +76,7 @@ from fieldhub.hub.sync.models import (
     history_body,
 )
 from fieldhub.hub.sync.runs import RunCounts
-from fieldhub.hub.webhooks.inbox import connection_for
+from fieldhub.hub.webhooks.inbox import Deferred, connection_for
 from fieldhub.hub.webhooks.models import RemoteLink
 from fieldhub.log import get_logger
 from fieldhub.providers.quickbooks import mapping
@@ -81,6 +84,8 @@ from fieldhub.providers.quickbooks.sync import QuickBooksAdapter
 
 log = get_logger(__name__)
 WEBHOOK_LEASE_WAIT = 10.0  # seconds a webhook waits for a running sync before leaving the event to the sweep
+# How long a notice that may echo an unconfirmed create of ours is put off before it is read anyway.
+DEFER_FOR = timedelta(minutes=10)
 KEY = "quickbooks"
 CURSOR = "cdc"
 ENTITIES = ("Customer", "Invoice", "Payment")  # CDC order; also what webhooks act on
@@ -706,9 +711,19 @@ def _canonical(entity: str) -> str | None:
 
 
 async def apply_notices(
-    session: AsyncSession, env: OAuthEnv, primary: Connection | None, notices: Iterable[dict[str, str]]
+    session: AsyncSession,
+    env: OAuthEnv,
+    primary: Connection | None,
+    notices: Iterable[dict[str, str]],
+    *,
+    received_at: datetime | None = None,
 ) -> bool:
     """A webhook's changes, realm by realm (one notification may name several): read each object, apply it.
+
+    Echoes of fieldhub's own writes are dropped first, from the ledger alone (hub/sync/echoes.py): no read,
+    no lease. A notice the ledger can't place yet because a create of that entity is still unconfirmed (its
+    reply lost to a crash) and that would be read is put off (Deferred: the inbox's sweep brings it back, by
+    when the engine has settled the create and the notice is an echo), for at most DEFER_FOR after it came.
 
     Under each connection's sync lease (LeaseHeld when a run or a poll has it: the inbox leaves the
     event for its sweep). Reading QuickBooks uses sessions of its own (the token, the shared rate
@@ -731,7 +746,23 @@ async def apply_notices(
             log.info("quickbooks.webhook.ignored", realm_known=conn is not None)
             continue
         probe = Inbound(session, conn, "webhook")
-        chosen = [n for n in changes.values() if await _worth_reading(probe, n["entity"], n["id"], n["operation"])]
+        by_notice = {
+            echoes.Notice(LOCAL[n["entity"]], n["id"], n["operation"], None, parse_qbo_time(n["at"])): n
+            for n in changes.values()
+        }
+        screened = await echoes.screen(session, conn.id, list(by_notice))
+        if screened.echoes:
+            log.info("quickbooks.webhook.echoes_dropped", connection_id=conn.id, echoes=len(screened.echoes))
+        uncertain = set(screened.uncertain)
+        patient = received_at is None or utcnow() - received_at < DEFER_FOR
+        chosen = []
+        for screened_notice in screened.rest:
+            change = by_notice[screened_notice]
+            if not await _worth_reading(probe, change["entity"], change["id"], change["operation"]):
+                continue
+            if screened_notice in uncertain and change["operation"] != "Delete" and patient:
+                raise Deferred(f"{change['entity']} {change['id']} may be a create of ours not yet confirmed")
+            chosen.append(change)
         if chosen:
             wanted.append((conn, chosen))
     if not wanted:
@@ -956,9 +987,11 @@ class _Poll:
         for _ in range(MAX_ROUNDS):
             reply = await adapter._call("GET", "cdc", entities=",".join(ENTITIES), changedSince=qbo_since(since))
             objects = _objects(reply)
+            mine = await self._echoes(objects)
             await self.session.execute(_connection_lock(self.conn.id))
             for entity, obj in objects:
-                await self.inbound.apply(entity, str(obj.get("Id", "")), obj)
+                if (entity, str(obj.get("Id", ""))) not in mine:
+                    await self.inbound.apply(entity, str(obj.get("Id", "")), obj)
             if len(objects) < self.cdc_max:
                 # Everything up to the reply's time is in; the next window starts a little before it.
                 server = parse_qbo_time(reply.get("time")) or utcnow()
@@ -971,6 +1004,22 @@ class _Poll:
             if newest <= since:
                 return  # 1,000 changes within one second: the next round continues from here
             since = newest
+
+    async def _echoes(self, objects: list[tuple[str, dict[str, Any]]]) -> set[tuple[str, str]]:
+        """The objects of a CDC reply that are fieldhub's own writes, by version (their SyncToken is the one the
+        ledger holds): nothing to apply. Not a read saved (the reply has them), but the work of applying each."""
+        notices = [
+            echoes.Notice(
+                LOCAL[entity],
+                str(obj.get("Id", "")),
+                "Delete" if is_deleted(obj) else "",
+                str(obj.get("SyncToken", "")) or None,
+                _updated_at(obj),
+            )
+            for entity, obj in objects
+        ]
+        screened = await echoes.screen(self.session, self.conn.id, notices)
+        return {(next(e for e in ENTITIES if LOCAL[e] == n.entity), n.remote_id) for n in screened.echoes}
 
     async def _full(self, adapter: QuickBooksAdapter, since: datetime) -> None:
         """The cursor is older than CDC reaches: read everything, and diff ids for what was deleted meanwhile."""

@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -427,6 +427,8 @@ class QuickBooksAdapter:
             action=action,
             sent=sent,  # the engine turns amounts into strings when it writes the history
             received=obj,
+            remote_updated_at=last_updated(obj),
+            touched=touched_by(entity, obj),
         )
 
     async def push_batch(self, items: Sequence[PushItem]) -> list[PushResult | ProviderError]:
@@ -509,6 +511,26 @@ class QuickBooksAdapter:
             if item.sent_at is None or (created is not None and created >= item.sent_at - CLOCK_SKEW):
                 return self._result(entity, {entity: obj}, "created", {})
         return None
+
+
+def last_updated(obj: dict[str, Any]) -> datetime | None:
+    """MetaData.LastUpdatedTime (`2026-11-21T12:00:00-08:00`) as aware UTC; None when absent or unreadable."""
+    moment = _parse_time((obj.get("MetaData") or {}).get("LastUpdatedTime"))
+    return moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
+
+
+def touched_by(entity: str, obj: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The objects QuickBooks changed with this one: a payment's invoices (their Balance and LinkedTxn move,
+    with a new SyncToken and an Update webhook at the payment's time)."""
+    if entity != "Payment":
+        return ()
+    ids = {
+        str(link.get("TxnId"))
+        for line in obj.get("Line") or []
+        for link in line.get("LinkedTxn") or []
+        if link.get("TxnType") == "Invoice" and link.get("TxnId")
+    }
+    return tuple(("invoice", i) for i in sorted(ids))
 
 
 def _parse_time(value: Any) -> datetime | None:

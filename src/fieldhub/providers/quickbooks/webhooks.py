@@ -1,6 +1,7 @@
 """QuickBooks webhooks: `intuit-signature` checked, classic and CloudEvents bodies parsed, applied by inbound.py.
 
-A notification carries only ids ("Payment 145 was created in realm 9130…"); `handle` reads each
+A notification carries only ids ("Payment 145 was created in realm 9130…"); `handle` drops the echoes
+of fieldhub's own writes from the ledger alone (hub/sync/echoes.py: no read, no lease), reads each other
 object from QuickBooks and applies it through the same function the CDC catch-up uses. One body is
 one inbox row: its id (the dedupe key) is built from what it names — realm, entity, id, operation and
 lastUpdated for the classic format, the event ids for CloudEvents — so a redelivery of the same
@@ -119,4 +120,6 @@ def parse(payload: Any) -> InboundEvent:
 async def handle(ctx: WebhookContext) -> bool:
     from fieldhub.providers.quickbooks import inbound
 
-    return await inbound.apply_notices(ctx.session, ctx.env, ctx.connection, ctx.event.payload["notices"])
+    return await inbound.apply_notices(
+        ctx.session, ctx.env, ctx.connection, ctx.event.payload["notices"], received_at=ctx.received_at
+    )
