@@ -2,7 +2,7 @@
 that only echoes fieldhub's own write is dropped without a read (hub/sync/echoes.py)
 
 Revision ID: 20261207r1
-Revises: 20261207ld1
+Revises: 20261207c1
 Create Date: 2026-12-07 20:20:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207r1"
-down_revision: str | None = "20261207ld1"
+down_revision: str | None = "20261207c1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
