@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -11,10 +13,22 @@ from fieldhub.core.jobs.service import list_technicians
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.web.kit import AdminCtx, PageRoute, card_url, connection_on_card, form_data, redirect
 
-router = APIRouter(prefix="/settings/integrations/calendar/{connection_id}", route_class=PageRoute)
+router = APIRouter()  # the pages' forms below, and the providers' push notices (no sign-in: a token instead)
+pages = APIRouter(prefix="/settings/integrations/calendar/{connection_id}", route_class=PageRoute)
 
 
-@router.post("/calendar")
+async def _watch(request: Request, connection_id: int) -> None:
+    """Push channels on the calendars now read (the periodic task retries what fails here)."""
+    from fieldhub.capabilities.calendar import push
+    from fieldhub.log import get_logger
+
+    try:
+        await push.ensure_watching(env_for(request.app), connection_id)
+    except Exception:  # noqa: BLE001
+        get_logger(__name__).warning("calendar.push.watch_failed", connection_id=connection_id, exc_info=True)
+
+
+@pages.post("/calendar")
 async def pick_calendar(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
     spec, conn = await connection_on_card(ctx, "calendar", connection_id)
     form = await form_data(request)
@@ -24,20 +38,24 @@ async def pick_calendar(request: Request, ctx: AdminCtx, connection_id: int) -> 
         )
     except ValueError:
         return redirect(f"{card_url(spec)}?calendar_error={conn.id}#{spec.key}")
+    await ctx.db.commit()
+    await _watch(request, conn.id)
     return redirect(f"{card_url(spec)}?saved={conn.id}#{spec.key}")
 
 
-@router.post("/settings")
+@pages.post("/settings")
 async def save_settings(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
     spec, conn = await connection_on_card(ctx, "calendar", connection_id)
     form = {k: str(v) for k, v in (await form_data(request)).items()}
     errors = await service.save_settings(ctx.db, conn, form)
     if errors:
         return redirect(f"{card_url(spec)}?settings_error={conn.id}#{spec.key}")
+    await ctx.db.commit()
+    await _watch(request, conn.id)
     return redirect(f"{card_url(spec)}?saved={conn.id}#{spec.key}")
 
 
-@router.post("/technicians")
+@pages.post("/technicians")
 async def technician_calendars(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
     spec, conn = await connection_on_card(ctx, "calendar", connection_id)
     form = await form_data(request)
@@ -49,4 +67,43 @@ async def technician_calendars(request: Request, ctx: AdminCtx, connection_id: i
     }
     settings.save(conn)
     await service.backfill(ctx.db, conn)  # jobs follow their technician's calendar
+    await ctx.db.commit()
+    await _watch(request, conn.id)
     return redirect(f"{card_url(spec)}?saved={conn.id}#{spec.key}")
+
+
+# ------------------------------------------------------------------------------------------- push
+
+
+@router.post("/calendar/push/{provider}")
+async def push_notice(request: Request, provider: str) -> Response:
+    """A provider's change notice (Google: an empty POST, the channel in X-Goog-* headers). Verified by the
+    channel's token, then answered at once; the read it wakes runs after (push.wake)."""
+    from fastapi.responses import PlainTextResponse
+
+    from fieldhub.capabilities.calendar import push
+    from fieldhub.hub import registry
+
+    if provider not in {p.key for p in registry.providers_of("calendar")}:
+        return PlainTextResponse("No such calendar provider.", status_code=404)
+    module = registry.import_module(provider, "calendar")
+    reader = getattr(module, "push_notice", None)
+    if reader is None:
+        return PlainTextResponse("No such calendar provider.", status_code=404)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    notice = reader(headers)
+    if notice is None:
+        return PlainTextResponse("Not a change notice.", status_code=400)
+    channel_id, token, state = notice
+    connection_id = push.connection_of(channel_id)
+    env = env_for(request.app)
+    if connection_id is None or not hmac.compare_digest(
+        token, push.channel_token(env, provider, connection_id, channel_id)
+    ):
+        return PlainTextResponse("Unknown channel or wrong token.", status_code=401)
+    if state != "sync":  # "sync" only says the channel is open
+        push.wake(env, connection_id)
+    return Response(status_code=200)
+
+
+router.include_router(pages)

@@ -242,15 +242,8 @@ async def related(session: AsyncSession, entity: str, records: Sequence[Any]) ->
         rates = await _by_id(session, TaxRate, rate_ids)
         return {r.id: {"tax_rate": rates.get(r.tax_rate_id)} if r.tax_rate_id is not None else {} for r in records}
     if entity == "job":  # a calendar writes its times in the business's zone
-        zones = dict(
-            (
-                await session.execute(
-                    select(Tenant.id, Tenant.timezone).where(Tenant.id.in_({r.tenant_id for r in records}))
-                )
-            )
-            .tuples()
-            .all()
-        )
+        chosen = select(Tenant.id, Tenant.timezone).where(Tenant.id.in_({r.tenant_id for r in records}))
+        zones = {tenant_id: zone for tenant_id, zone in (await session.execute(chosen)).all()}
         return {r.id: {"time_zone": zones.get(r.tenant_id, "UTC")} for r in records}
     if entity not in ("payment", "refund"):
         return {r.id: {} for r in records}

@@ -202,3 +202,12 @@ def _fields(event: CalendarEvent) -> dict[str, Any]:
 
 def open_calendar(connection: Any, client: ProviderClient) -> GoogleCalendar:
     return GoogleCalendar(client)
+
+
+def push_notice(headers: dict[str, str]) -> tuple[str, str, str] | None:
+    """A watch channel's notice: (channel id, the token we chose, resource state), or None if it is not one."""
+    channel = headers.get("x-goog-channel-id", "")
+    state = headers.get("x-goog-resource-state", "")
+    if not channel or state not in ("sync", "exists", "not_exists"):
+        return None
+    return channel, headers.get("x-goog-channel-token", ""), state
