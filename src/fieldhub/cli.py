@@ -412,6 +412,7 @@ def worker(
 ) -> None:
     """Scale-out worker (PostgreSQL): runs procrastinate's sync jobs; any number may run against one database."""
     from fieldhub.core import events
+    from fieldhub.hub import registry
     from fieldhub.hub.emulator.mount import Endpoints
     from fieldhub.hub.oauth.env import OAuthEnv
     from fieldhub.hub.sync.ledger import on_domain_event
@@ -422,6 +423,8 @@ def worker(
         console.print("[red]`fieldhub worker` needs PostgreSQL.[/red] On SQLite, sync runs inside `fieldhub serve`.")
         raise typer.Exit(2)
     events.subscribe(on_domain_event)
+    for listener in registry.capability_listeners():
+        events.subscribe(listener)
 
     async def go() -> None:
         env = OAuthEnv.standalone(settings, Endpoints(settings))

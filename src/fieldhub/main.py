@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     events.subscribe(on_domain_event)
     events.subscribe(invoice_mail.on_domain_event)
     events.subscribe(subticket_mail.on_domain_event)
+    # Each capability's own (an edited estimate voids its open e-signature envelope).
+    for listener in registry.capability_listeners():
+        events.subscribe(listener)
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager

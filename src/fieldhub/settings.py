@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # How long a connection may go without sync traffic before a cheap authenticated call checks that its
     # sign-in still works (hub/connections/probe.py): a grant revoked at the provider shows within this.
     health_check_seconds: float = 900.0
+    # E-signatures: an envelope not heard of (webhook or poll) for this long is asked about (DocuSign's guidance:
+    # poll one envelope at most every 15 minutes); the webhooks normally tell first.
+    esign_poll_seconds: float = 900.0
     # /metrics asks for `Authorization: Bearer <token>` when set; unset, it answers loopback clients only.
     metrics_token: SecretStr = SecretStr("")
     smtp_host: str = ""

@@ -37,7 +37,6 @@ pytestmark = pytest.mark.browser
 TO_COME = {
     "google_business_profile": ("google_business_profile", ["Reviews from", "Review replies to"]),
     "accounting": ("freshbooks", ["Customers both ways", "Invoices to", "Refunds to"]),
-    "esignatures": ("docusign", ["Estimates to"]),
     "voice_ai": ("voice_ai", ["Calls from"]),
 }
 WIDTHS = (1280, 390)

@@ -9,6 +9,9 @@ coming, not working: the toml marks it `planned = true` (no ledger work is colle
 holds the mark and the code to each other both ways, and no page shows a sync dashboard or a run for it.
 There is no list of what works: a flag turns true when the code that does the work is added to the folder.
 
+A capability that is not a sync (e-signatures: an estimate sent for signature) is done by the provider module
+named after its kind (`providers/<key>/esign.py`), which says in `DOES` what it does, in words for the pages.
+
 The code is read (its top-level names), not imported, so `fieldhub check` can ask the same of any tree.
 """
 
@@ -166,6 +169,7 @@ class Features:
     spec: ProviderSpec
     flows: tuple[Flow, ...]
     checks_health: bool
+    does: tuple[str, ...] = ()  # what its capability module does (its DOES), beside any sync
 
     @property
     def live(self) -> tuple[Flow, ...]:
@@ -232,6 +236,8 @@ class Features:
         names = self.names(self.live)
         if names:
             return f"Syncs {_listed(names, CARD_NAMES)}."
+        if self.does:
+            return self.does[0] + "."
         checked = " and key checks" if self.spec.auth.mode is AuthMode.API_KEY else " and health checks"
         return "Connect" + (checked if self.checks_health else "") + "."
 
@@ -258,10 +264,24 @@ def _checks_health(spec: ProviderSpec, folder: Path) -> bool:
     return False
 
 
+def _does(spec: ProviderSpec, folder: Path) -> tuple[str, ...]:
+    """The DOES of the provider's capability module (`<category>.py`), when it defines functions to call."""
+    tree = module_tree(folder, str(spec.category))
+    if tree is None:
+        return ()
+    scope = top_level(tree)
+    node = scope.get("DOES")
+    if not isinstance(node, ast.Tuple | ast.List):
+        return ()
+    if not any(isinstance(v, ast.FunctionDef | ast.AsyncFunctionDef) for v in scope.values()):
+        return ()
+    return tuple(e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
+
+
 def of_spec(spec: ProviderSpec, root: Path) -> Features:
     """A provider's features from its spec and the code in `root`/<key>/ (any tree: `fieldhub check` passes its own)."""
     folder = root / spec.key
-    return Features(spec, _flows(spec, folder), _checks_health(spec, folder))
+    return Features(spec, _flows(spec, folder), _checks_health(spec, folder), _does(spec, folder))
 
 
 @cache
@@ -280,6 +300,9 @@ def card_now_line(card: registry.HubCard) -> str:
     live = Features.names(tuple(flow for f in found for flow in f.live))
     if live:
         return f"Works now: syncs {_listed(live, CARD_NAMES)}."
+    does = [f.does[0] for f in found if f.does]
+    if does and len(does) == len(found) and len(set(does)) == 1:
+        return f"Works now: {does[0][0].lower()}{does[0][1:]}."
     lines = {f.now_line for f in found}
     line = lines.pop() if len(lines) == 1 else "Connect and health checks."
     coming = Features.names(tuple(flow for f in found for flow in f.coming))

@@ -254,3 +254,14 @@ def capability_module(capability: str, name: str) -> ModuleType | None:
     if not ((folder / f"{name}.py").is_file() or (folder / name / "__init__.py").is_file()):
         return None
     return importlib.import_module(f"{capabilities_package.__name__}.{capability}.{name}")
+
+
+def capability_listeners() -> list[Any]:
+    """Each capability's domain-event listener (`capabilities/<kind>/listeners.py`: `on_domain_event`), found by
+    folder: subscribed at start by the app and by `fieldhub worker`, beside the hub's own."""
+    found = []
+    for capability in capability_names():
+        module = capability_module(capability, "listeners")
+        if module is not None and hasattr(module, "on_domain_event"):
+            found.append(module.on_domain_event)
+    return found

@@ -97,8 +97,22 @@ def _date(value: date) -> str:
     return value.strftime("%B %-d, %Y")
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Where an anchor was drawn: page from 0, points from the left and from the bottom (its baseline)."""
+
+    page: int
+    x: float
+    y: float
+
+
 def render_estimate_pdf(doc: EstimateDocument) -> bytes:
     """The estimate as PDF bytes (Letter). Deterministic for the same estimate, apart from the file's own dates."""
+    return render_with_anchors(doc)[0]
+
+
+def render_with_anchors(doc: EstimateDocument) -> tuple[bytes, dict[str, Placed]]:
+    """The PDF and where its signature and date anchors are (for services that place fields by position)."""
     est, tenant = doc.estimate, doc.tenant
     money = lambda amount: format_money(amount, tenant.currency)  # noqa: E731
     pdf = _Pdf(f"{tenant.name} · Estimate {est.number}")
@@ -223,13 +237,15 @@ def render_estimate_pdf(doc: EstimateDocument) -> bytes:
     pdf.line(pdf.l_margin + width - date_w, box_y + 40, pdf.l_margin + width, box_y + 40)
     # The anchors, white on white, where the signature and date go.
     pdf.use(8, colour=(255, 255, 255))
-    pdf.set_xy(pdf.l_margin + 2, box_y + 24)
-    pdf.cell(40, 10, SIGNATURE_ANCHOR)
-    pdf.set_xy(pdf.l_margin + width - date_w + 2, box_y + 24)
-    pdf.cell(40, 10, DATE_ANCHOR)
+    placed: dict[str, Placed] = {}
+    for anchor, x in ((SIGNATURE_ANCHOR, pdf.l_margin + 2), (DATE_ANCHOR, pdf.l_margin + width - date_w + 2)):
+        pdf.set_xy(x, box_y + 24)
+        pdf.cell(40, 10, anchor)
+        # fpdf2 measures down from the top; a 10 pt cell's 8 pt text sits about 7.4 pt below the cell's top.
+        placed[anchor] = Placed(pdf.page_no() - 1, x + pdf.c_margin, pdf.h - (box_y + 24 + 7.4))
     pdf.use(8, colour=MUTED)
     pdf.set_xy(pdf.l_margin, box_y + 43)
     pdf.cell(sig_w, 10, t(f"Signature · {cust.display_name}"))
     pdf.set_xy(pdf.l_margin + width - date_w, box_y + 43)
     pdf.cell(date_w, 10, "Date")
-    return bytes(pdf.output())
+    return bytes(pdf.output()), placed

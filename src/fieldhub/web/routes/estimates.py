@@ -16,6 +16,7 @@ from fieldhub.core.estimates.schemas import HEADER_FIELDS
 from fieldhub.core.items.service import get_tax_rate, list_items, list_tax_rates
 from fieldhub.core.paging import PageNumber
 from fieldhub.core.validation import Id
+from fieldhub.hub import registry
 from fieldhub.web.deps import Ctx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data, query
@@ -173,9 +174,22 @@ async def estimate_update(request: Request, ctx: WebCtx, estimate_id: Id) -> Res
 # ---------------------------------------------------------------- view and actions
 
 
+async def _panels(request: Request, ctx: Ctx, estimate: Estimate) -> list[dict[str, Any]]:
+    """What each capability shows on an estimate (`capabilities/<kind>/panels.py`: `estimate_panel`), by folder."""
+    found = []
+    for capability in registry.capability_names():
+        module = registry.capability_module(capability, "panels")
+        if module is not None and hasattr(module, "estimate_panel"):
+            panel = await module.estimate_panel(request, ctx, estimate)
+            if panel:
+                found.append(panel)
+    return found
+
+
 async def _view(request: Request, ctx: Ctx, estimate_id: int, error: str = "", status_code: int = 200) -> Response:
     estimate = await service.get_estimate(ctx.db, ctx.tenant_id, estimate_id)
     rate = await get_tax_rate(ctx.db, ctx.tenant_id, estimate.tax_rate_id) if estimate.tax_rate_id else None
+    panels = await _panels(request, ctx, estimate)
     return render(
         request,
         "estimates/view.html",
@@ -185,6 +199,7 @@ async def _view(request: Request, ctx: Ctx, estimate_id: int, error: str = "", s
             "msg": request.query_params.get("msg", ""),
             "error": error,
             "editable": estimate.status in service.EDITABLE,
+            "panels": panels,
         },
         status_code=status_code,
     )
