@@ -1,7 +1,7 @@
 """signature_envelopes: estimates sent for signature
 
 Revision ID: 20261207e1
-Revises: 20261207t1
+Revises: 20261207r1
 Create Date: 2026-12-07 19:46:41.878872
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "20261207e1"
-down_revision: str | None = "20261207t1"
+down_revision: str | None = "20261207r1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
