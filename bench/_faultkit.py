@@ -1,5 +1,9 @@
-"""Shared by the fault benchmarks and their suite tests: a QuickBooks emulator on a real port, a connected
-and mapped QuickBooks connection, a backfill's worth of records, and the exactly-once check.
+"""Shared by the fault benchmarks and their suite tests: a ledger's emulator on a real port, a connected and
+mapped connection, a backfill's worth of records, and the exactly-once check.
+
+QuickBooks unless `provider="xero"` (`fieldhub bench faults --provider xero`): the same records, faults and
+audit against the Xero emulator, where each record is found by Xero's own key (contact and item names, the
+marker in an invoice's or payment's Reference) and the tenant is named by the `xero-tenant-id` header.
 
 Not a benchmark itself (the leading underscore keeps it out of `fieldhub bench`).
 """
@@ -52,6 +56,18 @@ PASSWORD = "correct-horse-battery"
 # A fixed key ring for benchmark databases only (not a real secret).
 BENCH_KEYS = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 REMOTE = {"customer": "Customer", "item": "Item", "invoice": "Invoice", "payment": "Payment"}
+XERO_TENANT = "a3b4c5d6-0000-4000-8000-00000000c001"  # the Xero emulator's Riverbend organisation
+XERO_MAPPING = {
+    "service_revenue": "200",
+    "product_revenue": "260",
+    "sales_tax_payable": "820",
+    "discounts": "260",
+    "bank_deposit": "090",
+    "payments_clearing": "092",
+    "processing_fees": "404",
+}
+ACCOUNT = {"quickbooks": US_REALM, "xero": XERO_TENANT}  # the company or organisation each connects
+MAPPINGS = {"quickbooks": US_MAPPING, "xero": XERO_MAPPING}
 
 
 # ----------------------------------------------------------------------------- the emulator on a port
@@ -64,13 +80,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def emulator_on_port(*, time_scale: float = 1.0, hub_url: str = "http://testserver") -> Iterator[tuple[Any, str]]:
-    """The QuickBooks emulator served by uvicorn on 127.0.0.1 in a thread of this process.
+def emulator_on_port(
+    *, time_scale: float = 1.0, hub_url: str = "http://testserver", provider: str = "quickbooks"
+) -> Iterator[tuple[Any, str]]:
+    """The provider's emulator served by uvicorn on 127.0.0.1 in a thread of this process.
 
     It outlives every process that talks to it, so its state survives their kill -9 and restarts.
     """
-    creds = demo_credentials("quickbooks")
-    emulator = create_emulator(
+    creds = demo_credentials(provider)
+    factory = (
+        create_emulator if provider == "quickbooks" else registry.import_module(provider, "emulator").create_emulator
+    )
+    emulator = factory(
         EmulatorConfig(
             hub_url=hub_url,
             client_id=creds.client_id,
@@ -88,7 +109,7 @@ def emulator_on_port(*, time_scale: float = 1.0, hub_url: str = "http://testserv
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
     if not server.started:
-        raise RuntimeError("the QuickBooks emulator did not start")
+        raise RuntimeError(f"the {provider} emulator did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield emulator, f"http://127.0.0.1:{port}"
@@ -97,14 +118,14 @@ def emulator_on_port(*, time_scale: float = 1.0, hub_url: str = "http://testserv
         thread.join(timeout=10)
 
 
-def hub_settings(database_url: str, emulator_url: str) -> Settings:
+def hub_settings(database_url: str, emulator_url: str, provider: str = "quickbooks") -> Settings:
     return Settings(
         mode="test",
         database_url=database_url,
         encryption_keys=SecretStr(BENCH_KEYS),
         public_url="http://testserver",
         log_level="ERROR",  # a benchmark's stdout is its JSON
-        providers={"quickbooks": ProviderCredentials(base_url=emulator_url)},
+        providers={provider: ProviderCredentials(base_url=emulator_url)},
     )
 
 
@@ -116,7 +137,11 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "FIELDHUB_DATABASE_URL": settings.database_url,
         "FIELDHUB_ENCRYPTION_KEYS": settings.encryption_keys.get_secret_value(),
         "FIELDHUB_PUBLIC_URL": settings.public_url,
-        "FIELDHUB_PROVIDERS__QUICKBOOKS__BASE_URL": settings.provider("quickbooks").base_url,
+        **{
+            f"FIELDHUB_PROVIDERS__{key.upper()}__BASE_URL": settings.provider(key).base_url
+            for key in ACCOUNT
+            if settings.provider(key).base_url
+        },
         "FIELDHUB_LOG_LEVEL": "WARNING",
         "FIELDHUB_EMBEDDED_WORKERS": "0",
         "PYTHONPATH": str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""),
@@ -140,15 +165,16 @@ async def make_owner(session: AsyncSession, slug: str) -> tuple[int, str]:
     return tenant.id, owner.email
 
 
-async def connect_quickbooks(app: Any, email: str, account: str = US_REALM) -> int:
-    """Log in as `email`, connect QuickBooks through the emulator's consent page, save the account mapping."""
+async def connect_quickbooks(app: Any, email: str, account: str = US_REALM, provider: str = "quickbooks") -> int:
+    """Log in as `email`, connect the ledger (QuickBooks unless `provider`) through its emulator's consent page,
+    save the account mapping."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as hub:
         form = await hub.get("/login")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
         assert csrf, "no CSRF token on the login page"
         login = await hub.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf.group(1)})
         assert login.status_code == 303, login.text
-        start = await hub.get("/integrations/quickbooks/connect", params={"mode": "page"})
+        start = await hub.get(f"/integrations/{provider}/connect", params={"mode": "page"})
         assert start.status_code == 302, start.text
         authorize = start.headers["location"]
         # An emulator on a port is reached over the network; one mounted in the hub through the hub.
@@ -165,10 +191,10 @@ async def connect_quickbooks(app: Any, email: str, account: str = US_REALM) -> i
         assert back.status_code in (200, 302, 303), back.text
     async with app.state.sessionmaker() as session:
         connection = await session.scalar(
-            select(Connection).where(Connection.provider == "quickbooks", Connection.account_id == account)
+            select(Connection).where(Connection.provider == provider, Connection.account_id == account)
         )
-        assert connection is not None, "QuickBooks did not connect"
-        connection.settings = {**(connection.settings or {}), "account_mapping": dict(US_MAPPING)}
+        assert connection is not None, f"{provider} did not connect"
+        connection.settings = {**(connection.settings or {}), "account_mapping": dict(MAPPINGS[provider])}
         connection.auto_sync = True  # as the guide leaves it (a new connection starts with it off)
         await session.commit()
         return connection.id
@@ -240,6 +266,30 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
+def _xero_objects(emulator: Any, tenant: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The Xero organisation's objects in the audit's terms: id under "Id", the marker under "PrivateNote", the
+    names and amounts under QuickBooks' names (a payment's Reference is its marker, then " · " and its own)."""
+    books = emulator.organisations[tenant]
+    out: dict[str, dict[str, dict[str, Any]]] = {"Customer": {}, "Item": {}, "Invoice": {}, "Payment": {}}
+    for c in books.contacts.values():
+        out["Customer"][c["ContactID"]] = {"Id": c["ContactID"], "DisplayName": c["Name"]}
+    for i in books.items.values():
+        price = (i.get("SalesDetails") or {}).get("UnitPrice", 0)
+        out["Item"][i["ItemID"]] = {"Id": i["ItemID"], "Name": i.get("Name", ""), "UnitPrice": price}
+    for v in books.invoices.values():
+        out["Invoice"][v["InvoiceID"]] = {
+            "Id": v["InvoiceID"],
+            "PrivateNote": v.get("Reference", ""),
+            "TotalAmt": v["Total"],
+            "Balance": v["AmountDue"],
+        }
+    for p in books.payments.values():
+        if p["Status"] != "DELETED" and "InvoiceID" in p:
+            note = str(p.get("Reference", "")).split(" · ")[0]
+            out["Payment"][p["PaymentID"]] = {"Id": p["PaymentID"], "PrivateNote": note, "TotalAmt": p["Amount"]}
+    return out
+
+
 async def audit(
     sessionmaker: async_sessionmaker[AsyncSession], emulator: QuickBooksEmulator, connection_id: int, realm: str
 ) -> Audit:
@@ -249,7 +299,7 @@ async def audit(
     "fieldhub <entity> #<id>" note the adapter writes), the ledger pointing at exactly that object,
     and every amount equal to the cent: invoice total and balance, payment amount, item price.
     """
-    objects = emulator.companies[realm].objects
+    objects = _xero_objects(emulator, realm) if emulator.key == "xero" else emulator.companies[realm].objects
     found = Audit()
     async with sessionmaker() as session:
         connection = await session.get(Connection, connection_id)
@@ -333,9 +383,14 @@ def _amounts_match(entity: str, record: Any, obj: dict[str, Any]) -> bool:
 # ----------------------------------------------------------------------------- Retry-After, from the log
 
 
-def realm_of(path: str) -> str | None:
+def realm_of(path: str, headers: Any = None) -> str | None:
+    """The company a request is metered on: QBO's realm in the path, Xero's tenant in its header."""
     match = re.search(r"/v3/company/([^/]+)/", path)
-    return match.group(1) if match else None
+    if match:
+        return match.group(1)
+    if "/api.xro/2.0/" in path and headers is not None:
+        return headers.get("xero-tenant-id") or None
+    return None
 
 
 @dataclass(frozen=True)
@@ -376,8 +431,8 @@ def retry_after_violations(requests: list[LoggedRequest], scale: float = 1.0) ->
     sent before the 429 reached it, which crossed the reply on its way (sent, then found the provider
     had just answered 429). What the client did once it knew is `ExchangeLog.violations`.
     """
-    logged = [r for r in requests if realm_of(r.path)]
-    seen = [Exchange(realm_of(r.path) or "", r.started, r.finished, r.status, r.retry_after) for r in logged]
+    logged = [r for r in requests if realm_of(r.path, r.headers)]
+    seen = [Exchange(realm_of(r.path, r.headers) or "", r.started, r.finished, r.status, r.retry_after) for r in logged]
     return [(logged[n].seq, logged[m].seq) for n, m in _sent_inside_a_wait(seen, scale)]
 
 
@@ -451,7 +506,7 @@ async def kill_and_restart(
     import signal
 
     report = CrashReport()
-    api = registry.get("quickbooks").api
+    api = registry.get(emulator.key).api
     batch = (api.batch_size if api else None) or 1
     env = process_env(settings)
     command = fieldhub_command("sync", "now", "--connection", str(connection_id))
@@ -518,7 +573,7 @@ def max_in_flight(requests: list[LoggedRequest], by: Callable[[LoggedRequest], o
     batches out (the engine's BATCHES_IN_FLIGHT); two processes syncing one connection at once show as 2."""
     edges: dict[str, list[tuple[float, int, object]]] = {}
     for entry in requests:
-        realm = realm_of(entry.path)
+        realm = realm_of(entry.path, entry.headers)
         if realm is None or not entry.finished:
             continue
         sender = entry.seq if by is None else by(entry)
@@ -550,9 +605,9 @@ class ExchangeLog(httpx.AsyncBaseTransport):
 
     @classmethod
     def around_quickbooks(cls, env: Any, emulator: Any) -> ExchangeLog:
-        """Around the in-process QuickBooks emulator, wrapped as client_for wraps it, on the emulator's clock;
-        pass it as the run's `transport` client option."""
-        return cls(InProcessTransport(env.endpoints.transport("quickbooks")), emulator.clock.now)
+        """Around the in-process emulator (QuickBooks', or another ledger's), wrapped as client_for wraps it, on
+        the emulator's clock; pass it as the run's `transport` client option."""
+        return cls(InProcessTransport(env.endpoints.transport(emulator.key)), emulator.clock.now)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         sent = self.clock()
@@ -562,7 +617,7 @@ class ExchangeLog(httpx.AsyncBaseTransport):
             status, retry_after = response.status_code, response.headers.get("retry-after", "")
             return response
         finally:
-            realm = realm_of(request.url.path)
+            realm = realm_of(request.url.path, request.headers)
             if realm is not None:
                 self.exchanges.append(Exchange(realm, sent, self.clock(), status, retry_after))
 
@@ -582,7 +637,7 @@ class ExchangeLog(httpx.AsyncBaseTransport):
 # 1 % committed and then cut before the reply. Rules are tried in order, each with its own draw, so
 # each rule's probability is its share of what the rules before it let through.
 FAULT_SHARES = (("status", 0.10), ("rate_limit", 0.05), ("timeout", 0.02), ("drop_after_commit", 0.01))
-API_PATHS = "/v3/company/"  # faults hit the accounting API, not the token endpoint
+API_PATHS = "/v3/company/|/api.xro/2.0/"  # faults hit the accounting API, not the token endpoint
 
 
 def inject_faults(emulator: Any, *, seed: int, timeout_delay: float, retry_after: float = 1.0) -> None:
@@ -626,5 +681,5 @@ async def drain(env: Any, connection_id: int, *, client_options: dict[str, Any],
 
 
 def fault_counts(requests: list[LoggedRequest]) -> dict[str, int]:
-    counts = Counter(r.fault for r in requests if r.fault and realm_of(r.path))
+    counts = Counter(r.fault for r in requests if r.fault and realm_of(r.path, r.headers))
     return {kind: counts.get(kind, 0) for kind, _ in FAULT_SHARES}

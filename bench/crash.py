@@ -40,17 +40,19 @@ async def _schema(url: str) -> None:
 
 async def _run(url: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
     records = int(args.get("records", 5000))
+    provider = str(args.get("provider", "quickbooks"))
     kills = int(args.get("kills", 20))
     max_requests = int(args.get("max_requests", 120))
     rng = random.Random(int(args.get("seed", 7)))
     await _schema(url)
-    with kit.emulator_on_port(time_scale=float(args.get("time_scale", 1.0))) as (emulator, emulator_url):
-        settings = kit.hub_settings(url, emulator_url)
+    scale = float(args.get("time_scale", 1.0))
+    with kit.emulator_on_port(time_scale=scale, provider=provider) as (emulator, emulator_url):
+        settings = kit.hub_settings(url, emulator_url, provider)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             async with app.state.sessionmaker() as session:
                 tenant_id, email = await kit.make_owner(session, "crash")
-            connection_id = await kit.connect_quickbooks(app, email)
+            connection_id = await kit.connect_quickbooks(app, email, kit.ACCOUNT[provider], provider)
             started = time.perf_counter()
             async with app.state.sessionmaker() as session:
                 made = await kit.make_records(session, tenant_id, records)
@@ -67,11 +69,12 @@ async def _run(url: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
                 log_path=workdir / "sync.log",
             )
             seconds = time.perf_counter() - started
-            found = await kit.audit(app.state.sessionmaker, emulator, connection_id, kit.US_REALM)
+            found = await kit.audit(app.state.sessionmaker, emulator, connection_id, kit.ACCOUNT[provider])
             await app.state.engine.dispose()
     figures = found.figures()
     return {
         "benchmark": "crash",
+        "provider": provider,
         "database": url.split(":", 1)[0],
         **figures,
         "records_made": made,

@@ -45,6 +45,7 @@ async def _schema(url: str) -> None:
 
 async def _run(url: str, args: dict[str, Any]) -> dict[str, Any]:
     records = int(args.get("records", 5000))
+    provider = str(args.get("provider", "quickbooks"))
     scale = float(args.get("time_scale", 60.0))
     timeout = float(args.get("timeout", 0.5))
     await _schema(url)
@@ -57,11 +58,11 @@ async def _run(url: str, args: dict[str, Any]) -> dict[str, Any]:
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        emulator = app.state.endpoints.emulators["quickbooks"]
+        emulator = app.state.endpoints.emulators[provider]
         emulator.clock.scale = scale  # before anything is stored: emulated time only moves forward
         async with app.state.sessionmaker() as session:
             tenant_id, email = await kit.make_owner(session, "faults")
-        connection_id = await kit.connect_quickbooks(app, email)
+        connection_id = await kit.connect_quickbooks(app, email, kit.ACCOUNT[provider], provider)
         started = time.perf_counter()
         async with app.state.sessionmaker() as session:
             made = await kit.make_records(session, tenant_id, records)
@@ -83,10 +84,11 @@ async def _run(url: str, args: dict[str, Any]) -> dict[str, Any]:
         sent = [r for r in emulator.requests if r.seq > first]
         violations = exchanges.violations(scale)
         crossed = kit.retry_after_violations(sent, scale)
-        found = await kit.audit(app.state.sessionmaker, emulator, connection_id, kit.US_REALM)
+        found = await kit.audit(app.state.sessionmaker, emulator, connection_id, kit.ACCOUNT[provider])
     figures = found.figures()
     return {
         "benchmark": "faults",
+        "provider": provider,
         "database": url.split(":", 1)[0],
         **figures,
         "records_made": made,

@@ -448,6 +448,9 @@ def bench(
     time_scale: Annotated[
         float | None, typer.Option(help="Emulated minutes per real minute: 60 makes a minute a second (backfill)")
     ] = None,
+    provider: Annotated[
+        str, typer.Option(help="The ledger the crash and faults benchmarks sync to: quickbooks or xero")
+    ] = "",
 ) -> None:
     """Run a benchmark from bench/ and print its figures as one JSON object (docs/performance.md)."""
     import importlib.util
@@ -467,6 +470,8 @@ def bench(
     args: dict[str, str] = dict(item.split("=", 1) for item in (option or []))
     if database_url:
         args["database_url"] = database_url
+    if provider:
+        args["provider"] = provider
     if time_scale is not None:
         if time_scale <= 0:
             raise typer.BadParameter("--time-scale must be positive")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -234,3 +235,46 @@ async def test_issue16_item3_a_lost_reply_makes_nothing_twice(session, biz: Busi
     )
     assert len(books.payments) == 4
     assert sum(1 for r in emu.requests if r.fault == "drop_after_commit") == 3
+
+
+async def test_issue16_item3_faults_end_exactly_once_and_retry_after_is_obeyed(session, biz: Business, xero: XeroSetup):
+    """The issue's fault mix (bench/_faultkit, what `fieldhub bench faults --provider xero` runs at full size)."""
+    from bench import _faultkit as kit
+
+    made = await kit.make_records(session, biz.tenant.id, 12)
+    emulator = xero.emulator
+    first = emulator.requests[-1].seq
+    kit.inject_faults(emulator, seed=5, timeout_delay=1.0)
+    emulator.faults[:0] = [FaultRule(kind="rate_limit", path="/Invoices$", count=1, retry_after=1.0)]
+    exchanges = kit.ExchangeLog.around_quickbooks(xero.env, emulator)
+    await kit.drain(xero.env, xero.connection_id, client_options={"timeout": 0.5, "transport": exchanges})
+    sent = [r for r in emulator.requests if r.seq > first]
+    assert kit.fault_counts(sent)["rate_limit"] >= 1
+    assert exchanges.violations() == [] and kit.retry_after_violations(sent) == []
+    found = await kit.audit(xero.env.sessionmaker, emulator, xero.connection_id, TENANT)
+    assert found.records == made and found.clean, (found.figures(), found.details[:10])
+
+
+async def test_issue16_item3_a_backfill_past_the_days_budget_pauses_and_finishes_next_day_without_a_429(
+    session, biz: Business, xero: XeroSetup
+):
+    from bench import _faultkit as kit
+    from fieldhub.providers.xero import sync as xero_sync
+
+    emulator = xero.emulator
+    day = next(rule for rule in emulator.rate_rules if rule.name == "day")
+    day.limit = xero_sync.DAY_RESERVE + 30  # the day's 5,000 scaled down: 30 calls above the reserve are left
+    made = await kit.make_records(session, biz.tenant.id, 42)  # 42 creates: more than the day has left
+    await xero.sync(trigger="backfill")
+    rows = list(await session.scalars(select(LedgerRow).where(LedgerRow.connection_id == xero.connection_id)))
+    waiting = [r for r in rows if r.state == LedgerState.PENDING]
+    assert 20 <= len(rows) - len(waiting) <= 30 and waiting  # it stopped with the reserve left, not at a 429
+    assert any("daily limit" in (r.error_reason or "") for r in waiting)
+    assert min(r.next_attempt_at for r in waiting) > utcnow() + timedelta(minutes=50)
+    assert await xero.sync() is None  # nothing is due: no call is spent looking
+    # The next emulated day: the calls of the first have aged out of Xero's 24 hours.
+    emulator.clock.advance(86_400)
+    await drain(session, xero)
+    assert [r.status for r in emulator.requests if r.status == 429] == []
+    found = await kit.audit(xero.env.sessionmaker, emulator, xero.connection_id, TENANT)
+    assert found.records == made and found.clean, found.details[:10]

@@ -53,6 +53,12 @@ CLEARING_KEY = "payments_clearing"
 FEES_KEY = "processing_fees"
 MAPPING_FIX = "Open Xero → Field mapping, choose the accounts again and save, then retry."
 MARKER = "fieldhub"
+# Xero allows 5,000 calls a day per organisation and says on every reply what is left (X-DayLimit-Remaining).
+# A run stops sending while this many are left, so health checks and reads still have room and a backfill
+# never meets the day's 429; the rows wait and the sync looks again an hour later (the day is rolling: the
+# budget comes back as the calls made 24 hours before age out).
+DAY_RESERVE = 100
+DAY_RECHECK = 3600.0
 
 
 def marker(entity: str, local_id: int) -> str:
@@ -339,6 +345,7 @@ class XeroAdapter:
         self.settings = dict(connection.settings or {})
         self.accounts = {k: str(v) for k, v in (self.settings.get("account_mapping") or {}).items() if v}
         self._tax_type: str | None = None
+        self.day_left: int | None = None  # X-DayLimit-Remaining of the last reply
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, key: str | None = None, **params: str
@@ -357,8 +364,20 @@ class XeroAdapter:
             idempotency_key=key,
             idempotent=True if method == "GET" else None,
         )
+        left = response.headers.get("x-daylimit-remaining", "")
+        if left.isdigit():
+            self.day_left = int(left)
         reply: dict[str, Any] = exactjson.loads(response.content) if response.content else {}
         return reply
+
+    def _within_budget(self) -> None:
+        """Stop before the day's calls run out: the run's rows wait and try again later (no 429 met)."""
+        if self.day_left is not None and self.day_left <= DAY_RESERVE:
+            raise RetryLater(
+                f"Xero's daily limit for this organisation is nearly used ({self.day_left} calls left today): "
+                "syncing pauses and resumes by itself as the day's calls free up",
+                retry_after=DAY_RECHECK,
+            )
 
     async def prepare(self) -> None:
         missing = [k for k in ACCOUNT_KEYS if not self.accounts.get(k)]
@@ -422,6 +441,7 @@ class XeroAdapter:
         raise Rejected("unsupported", f"Xero sync does not send {item.entity} records", "")
 
     async def push(self, item: PushItem) -> PushResult:
+        self._within_budget()
         resource = REMOTE[item.entity]
         if item.operation in (Operation.VOID, Operation.DELETE):
             return await self._void_or_delete(item, resource)
