@@ -449,7 +449,7 @@ def bench(
         float | None, typer.Option(help="Emulated minutes per real minute: 60 makes a minute a second (backfill)")
     ] = None,
     provider: Annotated[
-        str, typer.Option(help="The ledger the crash and faults benchmarks sync to: quickbooks or xero")
+        str, typer.Option(help="The provider key of the ledger the crash and faults benchmarks sync to")
     ] = "",
 ) -> None:
     """Run a benchmark from bench/ and print its figures as one JSON object (docs/performance.md)."""
