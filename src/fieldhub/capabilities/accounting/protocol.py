@@ -5,7 +5,8 @@ import wizard and its dry run, the $1 test sync, the name-conflict fix, inbound 
 reconciliation, the settings page. A ledger's folder (providers/<key>/) supplies only:
 
 - `ledger.py` defining NAME (how pages name it: "QuickBooks"), NAME_CONFLICT (the error code of a refused
-  duplicate customer name) with NAME_RULE (how it keeps names unique, in words), and
+  duplicate customer name) with NAME_RULE (how it keeps names unique, in words), `newer_version(version,
+  known) -> bool` (rule 6), and
   `open_ledger(connection, client, env) -> Ledger` (the object below, over the connection's `ProviderClient`
   from hub/sync/clients.client_for); plus, as today, `sync.py`'s export adapter (create_adapter, EXPORTS;
   the engine in hub/sync does batching, retries, idempotency and the ledger rows), `accounts.py`
@@ -35,10 +36,13 @@ runs each ledger against its emulator through the same cases):
 5. **Kinds** are fieldhub's entity names: "customer", "item", "invoice", "payment", "refund", "deposit";
    name holders that are not customers (QBO vendors and employees, which share the customer name list) are
    `Party.kind` "vendor" / "employee".
-6. **Reads are cheap to repeat and never write.** `changed_since` returns changes oldest first and a cursor
-   that is opaque to the capability (stored as text in SyncCursor); re-reading from an older cursor returns
-   changes again, and the capability's apply is idempotent on (remote_id, version). A page that may be
-   incomplete says `complete=False` and its cursor is then the newest change in it.
+6. **Reads are cheap to repeat and never write.** `changed_since(since)` returns changes oldest first, and
+   `until`: the ledger's own time of the reply when it is complete (the next read starts a little before
+   it), else the newest change's time (`complete=False`: the reply was capped at `limit`). Re-reading from
+   an older moment returns changes again; the capability's apply is idempotent on (remote_id, version),
+   and `newer_version` (a function in ledger.py) says whether a version is later than the one held. A
+   change feed that reaches back only so far says so in `lookback` (QuickBooks: 30 days) and raises
+   CursorTooOld past it; the capability then reads `everything` and reads back what it no longer lists.
    `month` pages are in a stable order (by id) so a page boundary does not move while the month is read.
 7. **Natural keys find a create whose reply was lost** (`find_created`): customers by display name, items by
    name, invoices by number, payments by the marker fieldhub writes in the ledger's note
@@ -56,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -155,8 +159,12 @@ class Change:
 @dataclass(frozen=True)
 class ChangePage:
     changes: list[Change]
-    cursor: str
+    until: datetime  # aware UTC: what this page covers (rule 6)
     complete: bool = True
+
+
+class CursorTooOld(Exception):
+    """The ledger's change feed no longer reaches back to the moment asked for (rule 6)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,7 @@ class Ledger(Protocol):
     key: str  # the provider key
     mapping_fields: tuple[MappingField, ...]  # the accounts to map and the account types each may be
     reads: int  # requests made so far (the reconciliation says how many it took)
+    lookback: timedelta | None  # how far back changed_since reaches; None when it has no limit
 
     def object_name(self, kind: str) -> str:
         """What the ledger calls a kind of record ("RefundReceipt" for a refund in QuickBooks), for messages."""
@@ -214,8 +223,12 @@ class Ledger(Protocol):
         names). Rejected with code NOT_FOUND when it is gone already."""
         ...
 
-    async def changed_since(self, cursor: str, kinds: Iterable[str]) -> ChangePage:
-        """Objects of these kinds changed since the cursor ("" = since the connection was made), rule 6."""
+    async def changed_since(self, since: datetime, kinds: Iterable[str], limit: int) -> ChangePage:
+        """Objects of these kinds changed since a moment, at most `limit` of them (rule 6)."""
+        ...
+
+    def everything(self, kind: str, page_size: int) -> AsyncIterator[ChangePage]:
+        """Every object of a kind, a page at a time in id order, each page's `until` the ledger's time (rule 6)."""
         ...
 
     async def count(self, kind: str, start: date, end: date) -> int:

@@ -13,6 +13,7 @@ from fieldhub.capabilities.accounting.protocol import (
     NOT_FOUND,
     Change,
     ChangePage,
+    CursorTooOld,
     Link,
     Party,
     Problem,
@@ -219,6 +220,20 @@ def txn(obj: dict[str, Any], entity: str) -> Txn:
     )
 
 
+def newer_version(version: str, known: str | None) -> bool:
+    """QuickBooks' SyncToken counts up with every change: is `version` later than the one we hold?"""
+    if not known:
+        return True
+    if version.isdigit() and known.isdigit():
+        return int(version) > int(known)
+    return version != known
+
+
+def _change(obj: dict[str, Any], entity: str) -> Change:
+    gone = str(obj.get("status", "")).lower() == "deleted"
+    return Change(KIND_OF[entity], str(obj.get("Id", "")), None if gone else record(obj, entity))
+
+
 def record(obj: dict[str, Any], entity: str) -> Record:
     if entity in NAME_LISTS:
         return party(obj, entity)
@@ -240,6 +255,7 @@ class QuickBooksLedger:
     name = NAME
     key = KEY
     mapping_fields = MAPPING_FIELDS
+    lookback = timedelta(days=30)  # QBO refuses an older changedSince
 
     def __init__(self, adapter: QuickBooksAdapter) -> None:
         self.adapter = adapter
@@ -342,30 +358,41 @@ class QuickBooksLedger:
                 raise Rejected(NOT_FOUND, e.reason, e.fix, status=e.status) from None
             raise
 
-    async def changed_since(self, cursor: str, kinds: Iterable[str]) -> ChangePage:
-        """One Change Data Capture read (QBO keeps 30 days of changes; up to 1,000 objects a reply)."""
-        since = parse_time(cursor) or datetime.now(UTC) - timedelta(days=29)
+    async def changed_since(self, since: datetime, kinds: Iterable[str], limit: int = PAGE) -> ChangePage:
+        """One Change Data Capture read (QBO keeps 30 days of changes and answers up to 1,000 objects)."""
         entities = [REMOTE[k] for k in kinds]
         self.reads += 1
-        reply = await self.adapter._call("GET", "cdc", entities=",".join(entities), changedSince=since_text(since))
+        try:
+            reply = await self.adapter._call("GET", "cdc", entities=",".join(entities), changedSince=since_text(since))
+        except Rejected as e:
+            if e.code == "2010" and "changedsince" in e.reason.lower():
+                raise CursorTooOld(e.reason) from None
+            raise
         changes: list[tuple[datetime, int, Change]] = []
         epoch = datetime.min.replace(tzinfo=UTC)
         for block in reply.get("CDCResponse") or []:
             for response in (block or {}).get("QueryResponse") or []:
                 for entity in entities:
                     for obj in (response or {}).get(entity) or []:
-                        if not isinstance(obj, dict):
-                            continue
-                        gone = str(obj.get("status", "")).lower() == "deleted"
-                        change = Change(KIND_OF[entity], str(obj.get("Id", "")), None if gone else record(obj, entity))
-                        changes.append((updated_at(obj) or epoch, entities.index(entity), change))
+                        if isinstance(obj, dict):
+                            changes.append((updated_at(obj) or epoch, entities.index(entity), _change(obj, entity)))
         changes.sort(key=lambda c: (c[0], c[1]))
-        complete = len(changes) < PAGE
-        if complete:
-            moment = parse_time(reply.get("time")) or datetime.now(UTC)
-        else:
-            moment = max((c[0] for c in changes), default=since)
-        return ChangePage([c[2] for c in changes], since_text(moment), complete)
+        if len(changes) < limit:
+            return ChangePage([c[2] for c in changes], parse_time(reply.get("time")) or datetime.now(UTC))
+        return ChangePage([c[2] for c in changes], max([since, *(c[0] for c in changes)]), complete=False)
+
+    async def everything(self, kind: str, page_size: int = PAGE) -> AsyncIterator[ChangePage]:
+        entity, start = REMOTE[kind], 1
+        while True:
+            # In id order: a page boundary must not move when something is created or deleted meanwhile.
+            statement = f"SELECT * FROM {entity} ORDERBY Id STARTPOSITION {start} MAXRESULTS {page_size}"
+            self.reads += 1
+            reply = await self.adapter._call("GET", "query", query=statement)
+            rows = [r for r in (reply.get("QueryResponse") or {}).get(entity) or [] if isinstance(r, dict)]
+            yield ChangePage([_change(o, entity) for o in rows], parse_time(reply.get("time")) or datetime.now(UTC))
+            if len(rows) < page_size:
+                return
+            start += page_size
 
     async def count(self, kind: str, start: date, end: date) -> int:
         reply = await self.query(f"SELECT COUNT(*) FROM {REMOTE[kind]} WHERE {_between(start, end)}")

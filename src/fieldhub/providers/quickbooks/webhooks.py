@@ -2,7 +2,8 @@
 
 A notification carries only ids ("Payment 145 was created in realm 9130…"); `handle` drops the echoes
 of fieldhub's own writes from the ledger alone (hub/sync/echoes.py: no read, no lease), reads each other
-object from QuickBooks and applies it through the same function the CDC catch-up uses. One body is
+object from QuickBooks and applies it through the same function the CDC catch-up uses (the accounting
+capability's inbound). One body is
 one inbox row: its id (the dedupe key) is built from what it names — realm, entity, id, operation and
 lastUpdated for the classic format, the event ids for CloudEvents — so a redelivery of the same
 notification is stored once, and processing is idempotent besides (the ledger knows what is applied).
@@ -118,8 +119,21 @@ def parse(payload: Any) -> InboundEvent:
 
 
 async def handle(ctx: WebhookContext) -> bool:
-    from fieldhub.providers.quickbooks import inbound
+    """Each notice as the accounting capability's (account, kind, id, operation), read and applied there."""
+    from fieldhub.capabilities.accounting import inbound
+    from fieldhub.providers.quickbooks.ledger import KIND_OF, parse_time
 
+    kinds = {entity.lower(): kind for entity, kind in KIND_OF.items()}
+    notices = [
+        n
+        | {
+            "account": n["realm"],
+            "kind": kinds.get(str(n["entity"]).lower(), ""),
+            "id": str(n["id"]),
+            "at": at.isoformat() if (at := parse_time(n.get("at"))) else "",
+        }
+        for n in ctx.event.payload["notices"]
+    ]
     return await inbound.apply_notices(
-        ctx.session, ctx.env, ctx.connection, ctx.event.payload["notices"], received_at=ctx.received_at
+        ctx.session, ctx.env, ctx.provider, ctx.connection, notices, received_at=ctx.received_at
     )

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from fieldhub.capabilities.accounting import inbound
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.customers.service import create_customer, update_customer
 from fieldhub.core.invoices.models import Invoice
@@ -24,9 +25,9 @@ from fieldhub.hub.oauth.flow import disconnect
 from fieldhub.hub.sync import dispatch
 from fieldhub.hub.sync.models import LedgerRow, LedgerState, RecordEvent, SyncCursor, SyncRun
 from fieldhub.hub.webhooks.models import InboxState, WebhookInbox
-from fieldhub.providers.quickbooks import inbound
 from fieldhub.providers.quickbooks import webhooks as qbo_webhooks
 from fieldhub.providers.quickbooks.emulator.webhooks import sign
+from fieldhub.providers.quickbooks.ledger import parse_time, party
 from tests.conftest import Business
 from tests.hub.oauth.conftest import consent
 from tests.hub.sync.conftest import QBOSetup, connect_mapped
@@ -169,7 +170,7 @@ def test_both_formats_parse_to_the_same_notices_with_stable_dedupe_keys() -> Non
     for bad in ({}, {"eventNotifications": []}, [], [{"id": "x"}], {"eventNotifications": [{"realmId": "1"}]}, "x"):
         with pytest.raises(ValueError):
             qbo_webhooks.parse(bad)
-    assert inbound.parse_qbo_time("2015-10-05T14:42:19-0700") == inbound.parse_qbo_time("2015-10-05T21:42:19Z")
+    assert parse_time("2015-10-05T14:42:19-0700") == parse_time("2015-10-05T21:42:19Z")
 
 
 def test_a_voided_payment_is_voided_at_the_provider_and_its_invoice_not_resent() -> None:
@@ -444,7 +445,7 @@ async def test_cursor_older_than_thirty_days_does_a_full_reread(owner, session, 
     await control(owner, qbo, f"invoice/{remote_invoice}/pay")
     await control(owner, qbo, f"invoice/{remote_gone}/delete")
     old = utcnow() - timedelta(days=45)
-    session.add(SyncCursor(connection_id=qbo.connection_id, name="cdc", value=inbound.qbo_since(old), polled_at=old))
+    session.add(SyncCursor(connection_id=qbo.connection_id, name="cdc", value=inbound.cursor_text(old), polled_at=old))
     await session.commit()
     mark = qbo.emulator.requests[-1].seq
     polled = await inbound.poll(qbo.env, qbo.connection_id)
@@ -454,7 +455,7 @@ async def test_cursor_older_than_thirty_days_does_a_full_reread(owner, session, 
     assert len(await payments(session, invoice.id)) == 1
     assert await invoice_status(session, gone.id) == "VOID"  # deleted there, found missing by the id diff
     cursor = await session.get(SyncCursor, (qbo.connection_id, "cdc"), populate_existing=True)
-    assert inbound.parse_qbo_time(cursor.value) > utcnow() - timedelta(minutes=5)
+    assert parse_time(cursor.value) > utcnow() - timedelta(minutes=5)
 
 
 async def test_a_catch_up_closes_a_run_a_dead_worker_left_running(owner, session, biz, qbo) -> None:  # noqa: ANN001
@@ -481,7 +482,7 @@ async def test_a_full_reread_that_fails_part_way_leaves_one_finished_run(  # noq
     invoice, remote_invoice = await synced_invoice(session, biz, qbo)
     await control(owner, qbo, f"invoice/{remote_invoice}/pay")
     old = utcnow() - timedelta(days=45)
-    session.add(SyncCursor(connection_id=qbo.connection_id, name="cdc", value=inbound.qbo_since(old), polled_at=old))
+    session.add(SyncCursor(connection_id=qbo.connection_id, name="cdc", value=inbound.cursor_text(old), polled_at=old))
     await session.commit()
 
     # QuickBooks goes down after the invoices' page was read and committed, before the payments'.
@@ -676,7 +677,7 @@ async def test_a_full_cdc_reply_is_not_a_checkpoint(session, biz, qbo) -> None: 
     assert len(set(seen)) == 12
     cursor = await session.get(SyncCursor, (qbo.connection_id, "cdc"), populate_existing=True)
     newest = max(company.stamps[("Customer", cid)] for cid in company.objects["Customer"])
-    assert inbound.parse_qbo_time(cursor.value).timestamp() >= int(newest) - 2
+    assert parse_time(cursor.value).timestamp() >= int(newest) - 2
     assert await session.scalar(select(func.count()).select_from(Customer)) == 0
 
 
@@ -711,7 +712,7 @@ async def test_an_older_copy_of_a_customer_never_overwrites_a_newer_one(owner, s
     older["PrimaryPhone"] = {"FreeFormNumber": "555-0000"}
     conn = await session.get(Connection, qbo.connection_id)
     applier = inbound.Inbound(session, conn, "webhook")
-    assert await applier.apply("Customer", remote, older) is False  # read before the newer one, applied after
+    assert await applier.apply("customer", remote, party(older)) is False  # read before the newer one, applied after
     await session.commit()
     assert (await session.get(Customer, customer.id, populate_existing=True)).phone == "555-0177"
 
