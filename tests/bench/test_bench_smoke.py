@@ -144,3 +144,10 @@ def test_scale():
         exact(round_)
         assert round_["records"] == 2 * (4 + 1 + 1 + 1)
     assert figures["speedup"] > 0
+
+
+def test_issue17_calendar():
+    figures = bench("calendar", *sets(changes=4, moves=2))
+    assert {"job_to_event_ms_p50", "job_to_event_ms_p99", "event_to_job_ms_p50", "event_to_job_ms_p99"} <= set(figures)
+    assert figures["jobs_with_more_than_one_event"] == 0 and figures["push_notices"] >= 2
+    assert 0 < figures["event_to_job_ms_p50"] <= figures["event_to_job_ms_p99"] < float("inf")
