@@ -11,7 +11,7 @@ export FIELDHUB_PORT ?= $(PORT)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,memory]'
 	touch $(STAMP)
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download can't be fetched here).

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     esign_poll_seconds: float = 900.0
     # /metrics asks for `Authorization: Bearer <token>` when set; unset, it answers loopback clients only.
     metrics_token: SecretStr = SecretStr("")
+    # Billing memory (capabilities/memory): a sent invoice or estimate, and a recorded payment, embed the document
+    # into the business's memory. Off unless turned on (FIELDHUB_RAG_BILLING_EMBED_ENABLED=true).
+    rag_billing_embed_enabled: bool = False
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_from: str = "fieldhub@localhost"

@@ -13,7 +13,7 @@ from fieldhub.hub.spec import AuthMode, Capability, SettingsCategory, SpecError
 
 ALL_KEYS = {
     "quickbooks", "xero", "freshbooks", "wave", "stripe", "google_calendar", "outlook", "docusign",
-    "dropbox_sign", "thumbtack", "google_business_profile", "ahrefs", "pagespeed", "voice_ai",
+    "dropbox_sign", "thumbtack", "google_business_profile", "ahrefs", "pagespeed", "voice_ai", "voyage",
 }  # fmt: skip
 
 
@@ -35,6 +35,13 @@ def test_cards_in_the_seed_order_with_the_seed_texts() -> None:
         ("Google Business Profile", "Manage reviews, analytics, and business info.", "star", "#34A853"),
         ("SEO Integrations", "Ahrefs backlinks and Core Web Vitals monitoring.", "search", "#3B82F6"),
         ("Accounting", "Sync invoices, customers and items with Xero, FreshBooks or Wave.", "calculator", "#A78BFA"),
+        # Not in the seed's list: billing memory's embedding provider (issue 22), after the seed's cards.
+        (
+            "Voyage AI",
+            "Embeddings for billing memory: what you charged for a job, answered from your own invoices.",
+            "history",
+            "#012A4A",
+        ),
     ]
     by_key = {c.key: [p.key for p in c.providers] for c in cards}
     assert by_key["calendar"] == ["google_calendar", "outlook"]

@@ -25,6 +25,7 @@ SEED_ORDER = [
     "Google Business Profile",
     "SEO Integrations",
     "Accounting",
+    "Voyage AI",  # billing memory's embedding provider (issue 22), after the seed's cards
 ]
 
 

@@ -27,6 +27,7 @@ class Capability(StrEnum):
     REVIEWS = "reviews"
     SEO = "seo"
     VOICE = "voice"
+    MEMORY = "memory"  # billing memory: the embedding providers (capabilities/memory)
 
 
 class SettingsCategory(StrEnum):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from fieldhub.hub.connections.models import Connection, ConnectionStatus
 
 
-@pytest.mark.parametrize("key", ["ahrefs", "pagespeed", "voice_ai"])
+@pytest.mark.parametrize("key", ["ahrefs", "pagespeed", "voice_ai", "voyage"])
 async def test_api_key_connect_and_disconnect(owner, session, key) -> None:
     refused = await owner.submit(f"/integrations/{key}/api-key", {"api_key": "not-the-key-123"})
     assert refused.status_code == 400 and "did not accept" in refused.text
@@ -31,7 +31,7 @@ async def test_placeholder_key_is_refused(owner, session) -> None:
     assert r.status_code == 400 and "placeholder" in r.text
 
 
-@pytest.mark.parametrize("key", ["ahrefs", "pagespeed", "voice_ai"])
+@pytest.mark.parametrize("key", ["ahrefs", "pagespeed", "voice_ai", "voyage"])
 async def test_issue15_item8_a_refused_key_is_shown_on_its_form(owner, session, key) -> None:
     """A refused key comes back on the provider's own page, the reason beside the field; the key is not echoed."""
     for typed, reason in (("changeme", "placeholder"), ("not-the-key-123", "did not accept that key")):
