@@ -128,8 +128,13 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+SETTINGS_KEY = "fieldhub.settings"
+
+
+def make_sessionmaker(engine: AsyncEngine, settings: Any = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions of the engine; with `settings`, each session carries them in `session.info[SETTINGS_KEY]`, so a
+    domain-event listener can read a setting of the process it runs in (capabilities/memory/queue.py)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={SETTINGS_KEY: settings} if settings else None)
 
 
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.sessionmaker = make_sessionmaker(engine, settings)
     app.add_middleware(BodyLimit)
     app.add_middleware(NulRefused)
     app.add_middleware(SecurityHeaders, skip=(EMULATOR_PREFIX + "/",))

@@ -24,6 +24,9 @@ class Item(TenantRecord, Base):
     sku: Mapped[str] = mapped_column(String(100), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     unit_price: Mapped[Decimal] = mapped_column(ScaledDecimal(2), default=Decimal("0.00"))
+    # What a unit costs the business (a part's purchase price); None when not known. Billing memory's markup
+    # figures read it (capabilities/memory/ask.py). Never leaves fieldhub.
+    cost: Mapped[Decimal | None] = mapped_column(ScaledDecimal(2), nullable=True)
     kind: Mapped[ItemKind] = mapped_column(String(10), default=ItemKind.SERVICE)
     taxable: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)

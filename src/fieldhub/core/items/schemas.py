@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from fieldhub.core.items.models import ItemKind
 from fieldhub.core.validation import Money, Percent, Text
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 class ItemIn(BaseModel):
@@ -17,6 +22,7 @@ class ItemIn(BaseModel):
     sku: Text(100) = ""
     description: Text(4000) = ""
     unit_price: Money = Decimal("0.00")
+    cost: Annotated[Money | None, BeforeValidator(_blank_to_none)] = None  # unknown when blank
     kind: ItemKind = ItemKind.SERVICE
     taxable: bool = False
     active: bool = True

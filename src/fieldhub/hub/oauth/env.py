@@ -30,7 +30,11 @@ class OAuthEnv:
         """For a process without the web app (worker, CLI, tests in other processes): its own engine."""
         engine = make_engine(settings.database_url)
         return cls(
-            settings, engine, make_sessionmaker(engine), ensure_demo_key(settings), endpoints or Endpoints(settings)
+            settings,
+            engine,
+            make_sessionmaker(engine, settings),
+            ensure_demo_key(settings),
+            endpoints or Endpoints(settings),
         )
 
 
