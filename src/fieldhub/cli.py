@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -340,6 +341,93 @@ def sync_now(
         except LeaseHeld as e:
             console.print(f"[yellow]{e}[/yellow]")
             return 2
+        finally:
+            await env.engine.dispose()
+
+    raise typer.Exit(runtime.run(go()))
+
+
+memory_app = typer.Typer(help="Billing memory: sent invoices and estimates, embedded (issue 22).", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+
+@memory_app.command("backfill")
+def memory_backfill(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="One business, by slug or id (default: all)")] = None,
+    since: Annotated[str | None, typer.Option(help="Only records issued on or after this date (YYYY-MM-DD)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask: embed after printing the estimate")] = False,
+    batch: Annotated[int, typer.Option(help="Records per embedding request and commit")] = 64,
+) -> None:
+    """Embed the history already there: counts records, tokens and cost first, asks, then embeds with a progress
+    bar. Resumable: a run stopped at any point (even kill -9) is taken up by the next, no record embedded twice."""
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from fieldhub.capabilities.memory import backfill
+    from fieldhub.core.accounts.models import Tenant
+    from fieldhub.hub.oauth.env import OAuthEnv
+
+    settings = _logged_settings()
+    try:
+        since_date = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise typer.BadParameter("--since takes a date like 2026-01-31") from None
+
+    async def go() -> int:
+        env = OAuthEnv.standalone(settings)
+        try:
+            async with env.sessionmaker() as session:
+                stmt = select(Tenant.id, Tenant.slug, Tenant.name).order_by(Tenant.id)
+                if tenant is not None:
+                    stmt = stmt.where(Tenant.id == int(tenant) if tenant.isdigit() else Tenant.slug == tenant)
+                tenants = (await session.execute(stmt)).all()
+            if not tenants:
+                console.print(f"[red]No business {tenant!r}.[/red]" if tenant else "No businesses yet.")
+                return 2
+            plans = [(t, await backfill.plan(env, t.id, since_date)) for t in tenants]
+            table = Table(title="Billing memory backfill: the estimate")
+            for column in ("Business", "Embedder", "To embed", "Already", "Tokens", "Cost", "Time"):
+                table.add_column(column, justify="left" if column in ("Business", "Embedder") else "right")
+            for t, p in plans:
+                price = p.embedder.usd_per_million_tokens
+                shown = f"${p.cost_usd:,.4f} (${price}/M tokens)" if price else "$0 (local model)"
+                table.add_row(
+                    t.slug, p.embedder.model, f"{len(p.records):,}", f"{p.already:,}", f"{p.tokens:,}", shown,
+                    f"~{p.seconds:,.0f} s",
+                )  # fmt: skip
+            console.print(table)
+            total = sum(len(p.records) for _, p in plans)
+            total_cost = sum((p.cost_usd for _, p in plans), start=Decimal(0))
+            seconds = sum(p.seconds for _, p in plans)
+            console.print(
+                f"{total:,} records to embed, about {sum(p.tokens for _, p in plans):,} tokens: "
+                f"estimated cost ${total_cost:,.4f}, about {seconds:,.0f} s."
+            )
+            if not total:
+                console.print("Nothing to embed: every record already has its embedding.")
+                return 0
+            if not yes and not typer.confirm("Embed them now?", default=False):
+                console.print("Nothing was embedded.")
+                return 1
+            stored = 0
+            columns = (
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            )  # fmt: skip
+            with Progress(*columns, console=console) as bar:
+                for t, p in plans:
+                    if not p.records:
+                        continue
+                    task = bar.add_task(t.slug, total=len(p.records))
+
+                    def step(n: int, task: TaskID = task) -> None:
+                        bar.advance(task, n)
+
+                    stored += await backfill.run(env, p, batch=batch, advance=step)
+            console.print(f"Embedded {stored:,} records.")
+            return 0
         finally:
             await env.engine.dispose()
 

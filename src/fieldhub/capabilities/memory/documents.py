@@ -6,6 +6,7 @@ totals, dates, status, payments), never the internal notes. One text per record:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -49,15 +50,8 @@ def _lines(lines: list) -> list[str]:
     ]
 
 
-async def invoice_document(session: AsyncSession, invoice: Invoice) -> Document:
+def invoice_document(invoice: Invoice, payments: list[Payment]) -> Document:
     customer = invoice.customer
-    payments = list(
-        await session.scalars(
-            select(Payment)
-            .where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.SUCCEEDED)
-            .order_by(Payment.received_on, Payment.id)
-        )
-    )
     rows = [
         f"Invoice {invoice.number} · {invoice.status} · issued {invoice.issue_date.isoformat()}"
         + (f" · due {invoice.due_date.isoformat()}" if invoice.due_date else ""),
@@ -96,10 +90,27 @@ def estimate_document(estimate: Estimate) -> Document:
 async def documents(session: AsyncSession, tenant_id: int, entity: str, record_ids: list[int]) -> list[Document]:
     """The documents of these records of this tenant (records gone or another tenant's are left out)."""
     if entity == "invoice":
-        invoices = await session.scalars(
-            select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.id.in_(record_ids)).order_by(Invoice.id)
+        invoices = list(
+            (
+                await session.scalars(
+                    select(Invoice)
+                    .where(Invoice.tenant_id == tenant_id, Invoice.id.in_(record_ids))
+                    .order_by(Invoice.id)
+                )
+            ).unique()
         )
-        return [await invoice_document(session, inv) for inv in invoices.unique()]
+        paid: dict[int, list[Payment]] = defaultdict(list)
+        for payment in await session.scalars(
+            select(Payment)
+            .where(
+                Payment.tenant_id == tenant_id,
+                Payment.invoice_id.in_([i.id for i in invoices]),
+                Payment.status == PaymentStatus.SUCCEEDED,
+            )
+            .order_by(Payment.received_on, Payment.id)
+        ):
+            paid[payment.invoice_id].append(payment)
+        return [invoice_document(inv, paid[inv.id]) for inv in invoices]
     estimates = await session.scalars(
         select(Estimate).where(Estimate.tenant_id == tenant_id, Estimate.id.in_(record_ids)).order_by(Estimate.id)
     )
