@@ -39,8 +39,11 @@ templates.env.loader = ChoiceLoader(
 )
 
 
-def _money(value: Decimal | None, currency: str = "USD") -> str:
-    return "" if value is None else format_money(value, currency)
+def _money(value: Decimal | str | None, currency: str = "USD") -> str:
+    """An amount for the page; a string is an amount as the JSON API writes it ("650.00")."""
+    if value is None:
+        return ""
+    return format_money(Decimal(value) if isinstance(value, str) else value, currency)
 
 
 def _local(value: datetime | None, tz: str = "UTC", fmt: str = "%b %-d, %Y %-I:%M %p") -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from fieldhub.capabilities.memory import queue, store
@@ -17,7 +16,6 @@ from fieldhub.core.customers.service import create_customer
 from fieldhub.core.estimates import service as estimates
 from fieldhub.core.invoices import service as invoices
 from fieldhub.hub.oauth.env import env_for
-from fieldhub.main import create_app
 from tests.conftest import make_business
 
 
@@ -40,13 +38,6 @@ class Counting:
             raise ConnectionError("the embedding service is down")
         rows = [np.frombuffer(t.encode().ljust(8, b".")[:8], dtype=np.uint8).astype(np.float32) for t in texts]
         return Embedded(normalized(np.vstack(rows)), 10 * len(texts))
-
-
-@pytest.fixture
-async def flagged(settings) -> AsyncIterator:
-    application = create_app(settings.model_copy(update={"rag_billing_embed_enabled": True}))
-    async with application.router.lifespan_context(application):
-        yield application
 
 
 async def _invoice(session, tenant_id: int) -> int:

@@ -1,0 +1,405 @@
+"""Answering from billing memory: the records that match a question, and figures computed from them.
+
+No model writes the answer. The question picks one of three readings by its words:
+- a price ("what did we charge for a water heater install"): the lines of the matching invoices whose text has
+  every word of the subject (install ~ installation), their unit prices' min, median and max, how many, when;
+- a markup ("our typical markup on plumbing parts"): the lines of parts (product items) whose item has a cost,
+  chosen by the subject's words, else by the embedder's nearness of item names to them; markup = (price − cost)
+  ÷ cost per line, with the item's cost as it is now;
+- a visit ("last time we serviced 14 Oak St"): the records at that address, newest first.
+Candidates are the TOP_K records of this business nearest the question in its memory (store.search): each figure
+names the records it came from, with links. Fewer than MIN_HISTORY matches: "I don't have enough history".
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fieldhub.capabilities.memory import store
+from fieldhub.capabilities.memory.documents import address
+from fieldhub.capabilities.memory.embedders import Embedder
+from fieldhub.capabilities.memory.models import MemoryVector
+from fieldhub.core.customers.models import Customer
+from fieldhub.core.estimates.models import Estimate
+from fieldhub.core.invoices.models import Invoice
+from fieldhub.core.items.models import Item, ItemKind
+from fieldhub.core.money import format_money
+
+TOP_K = 400
+MIN_HISTORY = 3
+ITEM_NEARNESS = 0.2  # cosine of an item name to the subject for it to count as "plumbing" when no word matches
+CENT = Decimal("0.01")
+STOP = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "we",
+        "our",
+        "us",
+        "what",
+        "whats",
+        "what's",
+        "did",
+        "do",
+        "does",
+        "how",
+        "much",
+        "many",
+        "for",
+        "of",
+        "on",
+        "in",
+        "at",
+        "to",
+        "is",
+        "are",
+        "was",
+        "were",
+        "it",
+        "its",
+        "typical",
+        "typically",
+        "usual",
+        "usually",
+        "average",
+        "charge",
+        "charged",
+        "charging",
+        "price",
+        "prices",
+        "priced",
+        "cost",
+        "costs",
+        "paid",
+        "pay",
+        "bill",
+        "billed",
+        "billing",
+        "quote",
+        "quoted",
+        "normally",
+        "generally",
+        "customers",
+        "customer",
+        "job",
+        "jobs",
+    }
+)
+PART_WORDS = {"part", "parts", "material", "materials", "product", "products", "supplies", "supply", "equipment"}
+MARKUP = re.compile(r"\b(mark-?ups?|margins?)\b", re.I)
+STREET = (
+    r"st|street|ave|avenue|rd|road|ln|lane|dr|drive|blvd|boulevard|ct|court|way|pl|place|pkwy|parkway|ter|terrace|"
+    r"cir|circle|hwy|highway"
+)
+ADDRESS = re.compile(rf"\b(\d{{1,6}})\s+((?:[a-z0-9.'-]+\s+){{0,3}}?(?:{STREET}))\b\.?", re.I)
+SUFFIX = {
+    "street": "st", "avenue": "ave", "road": "rd", "lane": "ln", "drive": "dr", "boulevard": "blvd", "court": "ct",
+    "place": "pl", "parkway": "pkwy", "terrace": "ter", "circle": "cir", "highway": "hwy",
+}  # fmt: skip
+
+
+@dataclass
+class Source:
+    entity: str
+    id: int
+    number: str
+    date: str
+    customer: str
+    address: str
+    link: str
+    total: str = ""
+
+
+@dataclass
+class Figure:
+    name: str
+    value: str
+    sources: list[str]  # record numbers (links in `records`)
+
+
+@dataclass
+class Answer:
+    question: str
+    kind: str  # price | markup | visit
+    enough: bool
+    text: str
+    subject: str = ""
+    figures: list[Figure] = field(default_factory=list)
+    records: list[Source] = field(default_factory=list)
+    basis: str = ""  # what was counted, in words
+    model: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "kind": self.kind,
+            "enough_history": self.enough,
+            "answer": self.text,
+            "subject": self.subject,
+            "figures": [f.__dict__ for f in self.figures],
+            "records": [r.__dict__ for r in self.records],
+            "basis": self.basis,
+            "model": self.model,
+        }
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def subject_terms(question: str) -> list[str]:
+    return [w for w in words(question) if w not in STOP and not MARKUP.fullmatch(w)]
+
+
+def term_matches(term: str, text_words: list[str]) -> bool:
+    """`install` matches installation, `heaters` matches heater: a shared start of 5 letters, or the whole word."""
+    for w in text_words:
+        if w == term or (len(term) >= 4 and w.startswith(term)) or (len(w) >= 4 and term.startswith(w)):
+            return True
+        if len(term) >= 5 and len(w) >= 5 and w[:5] == term[:5]:
+            return True
+    return False
+
+
+def median(values: list[Decimal]) -> Decimal:
+    return Decimal(statistics.median(values)).quantize(CENT, ROUND_HALF_UP)
+
+
+def _source(record: Invoice | Estimate) -> Source:
+    kind = "invoice" if isinstance(record, Invoice) else "estimate"
+    return Source(
+        entity=kind,
+        id=record.id,
+        number=record.number,
+        date=record.issue_date.isoformat(),
+        customer=record.customer.display_name,
+        address=address(record.customer),
+        link=f"/{kind}s/{record.id}",
+        total=str(record.total),
+    )
+
+
+async def _records(session: AsyncSession, tenant_id: int, hits: list[store.Hit]) -> list[Invoice | Estimate]:
+    """The hits' records (this tenant's only), in the hits' order."""
+    inv_ids = [h.record_id for h in hits if h.entity == "invoice"]
+    est_ids = [h.record_id for h in hits if h.entity == "estimate"]
+    found: dict[tuple[str, int], Invoice | Estimate] = {}
+    if inv_ids:
+        for inv in await session.scalars(
+            select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.id.in_(inv_ids))
+        ):
+            found[("invoice", inv.id)] = inv
+    if est_ids:
+        for est in await session.scalars(
+            select(Estimate).where(Estimate.tenant_id == tenant_id, Estimate.id.in_(est_ids))
+        ):
+            found[("estimate", est.id)] = est
+    return [found[(h.entity, h.record_id)] for h in hits if (h.entity, h.record_id) in found]
+
+
+def _spread(figures: list[Figure], dated: list[tuple[date, str]]) -> None:
+    dates = sorted(d for d, _ in dated)
+    figures.append(Figure("from", dates[0].isoformat(), [n for d, n in dated if d == dates[0]]))
+    figures.append(Figure("to", dates[-1].isoformat(), [n for d, n in dated if d == dates[-1]]))
+
+
+def _min_med_max(values: list[tuple[Decimal, str]], unit: str) -> list[Figure]:
+    ordered = sorted(values, key=lambda v: v[0])
+    nums = [v for v, _ in ordered]
+    mid = len(ordered) // 2
+    middle = [ordered[mid][1]] if len(ordered) % 2 else [ordered[mid - 1][1], ordered[mid][1]]
+    fmt = (lambda d: format_money(d)) if unit == "money" else (lambda d: f"{d}%")
+    return [
+        Figure("min", fmt(nums[0]), [n for v, n in ordered if v == nums[0]]),
+        Figure("median", fmt(median(nums)), middle),
+        Figure("max", fmt(nums[-1]), [n for v, n in ordered if v == nums[-1]]),
+        Figure("count", str(len(values)), [n for _, n in ordered]),
+    ]
+
+
+def _not_enough(answer: Answer, what: str) -> Answer:
+    answer.enough = False
+    answer.text = f"I don't have enough history to answer that: {what}."
+    return answer
+
+
+async def ask(session: AsyncSession, tenant_id: int, embedder: Embedder, question: str) -> Answer:
+    question = question.strip()[:500]
+    address_match = ADDRESS.search(question)
+    if MARKUP.search(question):
+        kind = "markup"
+    elif address_match:
+        kind = "visit"
+    else:
+        kind = "price"
+    answer = Answer(question=question, kind=kind, enough=True, text="", model=embedder.model)
+    if kind == "visit":
+        assert address_match is not None
+        return await _visit(session, tenant_id, embedder, answer, address_match)
+    query = (await embedder.embed([question], "query")).vectors[0]
+    hits = await store.search(session, tenant_id, embedder.model, query, k=TOP_K)
+    if not hits:
+        return _not_enough(answer, "billing memory holds no sent invoices or estimates yet")
+    records = await _records(session, tenant_id, hits)
+    answer.basis = f"the {len(records)} records in memory nearest the question (of those sent or paid)"
+    if kind == "markup":
+        return await _markup(session, tenant_id, embedder, answer, records)
+    return _price(answer, records)
+
+
+def _price(answer: Answer, records: list[Invoice | Estimate]) -> Answer:
+    terms = subject_terms(answer.question)
+    answer.subject = " ".join(terms)
+    if not terms:
+        return _not_enough(answer, "the question names no work or part to look for")
+    values: list[tuple[Decimal, str]] = []
+    dated: list[tuple[date, str]] = []
+    sources: dict[str, Source] = {}
+    for record in records:
+        if not isinstance(record, Invoice):
+            continue  # what was charged: invoices; estimates were quotes
+        for line in record.lines:
+            if all(term_matches(t, words(line.description)) for t in terms):
+                values.append((line.unit_price, record.number))
+                dated.append((record.issue_date, record.number))
+                sources.setdefault(record.number, _source(record))
+    answer.records = sorted(sources.values(), key=lambda s: s.date, reverse=True)
+    if len(values) < MIN_HISTORY:
+        found = f"{len(values)} invoice line(s) for \u201c{answer.subject}\u201d" if values else "no invoice lines"
+        return _not_enough(answer, f"I found {found}, and need at least {MIN_HISTORY}")
+    answer.figures = _min_med_max(values, "money")
+    _spread(answer.figures, dated)
+    f = {fig.name: fig.value for fig in answer.figures}
+    answer.text = (
+        f"For \u201c{answer.subject}\u201d you charged {f['min']} to {f['max']} a unit, {f['median']} in the middle, "
+        f"on {f['count']} invoice lines from {f['from']} to {f['to']}."
+    )
+    return answer
+
+
+async def _markup(
+    session: AsyncSession, tenant_id: int, embedder: Embedder, answer: Answer, records: list[Invoice | Estimate]
+) -> Answer:
+    terms = subject_terms(answer.question)
+    parts_only = any(t in PART_WORDS for t in terms)
+    terms = [t for t in terms if t not in PART_WORDS]
+    answer.subject = " ".join(terms) + (" parts" if parts_only else "")
+    items = list(
+        await session.scalars(select(Item).where(Item.tenant_id == tenant_id, Item.cost.is_not(None), Item.cost > 0))
+    )
+    if parts_only:
+        items = [i for i in items if i.kind == ItemKind.PRODUCT]
+    chosen = items
+    how = "every item with a cost"
+    if terms:
+        lexical = [i for i in items if all(term_matches(t, words(i.name)) for t in terms)]
+        if lexical:
+            chosen, how = lexical, "items named " + " ".join(terms)
+        elif items:
+            names = await embedder.embed([i.name for i in items], "document")
+            subject = (await embedder.embed([" ".join(terms)], "query")).vectors[0]
+            near = names.vectors @ np.asarray(subject, dtype=np.float32)
+            chosen = [i for i, score in zip(items, near, strict=True) if score >= ITEM_NEARNESS]
+            how = f"items whose names are near \u201c{' '.join(terms)}\u201d"
+    by_id = {i.id: i for i in chosen}
+    values: list[tuple[Decimal, str]] = []
+    dated: list[tuple[date, str]] = []
+    sources: dict[str, Source] = {}
+    for record in records:
+        if not isinstance(record, Invoice):
+            continue
+        for line in record.lines:
+            item = by_id.get(line.item_id or 0)
+            if item is None or item.cost is None or line.unit_price <= 0:
+                continue
+            markup = ((line.unit_price - item.cost) / item.cost * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+            values.append((markup, record.number))
+            dated.append((record.issue_date, record.number))
+            sources.setdefault(record.number, _source(record))
+    answer.records = sorted(sources.values(), key=lambda s: s.date, reverse=True)
+    counted = ", ".join(f"{i.name} (cost {format_money(i.cost)})" for i in chosen if i.cost is not None)
+    answer.basis += f"; {how}: {counted or 'none'}; markup = (price − the item's cost today) ÷ cost"
+    if len(values) < MIN_HISTORY:
+        return _not_enough(
+            answer, f"I found {len(values)} invoice line(s) of {answer.subject or 'items'} with a known cost"
+        )
+    answer.figures = _min_med_max(values, "percent")
+    _spread(answer.figures, dated)
+    f = {fig.name: fig.value for fig in answer.figures}
+    answer.text = (
+        f"Your markup on {answer.subject or 'items'} runs {f['min']} to {f['max']}, typically {f['median']} "
+        f"(median of {f['count']} invoice lines from {f['from']} to {f['to']})."
+    )
+    return answer
+
+
+def normal_address(text: str) -> str:
+    out = []
+    for w in words(text):
+        out.append(SUFFIX.get(w, w))
+    return " ".join(out)
+
+
+async def _visit(
+    session: AsyncSession, tenant_id: int, embedder: Embedder, answer: Answer, match: re.Match[str]
+) -> Answer:
+    wanted = normal_address(f"{match.group(1)} {match.group(2)}")
+    answer.subject = match.group(0).strip()
+    customers = [
+        c.id
+        for c in await session.scalars(select(Customer).where(Customer.tenant_id == tenant_id))
+        if normal_address(c.service_line1 or c.billing_line1).startswith(wanted)
+        or normal_address(c.billing_line1).startswith(wanted)
+    ]
+    in_memory = select(MemoryVector.record_id).where(
+        MemoryVector.tenant_id == tenant_id, MemoryVector.model == embedder.model
+    )
+    records: list[Invoice | Estimate] = []
+    if customers:
+        records += list(
+            await session.scalars(
+                select(Invoice).where(
+                    Invoice.tenant_id == tenant_id,
+                    Invoice.customer_id.in_(customers),
+                    Invoice.id.in_(in_memory.where(MemoryVector.entity == "invoice")),
+                )
+            )
+        )
+        records += list(
+            await session.scalars(
+                select(Estimate).where(
+                    Estimate.tenant_id == tenant_id,
+                    Estimate.customer_id.in_(customers),
+                    Estimate.id.in_(in_memory.where(MemoryVector.entity == "estimate")),
+                )
+            )
+        )
+    records.sort(key=lambda r: (r.issue_date, r.id), reverse=True)
+    answer.records = [_source(r) for r in records]
+    answer.basis = f"the sent invoices and estimates in memory for customers at {answer.subject}"
+    if not records:
+        return _not_enough(answer, f"no sent invoice or estimate at {answer.subject} is in memory")
+    last = records[0]
+    work = ", ".join(line.description for line in last.lines) or "no lines"
+    kind = "invoice" if isinstance(last, Invoice) else "estimate"
+    answer.figures = [
+        Figure("last visit", last.issue_date.isoformat(), [last.number]),
+        Figure("last total", format_money(last.total), [last.number]),
+        Figure("records", str(len(records)), [r.number for r in records]),
+    ]
+    answer.text = (
+        f"Last time at {answer.subject}: {kind} {last.number} on {last.issue_date.isoformat()} for "
+        f"{last.customer.display_name} ({work}; {format_money(last.total)})."
+        + (f" {len(records)} records in all at this address." if len(records) > 1 else "")
+    )
+    return answer
