@@ -30,7 +30,7 @@ from fieldhub.capabilities.memory.embedders import Embedder
 from fieldhub.capabilities.memory.models import MemoryVector
 from fieldhub.core.customers.models import Customer
 from fieldhub.core.estimates.models import Estimate
-from fieldhub.core.invoices.models import Invoice
+from fieldhub.core.invoices.models import Invoice, InvoiceLine
 from fieldhub.core.items.models import Item, ItemKind
 from fieldhub.core.money import format_money
 
@@ -171,8 +171,8 @@ def term_matches(term: str, text_words: list[str]) -> bool:
     return False
 
 
-def median(values: list[Decimal]) -> Decimal:
-    return Decimal(statistics.median(values)).quantize(CENT, ROUND_HALF_UP)
+def median(values: list[Decimal], places: Decimal = CENT) -> Decimal:
+    return Decimal(statistics.median(values)).quantize(places, ROUND_HALF_UP)
 
 
 def _source(record: Invoice | Estimate) -> Source:
@@ -189,22 +189,69 @@ def _source(record: Invoice | Estimate) -> Source:
     )
 
 
-async def _records(session: AsyncSession, tenant_id: int, hits: list[store.Hit]) -> list[Invoice | Estimate]:
-    """The hits' records (this tenant's only), in the hits' order."""
-    inv_ids = [h.record_id for h in hits if h.entity == "invoice"]
-    est_ids = [h.record_id for h in hits if h.entity == "estimate"]
-    found: dict[tuple[str, int], Invoice | Estimate] = {}
-    if inv_ids:
-        for inv in await session.scalars(
-            select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.id.in_(inv_ids))
-        ):
-            found[("invoice", inv.id)] = inv
-    if est_ids:
-        for est in await session.scalars(
-            select(Estimate).where(Estimate.tenant_id == tenant_id, Estimate.id.in_(est_ids))
-        ):
-            found[("estimate", est.id)] = est
-    return [found[(h.entity, h.record_id)] for h in hits if (h.entity, h.record_id) in found]
+@dataclass
+class Line:
+    description: str
+    unit_price: Decimal
+    item_id: int | None
+
+
+@dataclass
+class Billed:
+    """An invoice of the hits, read lightly (its lines' text, price and item): what the figures are made from."""
+
+    id: int
+    number: str
+    issue_date: date
+    customer_id: int
+    total: Decimal
+    lines: list[Line] = field(default_factory=list)
+
+
+async def _invoices(session: AsyncSession, tenant_id: int, hits: list[store.Hit]) -> list[Billed]:
+    """The hits' invoices (this tenant's only), in the hits' order; estimates were quotes, not charges."""
+    ids = [h.record_id for h in hits if h.entity == "invoice"]
+    if not ids:
+        return []
+    found = {
+        r.id: Billed(r.id, r.number, r.issue_date, r.customer_id, r.total)
+        for r in await session.execute(
+            select(Invoice.id, Invoice.number, Invoice.issue_date, Invoice.customer_id, Invoice.total).where(
+                Invoice.tenant_id == tenant_id, Invoice.id.in_(ids)
+            )
+        )
+    }
+    for r in await session.execute(
+        select(InvoiceLine.invoice_id, InvoiceLine.description, InvoiceLine.unit_price, InvoiceLine.item_id)
+        .where(InvoiceLine.invoice_id.in_(list(found)))
+        .order_by(InvoiceLine.invoice_id, InvoiceLine.position)
+    ):
+        found[r.invoice_id].lines.append(Line(r.description, r.unit_price, r.item_id))
+    return [found[i] for i in ids if i in found]
+
+
+async def _sources(session: AsyncSession, tenant_id: int, billed: list[Billed]) -> list[Source]:
+    customers = {
+        c.id: c
+        for c in await session.scalars(
+            select(Customer).where(Customer.tenant_id == tenant_id, Customer.id.in_({b.customer_id for b in billed}))
+        )
+    }
+    out = [
+        Source(
+            entity="invoice",
+            id=b.id,
+            number=b.number,
+            date=b.issue_date.isoformat(),
+            customer=customers[b.customer_id].display_name,
+            address=address(customers[b.customer_id]),
+            link=f"/invoices/{b.id}",
+            total=str(b.total),
+        )
+        for b in billed
+        if b.customer_id in customers
+    ]
+    return sorted(out, key=lambda s: (s.date, s.id), reverse=True)
 
 
 def _spread(figures: list[Figure], dated: list[tuple[date, str]]) -> None:
@@ -221,7 +268,7 @@ def _min_med_max(values: list[tuple[Decimal, str]], unit: str) -> list[Figure]:
     fmt = (lambda d: format_money(d)) if unit == "money" else (lambda d: f"{d}%")
     return [
         Figure("min", fmt(nums[0]), [n for v, n in ordered if v == nums[0]]),
-        Figure("median", fmt(median(nums)), middle),
+        Figure("median", fmt(median(nums, CENT if unit == "money" else Decimal("0.1"))), middle),
         Figure("max", fmt(nums[-1]), [n for v, n in ordered if v == nums[-1]]),
         Figure("count", str(len(values)), [n for _, n in ordered]),
     ]
@@ -250,30 +297,28 @@ async def ask(session: AsyncSession, tenant_id: int, embedder: Embedder, questio
     hits = await store.search(session, tenant_id, embedder.model, query, k=TOP_K)
     if not hits:
         return _not_enough(answer, "billing memory holds no sent invoices or estimates yet")
-    records = await _records(session, tenant_id, hits)
-    answer.basis = f"the {len(records)} records in memory nearest the question (of those sent or paid)"
+    billed = await _invoices(session, tenant_id, hits)
+    answer.basis = f"the {len(billed)} invoices in memory nearest the question"
     if kind == "markup":
-        return await _markup(session, tenant_id, embedder, answer, records)
-    return _price(answer, records)
+        return await _markup(session, tenant_id, embedder, answer, billed)
+    return await _price(session, tenant_id, answer, billed)
 
 
-def _price(answer: Answer, records: list[Invoice | Estimate]) -> Answer:
+async def _price(session: AsyncSession, tenant_id: int, answer: Answer, billed: list[Billed]) -> Answer:
     terms = subject_terms(answer.question)
     answer.subject = " ".join(terms)
     if not terms:
         return _not_enough(answer, "the question names no work or part to look for")
     values: list[tuple[Decimal, str]] = []
     dated: list[tuple[date, str]] = []
-    sources: dict[str, Source] = {}
-    for record in records:
-        if not isinstance(record, Invoice):
-            continue  # what was charged: invoices; estimates were quotes
+    matched: dict[int, Billed] = {}
+    for record in billed:
         for line in record.lines:
             if all(term_matches(t, words(line.description)) for t in terms):
                 values.append((line.unit_price, record.number))
                 dated.append((record.issue_date, record.number))
-                sources.setdefault(record.number, _source(record))
-    answer.records = sorted(sources.values(), key=lambda s: s.date, reverse=True)
+                matched[record.id] = record
+    answer.records = await _sources(session, tenant_id, list(matched.values()))
     if len(values) < MIN_HISTORY:
         found = f"{len(values)} invoice line(s) for \u201c{answer.subject}\u201d" if values else "no invoice lines"
         return _not_enough(answer, f"I found {found}, and need at least {MIN_HISTORY}")
@@ -287,8 +332,25 @@ def _price(answer: Answer, records: list[Invoice | Estimate]) -> Answer:
     return answer
 
 
+_item_vectors: dict[tuple[int, str, tuple[str, ...]], np.ndarray] = {}
+
+
+async def _near_items(embedder: Embedder, tenant_id: int, items: list[Item], subject: str) -> list[Item]:
+    """The items whose names the embedder finds near the subject (names embedded once per process and catalog)."""
+    key = (tenant_id, embedder.model, tuple(i.name for i in items))
+    names = _item_vectors.get(key)
+    if names is None:
+        names = (await embedder.embed([i.name for i in items], "document")).vectors
+        if len(_item_vectors) > 256:
+            _item_vectors.clear()
+        _item_vectors[key] = names
+    query = (await embedder.embed([subject], "query")).vectors[0]
+    near = names @ np.asarray(query, dtype=np.float32)
+    return [i for i, score in zip(items, near, strict=True) if score >= ITEM_NEARNESS]
+
+
 async def _markup(
-    session: AsyncSession, tenant_id: int, embedder: Embedder, answer: Answer, records: list[Invoice | Estimate]
+    session: AsyncSession, tenant_id: int, embedder: Embedder, answer: Answer, billed: list[Billed]
 ) -> Answer:
     terms = subject_terms(answer.question)
     parts_only = any(t in PART_WORDS for t in terms)
@@ -306,18 +368,13 @@ async def _markup(
         if lexical:
             chosen, how = lexical, "items named " + " ".join(terms)
         elif items:
-            names = await embedder.embed([i.name for i in items], "document")
-            subject = (await embedder.embed([" ".join(terms)], "query")).vectors[0]
-            near = names.vectors @ np.asarray(subject, dtype=np.float32)
-            chosen = [i for i, score in zip(items, near, strict=True) if score >= ITEM_NEARNESS]
+            chosen = await _near_items(embedder, tenant_id, items, " ".join(terms))
             how = f"items whose names are near \u201c{' '.join(terms)}\u201d"
     by_id = {i.id: i for i in chosen}
     values: list[tuple[Decimal, str]] = []
     dated: list[tuple[date, str]] = []
-    sources: dict[str, Source] = {}
-    for record in records:
-        if not isinstance(record, Invoice):
-            continue
+    matched: dict[int, Billed] = {}
+    for record in billed:
         for line in record.lines:
             item = by_id.get(line.item_id or 0)
             if item is None or item.cost is None or line.unit_price <= 0:
@@ -325,8 +382,8 @@ async def _markup(
             markup = ((line.unit_price - item.cost) / item.cost * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
             values.append((markup, record.number))
             dated.append((record.issue_date, record.number))
-            sources.setdefault(record.number, _source(record))
-    answer.records = sorted(sources.values(), key=lambda s: s.date, reverse=True)
+            matched[record.id] = record
+    answer.records = await _sources(session, tenant_id, list(matched.values()))
     counted = ", ".join(f"{i.name} (cost {format_money(i.cost)})" for i in chosen if i.cost is not None)
     answer.basis += f"; {how}: {counted or 'none'}; markup = (price − the item's cost today) ÷ cost"
     if len(values) < MIN_HISTORY:
