@@ -12,6 +12,7 @@ p99 ≤ 200 ms. The machine is shared: `load_average` is printed beside the figu
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path

@@ -74,7 +74,7 @@ def test_the_repository_passes() -> None:
 def test_the_cli_exits_zero_on_the_repository() -> None:
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 0, result.output
-    assert "14 providers" in result.output
+    assert "15 providers" in result.output
 
 
 def test_a_clean_tree_passes(src: Path) -> None:
