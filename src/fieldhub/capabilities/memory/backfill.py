@@ -10,6 +10,7 @@ records still without a vector: a record is never stored twice (one row per reco
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +29,7 @@ from fieldhub.hub.oauth.env import OAuthEnv
 INVOICE_STATES = (InvoiceStatus.SENT, InvoiceStatus.PARTIALLY_PAID, InvoiceStatus.PAID)
 ESTIMATE_STATES = (EstimateStatus.SENT, EstimateStatus.APPROVED, EstimateStatus.DECLINED)
 COUNT_CHUNK = 500
+SAMPLE = 32  # documents timed for the local model's estimate
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Plan:
     records: list[tuple[str, int]]  # (entity, id) without a vector yet, oldest id first
     tokens: int
     already: int  # records of the selection that have their vector
+    rate: float  # records a second: measured on a sample for the local model, the provider's figure otherwise
 
     @property
     def cost_usd(self) -> Decimal:
@@ -46,7 +49,7 @@ class Plan:
 
     @property
     def seconds(self) -> float:
-        return len(self.records) / self.embedder.texts_per_second
+        return len(self.records) / self.rate if self.rate else 0.0
 
 
 async def _missing(
@@ -79,13 +82,23 @@ async def _missing(
 
 async def plan(env: OAuthEnv, tenant_id: int, since: date | None = None) -> Plan:
     embedder = await embedder_for(env, tenant_id)
+    sample: list[str] = []
     async with env.sessionmaker() as session:
         records, already = await _missing(session, tenant_id, embedder.model, since)
         tokens = 0
         for start in range(0, len(records), COUNT_CHUNK):
             for doc in await _documents(session, tenant_id, records[start : start + COUNT_CHUNK]):
                 tokens += approx_tokens(doc.text)
-    return Plan(tenant_id, embedder, records, tokens, already)
+                if len(sample) < SAMPLE:
+                    sample.append(doc.text)
+    rate = embedder.texts_per_second
+    if sample and not embedder.usd_per_million_tokens:
+        # The local model's speed is this machine's: time a sample (nothing is stored, nothing is spent).
+        await embedder.embed(sample[:2])  # loads the model
+        started = time.perf_counter()
+        await embedder.embed(sample)
+        rate = len(sample) / max(1e-6, time.perf_counter() - started)
+    return Plan(tenant_id, embedder, records, tokens, already, rate)
 
 
 async def _documents(session: AsyncSession, tenant_id: int, records: list[tuple[str, int]]) -> list[documents.Document]:
