@@ -1,6 +1,7 @@
 """`fieldhub memory backfill`: the estimate first, a confirmation, and a run that survives kill -9 (issue 22 item 3).
 
-Real processes on a SQLite file with the local model: the command as a user runs it."""
+The command on a SQLite file with the local model: the run that is killed is its own process (kill -9), the
+others run in this one (the model loaded once)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from fieldhub.capabilities.memory.demo_year import seed_year
+from fieldhub.cli import app as cli
 from fieldhub.db import make_engine, make_sessionmaker
+from fieldhub.settings import get_settings
 from tests.conftest import TEST_KEYS, make_business
 
 FIELDHUB = str(Path(sys.executable).parent / "fieldhub")
@@ -36,7 +41,7 @@ def _env(path: Path) -> dict[str, str]:
         "FIELDHUB_DATABASE_URL": f"sqlite+aiosqlite:///{path}",
         "FIELDHUB_MODE": "test",
         "FIELDHUB_ENCRYPTION_KEYS": TEST_KEYS,
-        "FIELDHUB_LOG_LEVEL": "WARNING",
+        "FIELDHUB_LOG_LEVEL": "INFO",
         "COLUMNS": "160",
     }
 
@@ -48,17 +53,25 @@ def _vectors(path: Path) -> list[tuple[str, int, int]]:
         ).fetchall()
 
 
-def test_issue22_item3_backfill_estimates_asks_and_resumes_after_kill_9(sqlite_template, tmp_path) -> None:
+def _command(monkeypatch, env: dict[str, str], args: list[str], typed: str = "") -> tuple[int, str]:  # noqa: ANN001
+    for name in ("FIELDHUB_DATABASE_URL", "FIELDHUB_MODE", "FIELDHUB_ENCRYPTION_KEYS", "COLUMNS"):
+        monkeypatch.setenv(name, env[name])
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, args, input=typed)
+    finally:
+        get_settings.cache_clear()
+    return result.exit_code, result.output
+
+
+def test_issue22_item3_backfill_estimates_asks_and_resumes_after_kill_9(sqlite_template, tmp_path, monkeypatch) -> None:
     path = tmp_path / "history.db"
     shutil.copy(sqlite_template, path)
     expected = asyncio.run(_seed(f"sqlite+aiosqlite:///{path}", 60))
     env = _env(path)
 
-    asked = subprocess.run(
-        [FIELDHUB, "memory", "backfill"], input="n\n", env=env, capture_output=True, text=True, timeout=120
-    )
-    out = asked.stdout
-    assert asked.returncode == 1, asked.stderr
+    code, out = _command(monkeypatch, env, ["memory", "backfill"], "n\n")
+    assert code == 1, out
     assert f"{expected} records to embed" in out and "tokens" in out and "$0 (local model)" in out, out
     assert "Embed them now?" in out and "Nothing was embedded." in out
     assert _vectors(path) == []
@@ -75,14 +88,11 @@ def test_issue22_item3_backfill_estimates_asks_and_resumes_after_kill_9(sqlite_t
     halfway = len(_vectors(path))
     assert 8 <= halfway < expected, halfway
 
-    resumed = subprocess.run(
-        [FIELDHUB, "memory", "backfill", "--yes"], env=env, capture_output=True, text=True, timeout=180
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert f"{expected - halfway} records to embed" in resumed.stdout, resumed.stdout
-    assert f"Embedded {expected - halfway} records." in resumed.stdout
+    code, out = _command(monkeypatch, env, ["memory", "backfill", "--yes"])
+    assert code == 0, out
+    assert f"{expected - halfway} records to embed" in out and f"Embedded {expected - halfway} records." in out, out
     rows = _vectors(path)
     assert len(rows) == expected and all(n == 1 for _, _, n in rows)  # every record exactly once
 
-    again = subprocess.run([FIELDHUB, "memory", "backfill", "--yes"], env=env, capture_output=True, text=True)
-    assert "Nothing to embed" in again.stdout and len(_vectors(path)) == expected
+    code, out = _command(monkeypatch, env, ["memory", "backfill", "--yes"])
+    assert code == 0 and "Nothing to embed" in out and len(_vectors(path)) == expected
