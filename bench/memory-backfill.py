@@ -61,6 +61,7 @@ async def _counts(db: str, keys: str) -> tuple[int, int]:
 def run(args: dict[str, Any]) -> dict[str, Any]:
     n = int(args.get("records", 10_000))
     keys = _qbo.new_key()
+    load_start = _qbo.loadavg()
     with _qbo.scratch_database(args.get("database_url", ""), "memorybackfill") as db:
         runtime.run(_setup(db, keys, n))
         env = {**os.environ, "FIELDHUB_DATABASE_URL": db, "FIELDHUB_ENCRYPTION_KEYS": keys, "FIELDHUB_MODE": "demo",
@@ -90,7 +91,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         done, twice = runtime.run(_counts(db, keys))
         embedded = re.search(r"Embedded ([\d,]+) records", second.stdout)
         return {
-            "backend": "postgresql" if db.startswith("postgresql") else "sqlite",
+            "benchmark": "memory-backfill",
+            "database": _qbo.backend(db),
+            "parameters": {"records": n},
             "records": n,
             "estimate_line": line.strip(),
             "estimate_tokens": tokens,
@@ -107,5 +110,6 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             "records_with_one_vector": done,
             "duplicates": twice,
             "missing": n - done,
-            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "loadavg_start": load_start,
+            "loadavg_end": _qbo.loadavg(),
         }

@@ -151,3 +151,10 @@ def test_issue17_calendar():
     assert {"job_to_event_ms_p50", "job_to_event_ms_p99", "event_to_job_ms_p50", "event_to_job_ms_p99"} <= set(figures)
     assert figures["jobs_with_more_than_one_event"] == 0 and figures["push_notices"] >= 2
     assert 0 < figures["event_to_job_ms_p50"] <= figures["event_to_job_ms_p99"] < float("inf")
+
+
+def test_memory_ask():
+    figures = bench("memory-ask", *sets(records=120, asks=6, kinds=12))
+    assert figures["records"] == 120 and figures["asks"] == 6
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+    assert set(figures["per_question_p99_ms"]) == set(figures["answers"])
