@@ -1,7 +1,7 @@
 """memory_vectors and memory_jobs: billing memory's vectors and the queue of records to embed (capabilities/memory)
 
 Revision ID: 20261207m1
-Revises: 20261207c1
+Revises: 20261207e1
 Create Date: 2026-12-07 20:15:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207m1"
-down_revision: str | None = "20261207c1"
+down_revision: str | None = "20261207e1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
