@@ -351,6 +351,34 @@ memory_app = typer.Typer(help="Billing memory: sent invoices and estimates, embe
 app.add_typer(memory_app, name="memory")
 
 
+@memory_app.command("demo-year")
+def memory_demo_year(
+    tenant: Annotated[str, typer.Option("--tenant", help="The business, by slug or id")],
+    invoices: Annotated[int, typer.Option(help="Invoices over the last 365 days")] = 240,
+) -> None:
+    """Write a year of priced billing history into a business (demo and trials): items with costs, customers
+    (one at 14 Oak St), invoices sent and paid through the core services, a few estimates. Then run
+    `fieldhub memory backfill` (or have the flag on while it is written) and ask from the dashboard."""
+    from sqlalchemy import select
+
+    from fieldhub.capabilities.memory.demo_year import seed_year
+    from fieldhub.core.accounts.models import Tenant
+
+    async def work(session):  # noqa: ANN001, ANN202
+        found = await session.scalar(
+            select(Tenant).where(Tenant.id == int(tenant) if tenant.isdigit() else Tenant.slug == tenant)
+        )
+        if found is None:
+            return None
+        return await seed_year(session, found.id, invoices_count=invoices)
+
+    seeded = _with_session(work)
+    if seeded is None:
+        console.print(f"[red]No business {tenant!r}.[/red]")
+        raise typer.Exit(2)
+    console.print(f"Wrote {seeded.invoices} invoices ({seeded.sent} sent) and {seeded.estimates} estimates.")
+
+
 @memory_app.command("backfill")
 def memory_backfill(
     tenant: Annotated[str | None, typer.Option("--tenant", help="One business, by slug or id (default: all)")] = None,
