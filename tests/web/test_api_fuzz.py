@@ -21,6 +21,7 @@ from schemathesis.engine import events, from_schema
 from schemathesis.python import asgi
 from tests.conftest import PASSWORD, TEST_KEYS
 
+from fieldhub.capabilities.memory import embedders
 from fieldhub.core.accounts import service as accounts
 from fieldhub.core.accounts.models import Role
 from fieldhub.core.customers.service import create_customer
@@ -73,6 +74,9 @@ def test_issue14_schemathesis_every_operation(db_url: str) -> None:
         with psycopg.connect(libpq_url(db_url), autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{db_url.rsplit("/", 1)[1]}" SET synchronous_commit TO off')
     token, cookie, csrf = asyncio.run(_signed_in_business(db_url))
+    # Billing memory's local model loads once per process, in seconds: loaded first, so the read timeout times the
+    # asks of GET /api/v1/memory/ask, not the load.
+    embedders.local_model()
     settings = Settings(
         mode="test", database_url=db_url, encryption_keys=TEST_KEYS, public_url="http://testserver", log_level="WARNING"
     )

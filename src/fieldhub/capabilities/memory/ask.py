@@ -412,35 +412,41 @@ async def _visit(
 ) -> Answer:
     wanted = normal_address(f"{match.group(1)} {match.group(2)}")
     answer.subject = match.group(0).strip()
-    customers = [
-        c.id
-        for c in await session.scalars(select(Customer).where(Customer.tenant_id == tenant_id))
-        if normal_address(c.service_line1 or c.billing_line1).startswith(wanted)
-        or normal_address(c.billing_line1).startswith(wanted)
-    ]
-    in_memory = select(MemoryVector.record_id).where(
-        MemoryVector.tenant_id == tenant_id, MemoryVector.model == embedder.model
+    rows = await session.execute(
+        select(Customer.id, Customer.service_line1, Customer.billing_line1).where(Customer.tenant_id == tenant_id)
     )
+    customers = [
+        cid
+        for cid, service, billing in rows
+        if normal_address(service or billing).startswith(wanted) or normal_address(billing).startswith(wanted)
+    ]
     records: list[Invoice | Estimate] = []
     if customers:
         records += list(
             await session.scalars(
-                select(Invoice).where(
-                    Invoice.tenant_id == tenant_id,
-                    Invoice.customer_id.in_(customers),
-                    Invoice.id.in_(in_memory.where(MemoryVector.entity == "invoice")),
-                )
+                select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.customer_id.in_(customers))
             )
         )
         records += list(
             await session.scalars(
-                select(Estimate).where(
-                    Estimate.tenant_id == tenant_id,
-                    Estimate.customer_id.in_(customers),
-                    Estimate.id.in_(in_memory.where(MemoryVector.entity == "estimate")),
-                )
+                select(Estimate).where(Estimate.tenant_id == tenant_id, Estimate.customer_id.in_(customers))
             )
         )
+    if records:
+        # Only what is in memory (sent, or backfilled): one look per record through the record's unique key.
+        kept = set(
+            (
+                await session.execute(
+                    select(MemoryVector.entity, MemoryVector.record_id).where(
+                        MemoryVector.tenant_id == tenant_id,
+                        MemoryVector.entity.in_(("invoice", "estimate")),
+                        MemoryVector.record_id.in_([r.id for r in records]),
+                        MemoryVector.model == embedder.model,
+                    )
+                )
+            ).all()
+        )
+        records = [r for r in records if ("invoice" if isinstance(r, Invoice) else "estimate", r.id) in kept]
     records.sort(key=lambda r: (r.issue_date, r.id), reverse=True)
     answer.records = [_source(r) for r in records]
     answer.basis = f"the sent invoices and estimates in memory for customers at {answer.subject}"

@@ -88,6 +88,11 @@ def _load() -> Any:
         return _model
 
 
+def local_model() -> Any:
+    """The local model, loaded (seconds, once per process)."""
+    return _load()
+
+
 class LocalEmbedder:
     model = "all-MiniLM-L6-v2"
     dimensions = 384

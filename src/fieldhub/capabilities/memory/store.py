@@ -2,14 +2,16 @@
 
 Vectors are float32 bytes in a plain LargeBinary column, so SQLite and PostgreSQL hold and return the same thing
 and no extension is needed. Search is exact cosine similarity (vectors are unit length: one matrix product) over
-one business's vectors under one model. Each process keeps that matrix in memory and asks the database only
-whether it changed: (count, max id) through ix_memory_vectors_tenant_model_id; if rows came or went it reads the
-ids (an index-only scan) and the new rows, never the whole matrix again. bench/memory_ask.py measures it.
+one business's vectors under one model. Each process keeps that matrix in memory (up to CACHE_BYTES over all
+businesses, the least recently asked dropped first) and asks the database only whether it changed: (count, max
+id) through ix_memory_vectors_tenant_model_id; if rows came or went it reads the ids (an index-only scan) and
+the new rows, never the whole matrix again. bench/memory-ask.py measures it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,8 +90,20 @@ class _Matrix:
     vectors: np.ndarray | None = None
 
 
-_cache: dict[tuple[str, int, str], _Matrix] = {}
+_cache: OrderedDict[tuple[str, int, str], _Matrix] = OrderedDict()
 _cache_lock = threading.Lock()
+# The matrices kept per process, least recently asked dropped first: 100,000 records of the local model are 154 MB.
+CACHE_BYTES = 512 * 1024 * 1024
+
+
+def _keep(key: tuple[str, int, str], matrix: _Matrix) -> None:
+    with _cache_lock:
+        _cache[key] = matrix
+        _cache.move_to_end(key)
+        total = sum(m.vectors.nbytes for m in _cache.values() if m.vectors is not None)
+        while total > CACHE_BYTES and len(_cache) > 1:
+            _, dropped = _cache.popitem(last=False)
+            total -= dropped.vectors.nbytes if dropped.vectors is not None else 0
 
 
 def forget_cache() -> None:
@@ -104,6 +118,9 @@ async def _matrix(session: AsyncSession, tenant_id: int, model: str) -> _Matrix:
     count, max_id = int(count or 0), int(max_id or 0)
     cached = _cache.get(key) or _Matrix()
     if cached.count == count and cached.max_id == max_id and (count == 0 or cached.vectors is not None):
+        if key in _cache:
+            with _cache_lock:
+                _cache.move_to_end(key)
         return cached
     rows = (
         await session.execute(
@@ -135,8 +152,7 @@ async def _matrix(session: AsyncSession, tenant_id: int, model: str) -> _Matrix:
         with _cache_lock:
             _cache.pop(key, None)
         return fresh
-    with _cache_lock:
-        _cache[key] = fresh
+    _keep(key, fresh)
     return fresh
 
 
