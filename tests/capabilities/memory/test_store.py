@@ -74,8 +74,11 @@ async def test_issue22_item2_voyage_connection_embeds_through_its_emulator(app, 
         await embedder.embed(["anything"])
 
 
-def test_issue22_item2_the_memory_extra_keeps_httpx2_out() -> None:
-    """With httpx2 installed Authlib builds its OAuth clients on it and every token exchange breaks (pyproject)."""
-    import importlib.util
+def test_issue22_item2_authlib_builds_its_clients_on_httpx_even_with_httpx2_installed() -> None:
+    """huggingface_hub 2 and langsmith 0.14+ install httpx2, which Authlib prefers: its OAuth clients would then
+    refuse the emulators' httpx transports and raise errors the hub's httpx handlers don't catch."""
+    import httpx
 
-    assert importlib.util.find_spec("httpx2") is None
+    from fieldhub.hub.oauth.client import AsyncOAuth2Client
+
+    assert issubclass(AsyncOAuth2Client, httpx.AsyncClient)

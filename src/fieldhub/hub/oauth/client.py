@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -13,9 +14,20 @@ from fieldhub.hub.vault import validate_credential
 from fieldhub.settings import Settings
 
 with warnings.catch_warnings():
-    # Authlib prefers the httpx2 package and warns when it falls back to httpx, which is what we use.
+    # Authlib prefers the httpx2 package and warns when it falls back to httpx, which is what we use: the hub's
+    # transports (the emulators' ASGI ones), timeouts and `except httpx.HTTPError` are httpx's. httpx2 may be
+    # installed all the same (huggingface_hub 2 and langsmith 0.14+ need it): hidden while Authlib picks, so its
+    # clients are httpx clients whatever else is installed, then given back to whoever imports it.
     warnings.simplefilter("ignore")
-    from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # noqa: F401 - re-exported
+    _httpx2 = sys.modules.get("httpx2")
+    sys.modules["httpx2"] = None  # type: ignore[assignment]
+    try:
+        from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # noqa: F401 - re-exported
+    finally:
+        if _httpx2 is None:
+            del sys.modules["httpx2"]
+        else:
+            sys.modules["httpx2"] = _httpx2
 
 CALLBACK_PATH = "/oauth/callback"
 
