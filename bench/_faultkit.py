@@ -81,11 +81,16 @@ def free_port() -> int:
 
 @contextmanager
 def emulator_on_port(
-    *, time_scale: float = 1.0, hub_url: str = "http://testserver", provider: str = "quickbooks"
+    *,
+    time_scale: float = 1.0,
+    hub_url: str = "http://testserver",
+    provider: str = "quickbooks",
+    deliver_webhooks: bool = False,
 ) -> Iterator[tuple[Any, str]]:
     """The provider's emulator served by uvicorn on 127.0.0.1 in a thread of this process.
 
-    It outlives every process that talks to it, so its state survives their kill -9 and restarts.
+    It outlives every process that talks to it, so its state survives their kill -9 and restarts. With
+    `deliver_webhooks`, it posts its notifications to `hub_url` signed with the demo verifier token.
     """
     creds = demo_credentials(provider)
     factory = (
@@ -96,7 +101,8 @@ def emulator_on_port(
             hub_url=hub_url,
             client_id=creds.client_id,
             client_secret=creds.client_secret.get_secret_value(),
-            deliver_webhooks=False,
+            webhook_secret=creds.webhook_secret.get_secret_value(),
+            deliver_webhooks=deliver_webhooks,
             time_scale=time_scale,
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from fieldhub.core.customers.service import create_customer
@@ -110,3 +111,62 @@ async def test_issue14_item5_a_cut_run_is_closed_and_resumed_at_start_up_with_au
         "Cut 1",
         "Cut 2",
     ]
+
+
+@pytest.fixture
+def qbo_delivering():
+    """The QuickBooks emulator on a port, delivering its webhooks to a hub that will serve on `port`."""
+    from bench import _faultkit as kit
+
+    port = kit.free_port()
+    with kit.emulator_on_port(hub_url=f"http://127.0.0.1:{port}", deliver_webhooks=True) as (emulator, url):
+        yield emulator, url, port
+
+
+@pytest.mark.slow
+async def test_issue14_item5_kill_9_during_an_auto_sync_backlog_then_every_record_once_and_no_echo_read(
+    app, session, biz: Business, qbo_delivering, tmp_path
+) -> None:
+    """bench/recovery.py at a fast size: `fieldhub serve` (Auto-Sync on, one embedded worker) SIGKILLed during the
+    backlog and started again. After the last start every record reaches the emulator exactly once, within 30 s,
+    no run is left "running", and no webhook echo of fieldhub's own writes cost a read."""
+    import random
+
+    from bench import _faultkit as kit
+    from bench import recovery
+    from fieldhub.settings import ProviderCredentials
+
+    emulator, url, port = qbo_delivering
+    app.state.settings.providers["quickbooks"] = ProviderCredentials(base_url=url)
+    emulator.oauth.rules.redirect_uris.append(app.state.settings.base_url + "/oauth/callback")
+    connection_id = await kit.connect_quickbooks(app, biz.owner.email)
+    made = await kit.make_records(session, biz.tenant.id, 60)
+    await session.close()  # nothing of this process may hold the database while the hub writes
+    # A tenth of a second a batch, so a run outlasts the wait for its kill point on a busy machine.
+    emulator.faults.append(FaultRule(kind="latency", path="/batch", probability=1.0, delay=0.1))
+
+    report = await recovery.kill_during_backlog(
+        app.state.settings,
+        app.state.sessionmaker,
+        emulator,
+        connection_id,
+        biz.tenant.id,
+        port=port,
+        kills=3,
+        max_requests=4,  # the whole backlog is about six batches
+        rng=random.Random(1405),
+        log_path=tmp_path / "serve.log",
+        emulator_url=url,
+        deadline=60,
+        inbox_wait=8,
+    )
+    log = (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
+    assert report["kills"] == 3 and report["runs_cut"] >= 1, (report, log)
+    assert report["catch_up_seconds"] is not None and report["catch_up_seconds"] < 30, (report, log)
+    assert report["runs_left_running"] == 0, report
+    found = await kit.audit(app.state.sessionmaker, emulator, connection_id, kit.US_REALM)
+    assert found.records == made and found.clean, (found.figures(), found.details[:10], log)
+    counts = recovery.echo_counts(emulator)
+    delivered = [d for d in emulator.webhooks.deliveries if d.status == "delivered"]
+    assert delivered, (report, [d.responses for d in emulator.webhooks.deliveries])
+    assert counts["echo_gets"] == 0 and counts["stale_token_rereads"] == 0, (counts, report)

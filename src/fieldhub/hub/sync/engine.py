@@ -501,6 +501,7 @@ class Engine:
         self.requeued = False
         self.run_id = 0
         self.keeper: LeaseKeeper | None = None  # renews the lease while the run works (see LeaseKeeper)
+        self._settles_current: set[int] = set()  # ledger ids of unconfirmed creates keyed for the current version
         # The batches on their way to the provider, oldest first, with their items (see _send_batch).
         self._inflight: deque[
             tuple[asyncio.Task[list[PushResult | ProviderError]], list[tuple[PushItem, datetime]]]
@@ -761,14 +762,20 @@ class Engine:
             key, sent_at = row.idempotency_key, row.sent_at
             settling = bool(key)
             is_create = row.operation == Operation.UPSERT and not row.remote_id
+            # The row's own creation time is part of a create's key: a record deleted here and its id reused
+            # (SQLite does) is a new record, and must not get the key QuickBooks remembers for the old one.
+            op = f"create-{row.attempts}-{row.id}-{row.created_at.timestamp():.6f}"
             if is_create and not settling:
-                # Committed before anything is sent: the one thing a crash must not lose. The row's own
-                # creation time is part of it: a record deleted here and its id reused (SQLite does) is
-                # a new record, and must not get the key QuickBooks remembers for the old one.
-                op = f"create-{row.attempts}-{row.id}-{row.created_at.timestamp():.6f}"
+                # Committed before anything is sent: the one thing a crash must not lose.
                 key = idempotency_key(row.connection_id, entity, row.local_id, row.local_version, op)
                 sent_at = now
                 writes[_KEYED].append({"v_id": row.id, "v_idempotency_key": key, "v_sent_at": now})
+            elif is_create and key == idempotency_key(row.connection_id, entity, row.local_id, row.local_version, op):
+                # The key was made for the record's version as it is now, so what the provider made from it (or
+                # replays) is this version: once settled, nothing is left to send. (An update after every settled
+                # create re-sent each record a crash cut, and, the provider having moved the object on since, as
+                # QuickBooks does an invoice a payment touches, met a stale version: three more requests each.)
+                self._settles_current.add(row.id)
             item = PushItem(
                 ledger_id=row.id,
                 entity=entity,
@@ -976,11 +983,11 @@ class Engine:
             if outcome.remote_updated_at is not None:
                 known = row["remote_updated_at"]
                 row["remote_updated_at"] = max(known, outcome.remote_updated_at) if known else outcome.remote_updated_at
-            # A settled create may have been the provider replaying an older version's body: an update follows.
-            # Never backwards: a change applied from the provider meanwhile may have moved it further.
-            row["synced_version"] = (
-                row["synced_version"] if item.settling else max(row["synced_version"], item.local_version)
-            )
+            # A settled create may have been the provider replaying an older version's body: an update follows,
+            # unless its key says it was made for this version (_prepare_items). Never backwards: a change applied
+            # from the provider meanwhile may have moved it further.
+            older = item.settling and item.ledger_id not in self._settles_current
+            row["synced_version"] = row["synced_version"] if older else max(row["synced_version"], item.local_version)
             row["idempotency_key"] = None
             row["sent_at"] = None
             row["attempts"] = 0

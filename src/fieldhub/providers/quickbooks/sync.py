@@ -369,14 +369,14 @@ class QuickBooksAdapter:
         raise Rejected("unsupported", f"QuickBooks sync does not send {item.entity} records", "")
 
     # --- pushes ---------------------------------------------------------------------------------
-    async def push(self, item: PushItem) -> PushResult:
+    async def push(self, item: PushItem, *, stale: bool = False) -> PushResult:
         try:
-            return await self._push(item)
+            return await self._push(item, stale=stale)
         except Rejected as e:
             self._forget_company_cache([e])
             raise
 
-    async def _push(self, item: PushItem) -> PushResult:
+    async def _push(self, item: PushItem, *, stale: bool = False) -> PushResult:
         entity = REMOTE[item.entity]
         path = entity.lower()
         if item.operation in (Operation.VOID, Operation.DELETE):
@@ -385,14 +385,15 @@ class QuickBooksAdapter:
         if item.is_create:
             reply = await self._call("POST", path, body, key=item.idempotency_key)
             return self._result(entity, reply, "created", body)
-        try:
-            return await self._update(item, entity, path, body, item.remote_version)
-        except Rejected as e:
-            if e.code != "5010":
-                raise
-            # Stale SyncToken: someone changed it in QuickBooks. Re-read, re-apply our fields, once.
-            current = await self._call("GET", f"{path}/{item.remote_id}")
-            return await self._update(item, entity, path, body, str(current[entity]["SyncToken"]))
+        if not stale:
+            try:
+                return await self._update(item, entity, path, body, item.remote_version)
+            except Rejected as e:
+                if e.code != "5010":
+                    raise
+        # Stale SyncToken: someone changed it in QuickBooks. Re-read, re-apply our fields, once.
+        current = await self._call("GET", f"{path}/{item.remote_id}")
+        return await self._update(item, entity, path, body, str(current[entity]["SyncToken"]))
 
     async def _update(
         self, item: PushItem, entity: str, path: str, body: dict[str, Any], token: str | None
@@ -478,7 +479,8 @@ class QuickBooksAdapter:
                     results[index] = throttled  # QuickBooks said wait (Retry-After): nothing more goes now
                     continue
                 try:
-                    results[index] = await self.push(item)
+                    # The batch said stale already: re-read first rather than send the same SyncToken again.
+                    results[index] = await self.push(item, stale=isinstance(outcome, Rejected))
                 except (Rejected, RetryLater) as e:
                     results[index] = e
                     if isinstance(e, RetryLater) and e.retry_after:
