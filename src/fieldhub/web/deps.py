@@ -69,6 +69,11 @@ class Ctx:
     def can_manage_integrations(self) -> bool:
         return Role(self.user.role).manages_integrations
 
+    @property
+    def can_manage_business(self) -> bool:
+        """Refunds, voids, deletes and settings: the Owner and Admin only (pages and API alike)."""
+        return Role(self.user.role).manages_business
+
 
 async def _check_csrf(request: Request, login: LoginSession) -> None:
     if request.method not in UNSAFE_METHODS:
@@ -110,18 +115,38 @@ async def api_ctx(request: Request, db: DB) -> Ctx:
     return Ctx(db=db, user=await _api_user(request, db), login=None)
 
 
-async def signed_in_before_body(request: Request, ctx_dependency: object) -> None:
+OWNER_OR_ADMIN = (
+    "Only the business's Owner or Admin can do this (refunds, voids, deletes and settings). Ask one of them."
+)
+INTEGRATIONS_OWNER_OR_ADMIN = "Integrations are managed by the business's Owner or Admin."
+
+
+def _refuse_role(user: User, detail: str) -> None:
+    if not Role(user.role).manages_business:
+        raise HTTPException(403, detail)
+
+
+async def signed_in_before_body(request: Request, ctx_dependency: object, role_detail: str = "") -> None:
     """Who is asking, checked before a route reads its body (FastAPI reads and parses the body before it
-    solves any dependency): a caller who isn't signed in is refused without a byte of the body pulled.
+    solves any dependency): a caller who isn't signed in is refused without a byte of the body pulled, and so
+    is one whose role the route does not allow (`role_detail`: the 403's words), before the body could be
+    judged.
 
     A short session of its own, released before the body streams in; the route's dependency then resolves
     the caller again in the request's session (an indexed lookup), so the rules live in one place.
     """
     async with request.app.state.sessionmaker() as db:
         if ctx_dependency is api_ctx:
-            await _api_user(request, db)
-        elif await accounts.resolve_session(db, request.cookies.get(SESSION_COOKIE, "")) is None:
-            raise LoginRequired(str(request.url.path))
+            user = await _api_user(request, db)
+        else:
+            login = await accounts.resolve_session(db, request.cookies.get(SESSION_COOKIE, ""))
+            if login is None:
+                raise LoginRequired(str(request.url.path))
+            user = login.user
+            # A refusal's page is a signed-in page (the menu, who is signed in), not the bare one for strangers.
+            request.state.ctx = Ctx(db=db, user=user, login=login)
+        if role_detail:
+            _refuse_role(user, role_detail)
 
 
 WebCtx = Annotated[Ctx, Depends(web_ctx)]
@@ -129,9 +154,30 @@ ApiCtx = Annotated[Ctx, Depends(api_ctx)]
 
 
 def require_integrations_admin(ctx: WebCtx) -> Ctx:
-    if not ctx.can_manage_integrations:
-        raise HTTPException(403, "Integrations are managed by the business's Owner or Admin.")
+    _refuse_role(ctx.user, INTEGRATIONS_OWNER_OR_ADMIN)
     return ctx
 
 
+def require_owner_or_admin(ctx: WebCtx) -> Ctx:
+    """A page that refunds, voids, deletes or changes a setting: a friendly 403 page for anyone else."""
+    _refuse_role(ctx.user, OWNER_OR_ADMIN)
+    return ctx
+
+
+def require_api_owner_or_admin(ctx: ApiCtx) -> Ctx:
+    """The same on /api/v1: a token acts with its user's role; anyone else gets 403 {"detail"}."""
+    _refuse_role(ctx.user, OWNER_OR_ADMIN)
+    return ctx
+
+
+# Every dependency that admits only the Owner and Admin, with its 403's words: the route classes check these
+# before a body is read, and tests/web/test_roles.py walks every route for them.
+ROLE_GATES: dict[object, str] = {
+    require_integrations_admin: INTEGRATIONS_OWNER_OR_ADMIN,
+    require_owner_or_admin: OWNER_OR_ADMIN,
+    require_api_owner_or_admin: OWNER_OR_ADMIN,
+}
+
 AdminCtx = Annotated[Ctx, Depends(require_integrations_admin)]
+ManagerCtx = Annotated[Ctx, Depends(require_owner_or_admin)]
+ApiManagerCtx = Annotated[Ctx, Depends(require_api_owner_or_admin)]

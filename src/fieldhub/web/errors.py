@@ -19,7 +19,7 @@ from fieldhub.core.errors import NotFound, ValidationFailed
 from fieldhub.core.validation import message_for
 from fieldhub.hub.emulator.mount import EMULATOR_PREFIX
 from fieldhub.web.bodylimit import FORMS
-from fieldhub.web.deps import UNSAFE_METHODS, api_ctx, signed_in_before_body, web_ctx
+from fieldhub.web.deps import ROLE_GATES, UNSAFE_METHODS, api_ctx, signed_in_before_body, web_ctx
 
 # The body limit (fieldhub.web.bodylimit) is what bounds a form; within it, any field reaches validation and is
 # refused there with a message beside it, instead of Starlette's 1 MB per-field cut-off answering a bare 400.
@@ -34,6 +34,11 @@ def _needs(dependant: Dependant, call: object) -> bool:
     return dependant.call is call or any(_needs(sub, call) for sub in dependant.dependencies)
 
 
+def role_gate(dependant: Dependant) -> str:
+    """The 403's words when the route admits only the Owner and Admin (deps.ROLE_GATES), else ""."""
+    return next((detail for gate, detail in ROLE_GATES.items() if _needs(dependant, gate)), "")
+
+
 class PageRoute(APIRoute):
     """For pages: a record of another tenant (or none) is the 404 page, never a 500 or a leak. A page that
     needs a signed-in user checks the session before its form is read."""
@@ -41,10 +46,11 @@ class PageRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         signed_in = _needs(self.dependant, web_ctx)
+        role = role_gate(self.dependant)
 
         async def route(request: Request) -> Response:
             if signed_in and request.method in UNSAFE_METHODS:
-                await signed_in_before_body(request, web_ctx)
+                await signed_in_before_body(request, web_ctx, role)
             content_type = request.headers.get("content-type", "")
             if request.method == "POST" and content_type.startswith(
                 ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -120,16 +126,18 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
 
 
 class ApiRoute(APIRoute):
-    """For /api/v1: the token is checked before the body is read (401 with nothing pulled), NotFound → 404,
+    """For /api/v1: the token, and the role where the route admits only the Owner and Admin (403), are checked
+    before the body is read (401 with nothing pulled), NotFound → 404,
     ValidationFailed and body errors → 422 {"errors": {field: message}}."""
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         token_first = self.body_field is not None and _needs(self.dependant, api_ctx)
+        role = role_gate(self.dependant)
 
         async def route(request: Request) -> Response:
             if token_first:
-                await signed_in_before_body(request, api_ctx)
+                await signed_in_before_body(request, api_ctx, role)
             try:
                 return await handler(request)
             except NotFound:

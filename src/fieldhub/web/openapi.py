@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from fieldhub.web.errors import ErrorBody, InvalidBody
+from fieldhub.web.errors import ErrorBody, InvalidBody, role_gate
 
 API_PREFIX = "/api/"
 WEBHOOK_PREFIX = "/webhooks/"
@@ -32,9 +32,15 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _api_answers(op: dict[str, Any]) -> dict[str, Any]:
+def _api_answers(op: dict[str, Any], owner_or_admin: bool = False) -> dict[str, Any]:
     params = op.get("parameters", [])
-    answers = {"401": _json(ERROR, "No valid API token: send `Authorization: Bearer fhp_…`.")}
+    answers = {
+        "401": _json(
+            ERROR, "No valid API token (missing, unknown, expired or revoked): send `Authorization: Bearer fhp_…`."
+        )
+    }
+    if owner_or_admin:
+        answers["403"] = _json(ERROR, "The token's user is not the business's Owner or Admin: nothing was changed.")
     if any(p["in"] == "path" for p in params):
         answers["404"] = _json(ERROR, "No such record, or it belongs to another business (the two look alike).")
     if params or "requestBody" in op:
@@ -86,7 +92,7 @@ def describe(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
             responses.pop("422", None)  # FastAPI's; ours (if the operation has inputs) comes below
             if path.startswith(API_PREFIX):
                 op["security"] = [{name: []} for name in TOKEN]
-                extra = _api_answers(op)
+                extra = _api_answers(op, bool(role_gate(route.original_route.dependant)))
             elif path.startswith(WEBHOOK_PREFIX):
                 extra = _webhook_answers()
             else:

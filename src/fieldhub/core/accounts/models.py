@@ -18,8 +18,13 @@ class Role(StrEnum):
     TECHNICIAN = "technician"
 
     @property
-    def manages_integrations(self) -> bool:
+    def manages_business(self) -> bool:
+        """Owner and Admin: refunds, voids, deletes and every setting (integrations, mappings, tax rates)."""
         return self in (Role.OWNER, Role.ADMIN)
+
+    @property
+    def manages_integrations(self) -> bool:
+        return self.manages_business
 
 
 class Tenant(IdMixin, TimestampMixin, Base):

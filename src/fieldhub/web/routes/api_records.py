@@ -23,7 +23,7 @@ from fieldhub.core.validation import Id
 from fieldhub.hub import refunds
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out, partial
-from fieldhub.web.deps import ApiCtx
+from fieldhub.web.deps import ApiCtx, ApiManagerCtx
 from fieldhub.web.errors import ApiRoute
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["records"])
@@ -203,7 +203,7 @@ async def api_tax_rates(ctx: ApiCtx, active: bool | None = None, page: PageNumbe
 
 
 @router.post("/tax-rates", response_model=TaxRateOut, status_code=201)
-async def api_tax_rate_create(ctx: ApiCtx, body: TaxRateIn) -> Any:
+async def api_tax_rate_create(ctx: ApiManagerCtx, body: TaxRateIn) -> Any:
     return await items.create_tax_rate(ctx.db, ctx.tenant_id, given(body))
 
 
@@ -213,7 +213,7 @@ async def api_tax_rate(ctx: ApiCtx, tax_rate_id: Id) -> Any:
 
 
 @router.patch("/tax-rates/{tax_rate_id}", response_model=TaxRateOut)
-async def api_tax_rate_update(ctx: ApiCtx, tax_rate_id: Id, body: Annotated[TaxRatePatch, Body()]) -> Any:  # type: ignore[valid-type]
+async def api_tax_rate_update(ctx: ApiManagerCtx, tax_rate_id: Id, body: Annotated[TaxRatePatch, Body()]) -> Any:  # type: ignore[valid-type]
     return await items.update_tax_rate(ctx.db, ctx.tenant_id, tax_rate_id, given(body))
 
 
@@ -256,7 +256,7 @@ async def api_invoice_send(ctx: ApiCtx, invoice_id: Id) -> Any:
 
 
 @router.post("/invoices/{invoice_id}/void", response_model=InvoiceOut)
-async def api_invoice_void(ctx: ApiCtx, invoice_id: Id) -> Any:
+async def api_invoice_void(ctx: ApiManagerCtx, invoice_id: Id) -> Any:
     return await invoices.void_invoice(ctx.db, ctx.tenant_id, invoice_id)
 
 
@@ -286,7 +286,7 @@ async def api_payment(ctx: ApiCtx, payment_id: Id) -> Any:
 
 
 @router.post("/payments/{payment_id}/refunds", response_model=RefundOut, status_code=201)
-async def api_payment_refund(request: Request, ctx: ApiCtx, payment_id: Id, body: RefundIn) -> Any:
+async def api_payment_refund(request: Request, ctx: ApiManagerCtx, payment_id: Id, body: RefundIn) -> Any:
     """A payment a payments provider took is refunded there too (the money goes back); others are recorded."""
     return await refunds.refund(env_for(request.app), ctx.db, ctx.tenant_id, payment_id, given(body))
 

@@ -22,7 +22,7 @@ from fieldhub.core.jobs.schemas import JobIn, JobStatusIn, TimeBlockIn, UserIds
 from fieldhub.core.paging import PageNumber
 from fieldhub.core.validation import Id
 from fieldhub.web.api import Amount, ListOut, Out, PerPage, given, page_out, partial
-from fieldhub.web.deps import ApiCtx
+from fieldhub.web.deps import ApiCtx, ApiManagerCtx
 from fieldhub.web.errors import ApiRoute
 
 router = APIRouter(prefix="/api/v1", route_class=ApiRoute, tags=["schedule"])
@@ -247,6 +247,6 @@ async def api_time_block(ctx: ApiCtx, block_id: Id) -> Any:
 
 
 @router.delete("/time-blocks/{block_id}", status_code=204)
-async def api_time_block_delete(ctx: ApiCtx, block_id: Id) -> Response:
+async def api_time_block_delete(ctx: ApiManagerCtx, block_id: Id) -> Response:
     await jobs.delete_time_block(ctx.db, ctx.tenant_id, block_id)
     return Response(status_code=204)

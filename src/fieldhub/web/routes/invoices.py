@@ -21,7 +21,7 @@ from fieldhub.core.validation import Id, id_or_none
 from fieldhub.hub import paylinks, refunds
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.sync import resync
-from fieldhub.web.deps import AdminCtx, Ctx, WebCtx
+from fieldhub.web.deps import AdminCtx, Ctx, ManagerCtx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data, plain, query
 from fieldhub.web.templating import render
@@ -203,7 +203,7 @@ async def _view(request: Request, ctx: Ctx, invoice_id: int, status_code: int = 
         "can_edit": invoice.status in service.EDITABLE and not invoice.amount_paid,
         "can_send": invoice.status in service.SENDABLE,
         "can_pay": invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VOID) and invoice.balance > 0,
-        "can_void": invoice.status != InvoiceStatus.VOID and not invoice.amount_paid,
+        "can_void": invoice.status != InvoiceStatus.VOID and not invoice.amount_paid and ctx.can_manage_business,
         "offer": await paylinks.offer(ctx.db, invoice, env_for(request.app).settings.base_url),
         # Resync per accounting connection that syncs invoices: for who may trigger syncs (owner, admin).
         "syncs": await resync.connections_for(ctx.db, ctx.tenant_id, invoice.id) if ctx.can_manage_integrations else [],
@@ -227,7 +227,7 @@ async def invoice_send(request: Request, ctx: WebCtx, invoice_id: Id) -> Respons
 
 
 @router.post("/invoices/{invoice_id:int}/void")
-async def invoice_void(request: Request, ctx: WebCtx, invoice_id: Id) -> Response:
+async def invoice_void(request: Request, ctx: ManagerCtx, invoice_id: Id) -> Response:
     try:
         await service.void_invoice(ctx.db, ctx.tenant_id, invoice_id)
     except ValidationFailed as exc:
@@ -250,7 +250,7 @@ async def invoice_pay(request: Request, ctx: WebCtx, invoice_id: Id) -> Response
 
 
 @router.post("/invoices/{invoice_id:int}/payments/{payment_id:int}/refund")
-async def invoice_refund(request: Request, ctx: WebCtx, invoice_id: Id, payment_id: Id) -> Response:
+async def invoice_refund(request: Request, ctx: ManagerCtx, invoice_id: Id, payment_id: Id) -> Response:
     payment = await get_payment(ctx.db, ctx.tenant_id, payment_id)
     if payment.invoice_id != invoice_id:
         raise HTTPException(404, "That payment is not on this invoice.")

@@ -13,7 +13,7 @@ from fieldhub.core.items.models import ItemKind
 from fieldhub.core.items.schemas import ITEM_FIELDS, TAX_RATE_FIELDS
 from fieldhub.core.paging import PageNumber
 from fieldhub.core.validation import Id
-from fieldhub.web.deps import WebCtx
+from fieldhub.web.deps import ManagerCtx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data, plain, query
 from fieldhub.web.templating import render
@@ -102,7 +102,7 @@ async def tax_rates(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.post("/items/tax-rates")
-async def tax_rate_create(request: Request, ctx: WebCtx) -> Response:
+async def tax_rate_create(request: Request, ctx: ManagerCtx) -> Response:
     values = _checkboxes(await form_data(request), "active")
     try:
         await service.create_tax_rate(ctx.db, ctx.tenant_id, values)
@@ -112,7 +112,7 @@ async def tax_rate_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.get("/items/tax-rates/{rate_id:int}/edit")
-async def tax_rate_edit(request: Request, ctx: WebCtx, rate_id: Id) -> Response:
+async def tax_rate_edit(request: Request, ctx: ManagerCtx, rate_id: Id) -> Response:
     rate = await service.get_tax_rate(ctx.db, ctx.tenant_id, rate_id)
     values = {f: getattr(rate, f) for f in TAX_RATE_FIELDS}
     values["rate"] = plain(rate.rate)
@@ -120,7 +120,7 @@ async def tax_rate_edit(request: Request, ctx: WebCtx, rate_id: Id) -> Response:
 
 
 @router.post("/items/tax-rates/{rate_id:int}/edit")
-async def tax_rate_update(request: Request, ctx: WebCtx, rate_id: Id) -> Response:
+async def tax_rate_update(request: Request, ctx: ManagerCtx, rate_id: Id) -> Response:
     rate = await service.get_tax_rate(ctx.db, ctx.tenant_id, rate_id)
     values = _checkboxes(await form_data(request), "active")
     try:

@@ -15,7 +15,7 @@ from fieldhub.core.jobs import service
 from fieldhub.core.jobs.models import Job, JobStatus
 from fieldhub.core.jobs.schemas import JOB_FIELDS
 from fieldhub.core.validation import Id, id_or_none
-from fieldhub.web.deps import Ctx, WebCtx
+from fieldhub.web.deps import Ctx, ManagerCtx, WebCtx
 from fieldhub.web.errors import PageRoute
 from fieldhub.web.forms import echo, form_data
 from fieldhub.web.routes.subcontractors import sub_ticket_context
@@ -278,7 +278,7 @@ async def block_create(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.post("/schedule/time-blocks/{block_id:int}/delete")
-async def block_delete(request: Request, ctx: WebCtx, block_id: Id) -> Response:
+async def block_delete(request: Request, ctx: ManagerCtx, block_id: Id) -> Response:
     block = await service.get_time_block(ctx.db, ctx.tenant_id, block_id)
     local_day = block.starts_at.astimezone(ZoneInfo(ctx.tenant.timezone)).date()
     await service.delete_time_block(ctx.db, ctx.tenant_id, block_id)
