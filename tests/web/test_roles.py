@@ -40,6 +40,7 @@ PUBLIC = {
     ("GET", "/pay/{token}/cancelled"),
     ("POST", "/webhooks/{provider}"),
     ("GET", "/metrics"),
+    ("POST", "/sub/{token}/done"),  # the subcontractor's private link (its token is the key)
 }
 # What a technician (and a dispatcher) may change: the day's records, their own profile and alerts. Deactivating a
 # customer is reversible and keeps every record, so it is not a delete.
@@ -86,6 +87,11 @@ TECH_ALLOWED = {
             ("POST", "/schedule/jobs/{job_id:int}/edit"),
             ("POST", "/schedule/jobs/{job_id:int}/status"),
             ("POST", "/schedule/time-blocks/new"),
+            ("POST", "/subcontractors/new"),
+            ("POST", "/subcontractors/{subcontractor_id:int}/edit"),
+            ("POST", "/schedule/jobs/{job_id:int}/sub-tickets"),
+            ("POST", "/sub-tickets/{sub_ticket_id:int}/assign"),
+            ("POST", "/sub-tickets/{sub_ticket_id:int}/cancel"),
         ],
         "records",
     ),
