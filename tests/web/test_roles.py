@@ -85,9 +85,13 @@ TECH_ALLOWED = {
             ("POST", "/leads/{lead_id}/reply"),
             ("POST", "/leads/{lead_id}/accept"),
             ("POST", "/leads/{lead_id}/decline"),
+            ("POST", "/estimates/{estimate_id:int}/esign/send"),
+            ("POST", "/esign/envelopes/{envelope_id:int}/sign-here"),
         ],
         "records",
     ),
+    # Recalls a signature request rather than voiding money; left open for now (its owner decides, the lead is told).
+    ("POST", "/esign/envelopes/{envelope_id:int}/void"): "e-signature recall",
     **dict.fromkeys(
         [
             ("GET", "/settings"),
