@@ -9,8 +9,7 @@ Money through a card processor is booked as Xero's bank reconciliation expects i
 mapped clearing account (a current asset with payments enabled), and the payout becomes one RECEIVE bank
 transaction into the bank account whose lines move the gross out of clearing and book the processor's fees,
 so its total is the payout to the cent and matches the bank statement line. A refund is an ACCRECCREDIT
-credit note: allocated to its invoice while the invoice still has that much due, otherwise paid back
-(a cash refund: a payment on the credit note) from where the payment landed.
+credit note refunded in cash (a payment on the credit note) from where the payment landed.
 """
 
 from __future__ import annotations
@@ -459,32 +458,22 @@ class XeroAdapter:
         return self._result(resource, reply, "updated", body)
 
     async def _settle_refund(self, item: PushItem, credit_id: str) -> None:
-        """The credit note applied: against its invoice while that much is still due there, else paid back from
-        where the payment landed. Its own Idempotency-Key: a retry after a lost reply does not apply it twice."""
+        """The credit note refunded in cash: a payment on it out of where the customer's payment landed (the clearing
+        account for a card refund, which its payout nets; else the bank). Allocating it to the invoice instead would
+        lower what the customer owes with no money leaving, and the month's receivables would no longer match
+        fieldhub's (the reconciliation finds it). Its own Idempotency-Key: a retry does not pay it twice."""
         refund = item.record
-        invoice_id = item.refs[("invoice", refund.invoice_id)]
-        key = f"{item.idempotency_key}-apply" if item.idempotency_key else None
-        invoice = (await self._call("GET", f"/Invoices/{invoice_id}")).get("Invoices", [{}])[0]
         credit = (await self._call("GET", f"/CreditNotes/{credit_id}")).get("CreditNotes", [{}])[0]
-        amount = to_money(refund.amount)
-        if Decimal(str(credit.get("RemainingCredit", 0))) < amount:
-            return  # applied already (a retry that found it done)
-        if Decimal(str(invoice.get("AmountDue", 0))) >= amount:
-            allocation = {
-                "Invoice": {"InvoiceID": invoice_id},
-                "Amount": amount,
-                "Date": refund.refunded_on.isoformat(),
-            }
-            await self._call("PUT", f"/CreditNotes/{credit_id}/Allocations", {"Allocations": [allocation]}, key=key)
-            return
-        landed = self._landing(item)
+        if Decimal(str(credit.get("RemainingCredit", 0))) < to_money(refund.amount):
+            return  # refunded already (a retry that found it done)
         cash = {
             "CreditNote": {"CreditNoteID": credit_id},
-            "Account": {"Code": landed},
-            "Amount": amount,
+            "Account": {"Code": self._landing(item)},
+            "Amount": to_money(refund.amount),
             "Date": refund.refunded_on.isoformat(),
             "Reference": marker("refund", refund.id),
         }
+        key = f"{item.idempotency_key}-refund" if item.idempotency_key else None
         await self._call("PUT", "/Payments", {"Payments": [cash]}, key=key)
 
     async def _void_or_delete(self, item: PushItem, resource: str) -> PushResult:

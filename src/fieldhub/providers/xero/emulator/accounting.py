@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -77,9 +78,11 @@ RESOURCES = {
     )
 }
 _CLAUSE = re.compile(
-    r'^\s*([A-Za-z][\w.]*)\s*(==|!=)\s*(?:"([^"]*)"|guid\("([^"]*)"\)|(true|false)|(-?\d+(?:\.\d+)?))\s*$',
+    r'^\s*([A-Za-z][\w.]*)\s*(==|!=|>=|<=|>|<)\s*(?:"([^"]*)"|guid\("([^"]*)"\)|(true|false)'
+    r"|DateTime\(\s*(\d{4})\s*,\s*(\d{1,2})\s*,\s*(\d{1,2})\s*\)|(-?\d+(?:\.\d+)?))\s*$",
     re.IGNORECASE,
 )
+_MS = re.compile(r"^/Date\((-?\d+)")
 
 
 class Refused(Exception):
@@ -386,33 +389,57 @@ def _moment(text: str) -> float:
 
 
 def _where(text: str) -> Callable[[dict[str, Any]], bool]:
+    """Xero's filter: `Field=="x"`, `!=`, `guid("…")`, true/false, numbers, and dates as `DateTime(2026, 12, 1)` with
+    ==, !=, >, >=, <, <= (a date field compares as its day), joined by AND or &&."""
     clauses = []
     for part in re.split(r"\s+AND\s+|\s*&&\s*", text.strip(), flags=re.IGNORECASE):
         found = _CLAUSE.match(part)
         if found is None:
             raise Refused(400, f"The where clause '{part}' could not be read")
-        field, op, text_value, guid, boolean, number = found.groups()
-        value: Any = text_value if text_value is not None else guid if guid is not None else None
+        field, op, text_value, guid, boolean, year, month, day, number = found.groups()
+        value: Any = text_value if text_value is not None else guid
         if boolean is not None:
             value = boolean.lower() == "true"
+        elif year is not None:
+            value = f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
         elif number is not None:
-            value = number
-        clauses.append((field.split("."), op, value))
+            value = Decimal(number)
+        if op not in ("==", "!=") and year is None and number is None:
+            raise Refused(400, f"The where clause '{part}' compares what cannot be ordered")
+        clauses.append((field.split("."), op, value, year is not None))
 
     def test(record: dict[str, Any]) -> bool:
-        for path, op, value in clauses:
+        for path, op, value, dated in clauses:
             current: Any = record
             for step in path:
                 current = current.get(step) if isinstance(current, dict) else None
-            if isinstance(value, str) and current is not None and not isinstance(current, bool):
-                same = str(current).lower() == value.lower()
-            else:
-                same = current == value
-            if same != (op == "=="):
+            if dated:
+                moment = _MS.match(str(current or ""))
+                if moment is None:
+                    return False
+                current = datetime.fromtimestamp(int(moment.group(1)) / 1000, UTC).date().isoformat()
+            elif isinstance(value, Decimal):
+                try:
+                    current = Decimal(str(current))
+                except ArithmeticError:
+                    return False
+            elif isinstance(value, str) and current is not None and not isinstance(current, bool):
+                current, value = str(current).lower(), value.lower()
+            if not _COMPARE[op](current, value):
                 return False
         return True
 
     return test
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">": lambda a, b: a is not None and a > b,
+    ">=": lambda a, b: a is not None and a >= b,
+    "<": lambda a, b: a is not None and a < b,
+    "<=": lambda a, b: a is not None and a <= b,
+}
 
 
 def _tax_rate(tax_type: str, name: str, rate: Any) -> dict[str, Any]:
