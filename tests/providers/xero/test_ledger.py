@@ -80,17 +80,20 @@ async def test_issue16_item3_xero_ledger_reads_the_organisation(session, biz: Bu
         assert await ledger.count_open_invoices(today) == 3
         assert [t.remote_id async for t in ledger.by_ids("invoice", [remote.remote_id])] == [remote.remote_id]
         assert await ledger.read("invoice", "00000000-0000-0000-0000-000000000000") is None
-        page = await ledger.changed_since("", ["customer", "invoice"])
-        assert {c.kind for c in page.changes} == {"customer", "invoice"} and page.cursor
-        # Nothing changed since: the next read from its cursor has at most the newest again (idempotent apply).
-        again = await ledger.changed_since(page.cursor, ["customer", "invoice"])
-        assert len(again.changes) <= 1
-        # An edit in Xero is a change after the cursor.
+        since = utcnow() - timedelta(hours=1)
+        page = await ledger.changed_since(since, ["customer", "invoice"])
+        assert {c.kind for c in page.changes} == {"customer", "invoice"} and page.complete
+        assert len(page.changes) == 6
+        capped = await ledger.changed_since(since, ["customer", "invoice"], limit=2)
+        assert len(capped.changes) == 2 and not capped.complete
+        # An edit in Xero is a change after the last read; nothing else is.
         xero.emulator.clock.advance(5)
         books = xero.books
         books.save_contact({"EmailAddress": "new@example.com"}, books.contacts[first.remote_id])
-        newer = await ledger.changed_since(page.cursor, ["customer"])
-        assert [c.remote_id for c in newer.changes][-1] == first.remote_id
+        newer = await ledger.changed_since(page.until + timedelta(seconds=1), ["customer", "invoice"])
+        assert [c.remote_id for c in newer.changes] == [first.remote_id]
+        pages = [p async for p in ledger.everything("customer", 2)]
+        assert [len(p.changes) for p in pages] == [2, 1]
         assert ledger.reads > 10
     # A test sync's clean-up: payment deleted, invoice voided.
     extra = await create_invoice(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -179,6 +179,14 @@ def txn(obj: dict[str, Any], kind: str, fees_account: str = "") -> Txn:
     )
 
 
+def newer_version(version: str, known: str | None) -> bool:
+    """A Xero version is its UpdatedDateUTC (`/Date(ms+0000)/`): is `version` later than the one we hold?"""
+    if not known:
+        return True
+    ours, theirs = moment(version), moment(known)
+    return ours > theirs if ours and theirs else version != known
+
+
 def _date(day: date) -> str:
     return f"DateTime({day.year}, {day.month:02d}, {day.day:02d})"
 
@@ -189,6 +197,7 @@ class XeroLedger:
     name = NAME
     key = KEY
     mapping_fields = MAPPING_FIELDS
+    lookback = None  # If-Modified-Since reaches any moment
 
     def __init__(self, adapter: XeroAdapter) -> None:
         self.adapter = adapter
@@ -274,25 +283,34 @@ class XeroLedger:
         item = PushItem(0, kind, 0, operation, None, 0, remote_id=remote_id)
         await self.adapter.push(item)
 
-    async def changed_since(self, cursor: str, kinds: Iterable[str]) -> ChangePage:
-        """Every object of these kinds whose UpdatedDateUTC is at or after the cursor (If-Modified-Since), oldest
-        first; the new cursor is the newest change read (re-reading it is harmless: apply is idempotent)."""
-        since = moment(cursor) or datetime.now(UTC) - timedelta(days=30)
+    async def changed_since(self, since: datetime, kinds: Iterable[str], limit: int = 1000) -> ChangePage:
+        """Every object of these kinds whose UpdatedDateUTC is at or after `since` (If-Modified-Since), oldest first.
+        Xero keeps no change log to run out of (lookback None); deletions are objects with Status DELETED."""
+        started = datetime.now(UTC)
         header = since.isoformat()
         changes: list[tuple[datetime, int, Change]] = []
         for order, kind in enumerate(kinds):
-            resource = REMOTE[kind]
             params = {"includeArchived": "true"} if kind == "customer" else {}
             async for rows in self._pages_since(kind, header, **params):
-                for obj in rows:
-                    gone = obj.get("Status") == "DELETED"
-                    change = Change(
-                        kind, str(obj.get(ID_FIELD[resource], "")), None if gone else self.record(obj, kind)
-                    )
-                    changes.append((moment(obj.get("UpdatedDateUTC")) or since, order, change))
+                changes += [(moment(o.get("UpdatedDateUTC")) or since, order, self._change(o, kind)) for o in rows]
+                if len(changes) >= limit:
+                    break
         changes.sort(key=lambda c: (c[0], c[1]))
-        newest = max((c[0] for c in changes), default=since)
-        return ChangePage([c[2] for c in changes], newest.isoformat(), True)
+        if len(changes) >= limit:
+            kept = changes[:limit]
+            return ChangePage([c[2] for c in kept], kept[-1][0], False)
+        return ChangePage([c[2] for c in changes], started, True)
+
+    def _change(self, obj: dict[str, Any], kind: str) -> Change:
+        gone = obj.get("Status") == "DELETED"
+        return Change(kind, str(obj.get(ID_FIELD[REMOTE[kind]], "")), None if gone else self.record(obj, kind))
+
+    async def everything(self, kind: str, page_size: int = PAGE) -> AsyncIterator[ChangePage]:
+        params = {"includeArchived": "true"} if kind == "customer" else {}
+        if kind != "item":
+            params["order"] = ID_FIELD[REMOTE[kind]]
+        async for rows in self._pages(kind, page_size, **params):
+            yield ChangePage([self._change(o, kind) for o in rows], datetime.now(UTC))
 
     async def _pages_since(self, kind: str, since: str, **params: str) -> AsyncIterator[list[dict[str, Any]]]:
         resource = REMOTE[kind]

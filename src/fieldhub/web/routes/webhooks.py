@@ -8,7 +8,7 @@ malformed (inbox.read_event says why). Nothing is written for any of them.
 from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from fieldhub.hub.oauth.env import OAuthEnv, env_for
 from fieldhub.hub.webhooks import inbox
@@ -25,7 +25,7 @@ async def _after(env: OAuthEnv, inbox_id: int) -> None:
 
 
 @router.post("/webhooks/{provider}")
-async def receive(request: Request, provider: str, background: BackgroundTasks) -> JSONResponse:
+async def receive(request: Request, provider: str, background: BackgroundTasks) -> Response:
     module = inbox.webhook_module(provider)
     if module is None:
         return JSONResponse({"detail": "No such webhook."}, status_code=404)
@@ -44,7 +44,9 @@ async def receive(request: Request, provider: str, background: BackgroundTasks) 
     async with request.app.state.sessionmaker() as session:
         row = await inbox.store(session, provider, event, text, headers)
         await session.commit()
+    # A provider whose contract is an empty 200 (Xero: "no body, no cookies") gets one.
+    empty = getattr(module, "EMPTY_REPLY", False)
     if row is None:
-        return JSONResponse({"received": True, "duplicate": True})
+        return Response(status_code=200) if empty else JSONResponse({"received": True, "duplicate": True})
     background.add_task(_after, env, row.id)
-    return JSONResponse({"received": True})
+    return Response(status_code=200) if empty else JSONResponse({"received": True})

@@ -128,7 +128,8 @@ class Webhooks:
             )
         except httpx.HTTPError as exc:
             return f"error: {type(exc).__name__}"
-        return str(response.status_code) + (" with a body" if response.content else "")
+        # Xero wants its 200 empty ("no body, no cookies"); a refusal may say why.
+        return str(response.status_code) + (" with a body" if response.content and response.status_code == 200 else "")
 
     async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         body = delivery.body.encode()
