@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from fieldhub.core.invoices.service import create_invoice, refund_payment, send_invoice, void_invoice
+from fieldhub.core.invoices.service import create_invoice, record_payment, refund_payment, send_invoice, void_invoice
 from fieldhub.core.payments import deposits
 from fieldhub.core.payments.models import DepositLineKind
 from fieldhub.db import utcnow
@@ -169,3 +169,18 @@ async def test_issue16_item3_a_backfill_past_the_days_budget_pauses_and_finishes
     assert [r.status for r in emulator.requests if r.status == 429] == []
     found = await kit.audit(xero.env.sessionmaker, emulator, xero.connection_id, TENANT)
     assert found.records == made and found.clean, found.details[:10]
+
+
+async def test_issue16_item3_a_second_payment_after_the_first_synced_leaves_xeros_invoice_in_step(
+    session, biz: Business, xero: XeroSetup
+):
+    made = await books_of(session, biz, 1)
+    await drain(session, xero)
+    invoice = made["invoice"][0]
+    await record_payment(session, biz.tenant.id, invoice.id, {"amount": "7.00"})  # the invoice changes here too
+    await session.commit()
+    await drain(session, xero)
+    rows = list(await session.scalars(select(LedgerRow).where(LedgerRow.connection_id == xero.connection_id)))
+    assert all(r.state == LedgerState.SYNCED for r in rows), [(r.entity, r.error_code) for r in rows]
+    remote = next(i for i in xero.books.invoices.values() if i["Reference"] == f"fieldhub invoice #{invoice.id}")
+    assert remote["AmountPaid"] == Decimal("12.00") and remote["AmountDue"] == invoice.total - Decimal("12.00")

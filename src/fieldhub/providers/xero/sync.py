@@ -454,8 +454,24 @@ class XeroAdapter:
         if item.entity in ("payment", "refund", "deposit"):
             # Xero keeps these as made: an edit here is not carried over (the history says so).
             return PushResult(str(item.remote_id), item.remote_version, "updated", body, {})
-        reply = await self._call("POST", f"/{resource}/{item.remote_id}", {resource: [body]})
+        try:
+            reply = await self._call("POST", f"/{resource}/{item.remote_id}", {resource: [body]})
+        except Rejected as e:
+            if e.code != "has_payments":
+                raise
+            return await self._settled_invoice(item, body, e)
         return self._result(resource, reply, "updated", body)
+
+    async def _settled_invoice(self, item: PushItem, body: dict[str, Any], refused: Rejected) -> PushResult:
+        """Xero keeps an invoice with a payment or credit on it as it is. A change here that leaves its total as
+        Xero has it (a payment recorded: its status and balance, which Xero keeps itself) is in step already;
+        a change of what it charges is refused in words."""
+        current = (await self._call("GET", f"/Invoices/{item.remote_id}")).get("Invoices", [{}])[0]
+        if Decimal(str(current.get("Total", "0"))) == to_money(item.record.total):
+            return PushResult(
+                str(item.remote_id), str(current.get("UpdatedDateUTC", "")) or None, "updated", body, current
+            )
+        raise refused
 
     async def _settle_refund(self, item: PushItem, credit_id: str) -> None:
         """The credit note refunded in cash: a payment on it out of where the customer's payment landed (the clearing
