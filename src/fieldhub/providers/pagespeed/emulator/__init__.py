@@ -1,4 +1,4 @@
-"""PageSpeed Insights' stand-in: `runPagespeed` with the API key in the `key` query parameter, as Google takes it.
+"""PageSpeed Insights' and the Chrome UX Report's stand-in (crux.py): the API key in the `key` query parameter.
 
 Scores and Core Web Vitals are fixed, plausible numbers derived from the URL, so a page shows the same
 figures every time.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,22 @@ class PageSpeedEmulator(Emulator):
         super().__init__(clock=Clock(config.time_scale), seed=config.seed)
         self.api_keys: set[str] = set()
         self.app.add_api_route("/pagespeedonline/v5/runPagespeed", self.run, methods=["GET"])
+        from fieldhub.providers.pagespeed.emulator import crux
+
+        self.crux = crux.install(self)
+
+    def check_key(self, request: Request) -> JSONResponse | None:
+        """Google checks the key before anything else: API_KEY_INVALID for one it doesn't know."""
+        key = request.query_params.get("key", "")
+        return None if any(secrets.compare_digest(key, k) for k in self.api_keys) else self.key_invalid()
+
+    def snapshot(self) -> dict[str, Any]:
+        return super().snapshot() | {"crux": self.crux.sites}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        if "crux" in state:
+            self.crux.sites = state["crux"]
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
         return google_error(status, message)
