@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fieldhub.capabilities.memory import store
@@ -412,8 +412,12 @@ async def _visit(
 ) -> Answer:
     wanted = normal_address(f"{match.group(1)} {match.group(2)}")
     answer.subject = match.group(0).strip()
+    number = match.group(1)
     rows = await session.execute(
-        select(Customer.id, Customer.service_line1, Customer.billing_line1).where(Customer.tenant_id == tenant_id)
+        select(Customer.id, Customer.service_line1, Customer.billing_line1).where(
+            Customer.tenant_id == tenant_id,
+            or_(Customer.service_line1.startswith(number + " "), Customer.billing_line1.startswith(number + " ")),
+        )
     )
     customers = [
         cid
