@@ -8,9 +8,10 @@ returned by reads and come back from `changed_since` as deletions; a voided invo
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,14 +19,16 @@ from fieldhub.capabilities.accounting.protocol import (
     NOT_FOUND,
     Change,
     ChangePage,
-    Link,
     Party,
     Problem,
     Product,
     Record,
     Txn,
 )
-from fieldhub.core.money import CENT, ZERO
+from fieldhub.capabilities.accounting.protocol import (
+    Link as Applied,
+)
+from fieldhub.core.money import ZERO, to_money
 from fieldhub.hub.errors import Rejected
 from fieldhub.hub.sync.adapter import PushItem
 from fieldhub.hub.sync.models import Operation
@@ -37,6 +40,13 @@ NAME = "Xero"
 PAGE = 100  # Xero's page
 IDS_CHUNK = 40  # GUIDs per `IDs=` (URL length)
 KIND_OF = {v: k for k, v in REMOTE.items()}
+ADDRESS = {
+    "line1": "AddressLine1",
+    "line2": "AddressLine2",
+    "city": "City",
+    "region": "Region",
+    "postal_code": "PostalCode",
+}
 _MS = re.compile(r"/Date\((-?\d+)")
 PROBLEMS = {  # a code sync.explain gives → the words it gives
     "name_conflict": ["is already assigned to another contact"],
@@ -65,10 +75,10 @@ def day_of(value: Any) -> date | None:
 
 
 def money(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value if value not in (None, "") else 0)).quantize(CENT)
-    except InvalidOperation:
-        return ZERO
+    """An amount as Xero writes it (a JSON number, or nothing) in cents; anything else reads as zero."""
+    with contextlib.suppress(InvalidOperation, ValueError):
+        return to_money(Decimal(str(value or 0)))
+    return ZERO
 
 
 def customer_fields(obj: dict[str, Any]) -> dict[str, Any]:
@@ -85,11 +95,7 @@ def customer_fields(obj: dict[str, Any]) -> dict[str, Any]:
     addresses = {a.get("AddressType"): a for a in obj.get("Addresses") or []}
     for prefix, kind in (("billing", "POBOX"), ("service", "STREET")):
         addr = addresses.get(kind) or {}
-        data[f"{prefix}_line1"] = str(addr.get("AddressLine1") or "")
-        data[f"{prefix}_line2"] = str(addr.get("AddressLine2") or "")
-        data[f"{prefix}_city"] = str(addr.get("City") or "")
-        data[f"{prefix}_region"] = str(addr.get("Region") or "")
-        data[f"{prefix}_postal_code"] = str(addr.get("PostalCode") or "")
+        data |= {f"{prefix}_{ours}": str(addr.get(theirs) or "") for ours, theirs in ADDRESS.items()}
         country = str(addr.get("Country") or "").strip().upper()
         if len(country) == 2 and country.isalpha():
             data[f"{prefix}_country"] = country
@@ -137,17 +143,17 @@ def _words(*texts: Any) -> frozenset[str]:
 
 def txn(obj: dict[str, Any], kind: str, fees_account: str = "") -> Txn:
     contact = str((obj.get("Contact") or {}).get("ContactID", ""))
-    links: tuple[Link, ...] = ()
+    links: tuple[Applied, ...] = ()
     fees = ZERO
     amount = money(obj.get("Total"))
     if kind == "payment":
         invoice = obj.get("Invoice") or {}
         amount = money(obj.get("Amount"))
         contact = str((invoice.get("Contact") or {}).get("ContactID", ""))
-        links = (Link(str(invoice.get("InvoiceID", "")), amount, "invoice"),) if invoice else ()
+        links = (Applied(str(invoice.get("InvoiceID", "")), amount, "invoice"),) if invoice else ()
     elif kind == "refund":
         links = tuple(
-            Link(str((a.get("Invoice") or {}).get("InvoiceID", "")), money(a.get("Amount")), "invoice")
+            Applied(str((a.get("Invoice") or {}).get("InvoiceID", "")), money(a.get("Amount")), "invoice")
             for a in obj.get("Allocations") or []
         )
     elif kind == "deposit":
@@ -194,19 +200,16 @@ def _date(day: date) -> str:
 class XeroLedger:
     """One Xero organisation, read and explained through the export adapter's client (its limits, its retries)."""
 
-    name = NAME
-    key = KEY
-    mapping_fields = MAPPING_FIELDS
-    lookback = None  # If-Modified-Since reaches any moment
+    name, key, mapping_fields = NAME, KEY, MAPPING_FIELDS
+    lookback: timedelta | None = None  # If-Modified-Since reaches any moment
 
-    def __init__(self, adapter: XeroAdapter) -> None:
-        self.adapter = adapter
-        self.reads = 0
+    def __init__(self, adapter: XeroAdapter, reads: int = 0) -> None:
+        self.adapter, self.reads = adapter, reads
 
     @staticmethod
     def normalise(name: str) -> str:
-        """Xero holds contact names unique ignoring case."""
-        return re.sub(r"\s+", " ", name or "").strip().casefold()
+        """Xero holds contact names unique whatever their case and spacing."""
+        return " ".join((name or "").split()).casefold()
 
     def object_name(self, kind: str) -> str:
         return {"refund": "CreditNote", "deposit": "BankTransaction"}.get(kind, REMOTE[kind][:-1])
@@ -344,10 +347,12 @@ class XeroLedger:
             return f'Type=="RECEIVE" AND {where}'
         return f'PaymentType=="ACCRECPAYMENT" AND {where}' if kind == "payment" else where
 
-    async def count(self, kind: str, start: date, end: date) -> int:
-        where = self._dated(kind, f"Date>={_date(start)} AND Date<={_date(end)}")
+    async def _count(self, kind: str, where: str) -> int:
         reply = await self._get(f"/{REMOTE[kind]}", where=where, page="1", pageSize="1")
         return int((reply.get("pagination") or {}).get("itemCount", 0))
+
+    async def count(self, kind: str, start: date, end: date) -> int:
+        return await self._count(kind, self._dated(kind, f"Date>={_date(start)} AND Date<={_date(end)}"))
 
     async def _txns(self, kind: str, page_size: int, **params: str) -> AsyncIterator[list[Txn]]:
         async for rows in self._pages(kind, page_size, order=ID_FIELD[REMOTE[kind]], **params):
@@ -373,12 +378,10 @@ class XeroLedger:
         return self._txns("invoice", page_size, where=self._open(by))
 
     async def count_open_invoices(self, by: date) -> int:
-        reply = await self._get("/Invoices", where=self._open(by), page="1", pageSize="1")
-        return int((reply.get("pagination") or {}).get("itemCount", 0))
+        return await self._count("invoice", self._open(by))
 
     async def count_payments_after(self, day: date) -> int:
-        reply = await self._get("/Payments", where=self._dated("payment", f"Date>{_date(day)}"), page="1", pageSize="1")
-        return int((reply.get("pagination") or {}).get("itemCount", 0))
+        return await self._count("payment", self._dated("payment", f"Date>{_date(day)}"))
 
     def payments_after(self, day: date, page_size: int = PAGE) -> AsyncIterator[list[Txn]]:
         return self._txns("payment", page_size, where=self._dated("payment", f"Date>{_date(day)}"))

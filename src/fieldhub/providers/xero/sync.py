@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -38,14 +39,7 @@ REMOTE = {
     "refund": "CreditNotes",
     "deposit": "BankTransactions",
 }
-ID_FIELD = {
-    "Contacts": "ContactID",
-    "Items": "ItemID",
-    "Invoices": "InvoiceID",
-    "Payments": "PaymentID",
-    "CreditNotes": "CreditNoteID",
-    "BankTransactions": "BankTransactionID",
-}
+ID_FIELD = {r: r[:-1] + "ID" for r in REMOTE.values()}  # Contacts → ContactID, BankTransactions → …
 EXPORTS = tuple(REMOTE)
 ACCOUNT_KEYS = ("service_revenue", "product_revenue", "sales_tax_payable", "discounts", "bank_deposit")
 CLEARING_KEY = "payments_clearing"
@@ -74,41 +68,35 @@ def _messages(body: Any) -> list[str]:
     return [m for m in found if m] or ([str(body["Message"])] if body.get("Message") else [])
 
 
+# Words in Xero's validation message → the refusal's code, reason and fix ({said}: Xero's words; the others: what
+# was sent). The first row whose words all appear wins.
+REFUSALS = (
+    (("already assigned to another contact",), "name_conflict",
+     "Customer name conflict: Xero already has a contact named “{Name}”",
+     "Change the customer's display name in fieldhub (e.g. add the city), or rename or archive the other contact "
+     "in Xero, then retry."),
+    (("item code", "already exists"), "name_conflict",
+     "Item code conflict: Xero already has an item with code “{Code}”",
+     "Change the item's SKU in fieldhub, or the other item's code in Xero, then retry."),
+    (("account code",), "account", "Account not found: {said}; your chart of accounts changed", MAPPING_FIX),
+    (("account with accountid",), "account", "Account not found: {said}; your chart of accounts changed", MAPPING_FIX),
+    (("not a bank account",), "account", "Account not found: {said}; your chart of accounts changed", MAPPING_FIX),
+    (("tax type",), "tax_type", "Invalid tax rate: {said}", "Check the tax rates set up in Xero, then retry."),
+    (("invoice # must be unique",), "duplicate_number",
+     "Duplicate invoice number: Xero already has an invoice numbered {InvoiceNumber}",
+     "Change the number in Xero or in fieldhub, then retry."),
+    (("payment or credit note allocated",), "has_payments", "Xero refused this: {said}",
+     "Remove the payment or credit note from the invoice in Xero first, then retry."),
+)  # fmt: skip
+
+
 def explain(messages: list[str], sent: dict[str, Any] | None = None) -> Rejected:
     """Xero's validation messages in words a business owner can act on."""
     said = "; ".join(messages) or "Xero refused this"
-    low = said.lower()
-    sent = sent or {}
-    if "already assigned to another contact" in low:
-        return Rejected(
-            "name_conflict",
-            f"Customer name conflict: Xero already has a contact named “{sent.get('Name', '')}”",
-            "Change the customer's display name in fieldhub (e.g. add the city), or rename or archive the "
-            "other contact in Xero, then retry.",
-        )
-    if "item code" in low and "already exists" in low:
-        return Rejected(
-            "name_conflict",
-            f"Item code conflict: Xero already has an item with code “{sent.get('Code', '')}”",
-            "Change the item's SKU in fieldhub, or the other item's code in Xero, then retry.",
-        )
-    if "account code" in low or "account with accountid" in low or "not a bank account" in low:
-        return Rejected("account", f"Account not found: {said}; your chart of accounts changed", MAPPING_FIX)
-    if "tax type" in low:
-        return Rejected("tax_type", f"Invalid tax rate: {said}", "Check the tax rates set up in Xero, then retry.")
-    if "invoice # must be unique" in low:
-        number = sent.get("InvoiceNumber", "")
-        return Rejected(
-            "duplicate_number",
-            f"Duplicate invoice number: Xero already has an invoice numbered {number}",
-            "Change the number in Xero or in fieldhub, then retry.",
-        )
-    if "payment or credit note allocated" in low:
-        return Rejected(
-            "has_payments",
-            f"Xero refused this: {said}",
-            "Remove the payment or credit note from the invoice in Xero first, then retry.",
-        )
+    values = defaultdict(str, {k: v for k, v in (sent or {}).items() if isinstance(v, str)}, said=said)
+    for words, code, reason, fix in REFUSALS:
+        if all(word in said.lower() for word in words):
+            return Rejected(code, reason.format_map(values), fix)
     return Rejected("validation", f"Xero refused this: {said}", DEFAULT_FIX)
 
 
@@ -379,15 +367,9 @@ class XeroAdapter:
             )
 
     async def prepare(self) -> None:
-        missing = [k for k in ACCOUNT_KEYS if not self.accounts.get(k)]
-        if missing:
-            raise Rejected(
-                "mapping_required",
-                "Map your chart of accounts first",
-                "Open Xero → Field mapping and choose the accounts for "
-                + ", ".join(k.replace("_", " ") for k in missing)
-                + ".",
-            )
+        if missing := [k.replace("_", " ") for k in ACCOUNT_KEYS if not self.accounts.get(k)]:
+            fix = f"Open Xero → Field mapping and choose the accounts for {', '.join(missing)}."
+            raise Rejected("mapping_required", "Map your chart of accounts first", fix)
 
     async def tax_type(self) -> str:
         """The organisation's sales tax (the first active rate Xero reports as OUTPUT), read once per run."""
@@ -493,19 +475,15 @@ class XeroAdapter:
         await self._call("PUT", "/Payments", {"Payments": [cash]}, key=key)
 
     async def _void_or_delete(self, item: PushItem, resource: str) -> PushResult:
-        if resource == "Payments":
-            body: dict[str, Any] = {"Status": "DELETED"}
-        elif resource in ("Contacts",):
-            body = {"ContactStatus": "ARCHIVED"}
-        elif resource == "Invoices" or resource == "CreditNotes":
-            body = {"Status": "VOIDED" if item.operation == Operation.VOID else "DELETED"}
-        elif resource == "BankTransactions":
-            body = {"Status": "DELETED"}
-        else:
-            await self._call("DELETE", f"/{resource}/{item.remote_id}")
+        void = item.operation == Operation.VOID
+        if resource == "Items":
+            await self._call("DELETE", f"/Items/{item.remote_id}")
             return PushResult(str(item.remote_id), None, "deleted", {}, {})
+        body = {"Contacts": {"ContactStatus": "ARCHIVED"}, "Payments": {"Status": "DELETED"}}.get(resource) or {
+            "Status": "VOIDED" if void and resource != "BankTransactions" else "DELETED"
+        }
         reply = await self._call("POST", f"/{resource}/{item.remote_id}", {resource: [body]})
-        return self._result(resource, reply, "voided" if item.operation == Operation.VOID else "deleted", body)
+        return self._result(resource, reply, "voided" if void else "deleted", body)
 
     @staticmethod
     def _result(resource: str, reply: dict[str, Any], action: str, sent: dict[str, Any]) -> PushResult:

@@ -25,12 +25,10 @@ OPERATIONS = {"CREATE": "Create", "UPDATE": "Update"}
 
 
 def verify(headers: dict[str, str], body: bytes, secret: str) -> bool:
-    """base64(HMAC-SHA256(key = the webhook signing key, message = the raw body)), compared in constant time."""
-    given = headers.get(HEADER, "").strip()
-    if not given or not secret:
-        return False
-    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
-    return hmac.compare_digest(expected, given.encode("utf-8", "replace"))
+    """x-xero-signature is base64(HMAC-SHA256(key = the webhook signing key, message = the raw body))."""
+    given = headers.get(HEADER, "").strip().encode("utf-8", "replace")
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return bool(secret and given) and hmac.compare_digest(base64.b64encode(digest), given)
 
 
 def parse(payload: Any) -> InboundEvent:
