@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Business
@@ -47,3 +48,23 @@ async def test_metrics_token_is_required_when_configured(client, app):
     response = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
     assert response.status_code == 200
     assert "s3cret-scrape" not in response.text
+
+
+async def test_issue14_item10_metrics_in_production_mode_answer_only_the_token(client, app):
+    """A same-host reverse proxy makes every client loopback: in production mode /metrics needs the token."""
+    settings = app.state.settings
+    assert (await client.get("/metrics")).status_code == 200  # test mode, loopback peer, no token: answered
+    settings.mode = "production"
+    try:
+        assert (await client.get("/metrics")).status_code == 404
+        settings.metrics_token = type(settings.metrics_token)("prod-scrape")
+        assert (await client.get("/metrics")).status_code == 404
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer prod-scrape"})).status_code == 200
+    finally:
+        settings.mode = "test"
+    # Outside production, a client that is not loopback is refused all the same.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 4000)), base_url="http://testserver"
+    ) as remote:
+        settings.metrics_token = type(settings.metrics_token)("")
+        assert (await remote.get("/metrics")).status_code == 404

@@ -11,6 +11,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +29,62 @@ ROUTE_ERRORS = {404: "Not Found", 405: "Method Not Allowed"}
 REDACT_HEADERS = {"authorization", "cookie"} | {
     s.webhooks.signature_header.lower() for s in registry.all() if s.webhooks and s.webhooks.signature_header
 }
+
+
+REDACTED = "[redacted]"
+# Names of fields, query parameters and headers that carry a credential: OAuth's tokens, codes and client secrets,
+# API keys, passwords, signing secrets. A pagination or sync cursor ("nextPageToken", QuickBooks' SyncToken) is not.
+SECRET_NAMES = {"code", "key", "apikey", "api_key", "password", "assertion", "client_assertion", "code_verifier"}
+SECRET_ENDINGS = ("token", "secret", "authorization", "cookie", "signature", "api-key", "apikey", "api_key")
+NOT_SECRET = ("page", "sync", "type", "expires")
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if lowered in SECRET_NAMES:
+        return True
+    return lowered.endswith(SECRET_ENDINGS) and not any(word in lowered for word in NOT_SECRET)
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if is_secret_name(str(k)) and v not in (None, "") else _redact_json(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    return value
+
+
+_PAIR = re.compile(r"^[^=&\s]+=[^&\s]*(&[^=&\s]+=[^&\s]*)*$")
+
+
+def redact_text(text: str) -> str:
+    """A logged body or query string as the control surface shows it: every credential field replaced by
+    "[redacted]", in JSON (at any depth) and in form or query encoding alike; other text as it was."""
+    if not text:
+        return text
+    try:
+        return json.dumps(_redact_json(json.loads(text)))
+    except ValueError:
+        pass
+    except RecursionError:  # nested too deep to walk: shown as nothing rather than unread
+        return REDACTED
+    if _PAIR.match(text.strip()):
+        pairs = parse_qsl(text.strip(), keep_blank_values=True)
+        return urlencode([(k, REDACTED if is_secret_name(k) and v else v) for k, v in pairs], safe="[]")
+    return text
+
+
+def shown(entry: LoggedRequest) -> dict[str, Any]:
+    """One logged request as GET /_emulator/requests shows it: anyone who can reach the port can read it, so no
+    live token, refresh token, client secret, code or key is shown (headers, query, body and reply)."""
+    data = asdict(entry)
+    data["headers"] = {k: REDACTED if k in REDACT_HEADERS or is_secret_name(k) else v for k, v in entry.headers.items()}
+    data["query"] = redact_text(entry.query)
+    data["body"] = redact_text(entry.body)
+    data["response"] = redact_text(entry.response)
+    return data
 
 
 def error_shape(properties: dict[str, Any], *, closed: bool = True) -> dict[str, Any]:
@@ -452,7 +509,7 @@ class Emulator:
 
         @app.get(f"{CONTROL_PREFIX}/requests")
         async def requests_log(since: int = 0) -> list[dict[str, Any]]:
-            return [asdict(r) for r in self.requests if r.seq > since]
+            return [shown(r) for r in self.requests if r.seq > since]
 
         @app.post(f"{CONTROL_PREFIX}/faults")
         async def add_fault(request: Request) -> dict[str, Any]:

@@ -22,10 +22,16 @@ LOOPBACK = {"127.0.0.1", "::1"}
 
 
 def _allowed(request: Request) -> bool:
-    token = request.app.state.settings.metrics_token.get_secret_value()
+    """With FIELDHUB_METRICS_TOKEN set, the Bearer token and nothing else. Without it: in production mode
+    nobody (a reverse proxy on the same host makes every client look like loopback), in demo and test mode
+    loopback clients (the peer, or X-Forwarded-For from a proxy uvicorn trusts)."""
+    settings = request.app.state.settings
+    token = settings.metrics_token.get_secret_value()
     if token:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return secrets.compare_digest(given.encode(), token.encode())
+    if settings.mode == "production":
+        return False
     return request.client is not None and request.client.host in LOOPBACK
 
 
