@@ -13,7 +13,7 @@ from fieldhub.hub import registry
 from fieldhub.hub.connections import service as connections
 from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.oauth.env import env_for
-from fieldhub.web.kit import PageRoute, WebCtx, card_url, form_data, redirect, render
+from fieldhub.web.kit import AdminCtx, PageRoute, WebCtx, card_url, form_data, redirect, render
 
 router = APIRouter(route_class=PageRoute)
 KIND = "seo"
@@ -84,7 +84,7 @@ async def vitals(request: Request, ctx: WebCtx, msg: str = "", error: str = "") 
 
 
 @router.post("/seo/vitals/site")
-async def set_site(request: Request, ctx: WebCtx) -> Response:
+async def set_site(request: Request, ctx: AdminCtx) -> Response:
     conn = await _connection(ctx)
     if conn is None:
         return redirect("/seo/vitals")
@@ -98,7 +98,7 @@ async def set_site(request: Request, ctx: WebCtx) -> Response:
 
 
 @router.post("/seo/vitals/fetch")
-async def fetch_now(request: Request, ctx: WebCtx) -> Response:
+async def fetch_now(request: Request, ctx: AdminCtx) -> Response:
     conn = await _connection(ctx)
     if conn is None:
         return redirect("/seo/vitals")
