@@ -31,7 +31,10 @@ class CalendarSettings:
     def of(cls, connection: Any) -> CalendarSettings:
         stored = dict((connection.settings or {}).get("calendar") or {})
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in stored.items() if k in known})
+        found = cls(**{k: v for k, v in stored.items() if k in known})
+        # Auto Sync is the connection's own switch (the sync dashboard's too): one value, read from there.
+        found.auto_sync = bool(getattr(connection, "auto_sync", found.auto_sync))
+        return found
 
     def save(self, connection: Any) -> None:
         # A new dict: the JSON column is not mutation-tracked.
