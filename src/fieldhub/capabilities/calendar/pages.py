@@ -11,6 +11,7 @@ from fieldhub.capabilities.calendar import service
 from fieldhub.capabilities.calendar.protocol import CalendarInfo
 from fieldhub.capabilities.calendar.settings import DIRECTIONS, INTERVALS, REMINDERS, CalendarSettings
 from fieldhub.core.jobs.service import list_technicians
+from fieldhub.hub import registry
 from fieldhub.hub.connections.models import ConnectionStatus
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.hub.spec import ProviderSpec
@@ -23,6 +24,23 @@ DOT = {"success": "green", "partial": "yellow", "failed": "red"}
 
 
 async def panel(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any) -> dict[str, Any] | None:
+    if spec.key == registry.providers_of("calendar")[-1].key:
+        # The ICS feeds belong to no provider: shown once, under the last calendar provider's panel.
+        return await _with_feeds(request, ctx, await _connected(request, ctx, spec, conn_panel))
+    return await _connected(request, ctx, spec, conn_panel)
+
+
+async def _with_feeds(request: Request, ctx: Any, found: dict[str, Any] | None) -> dict[str, Any]:
+    from fieldhub.capabilities.calendar import feeds
+
+    out = dict(found or {"template": "calendar/_panel.html", "connections": []})
+    out["technicians"] = out.get("technicians") or await list_technicians(ctx.db, ctx.tenant_id)
+    out["feeds"] = await feeds.active(ctx.db, ctx.tenant_id)
+    out["show_feeds"] = True
+    return out
+
+
+async def _connected(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any) -> dict[str, Any] | None:
     views = [v for v in conn_panel.views if v.connection.status != ConnectionStatus.DISCONNECTED]
     if not views:
         return None
@@ -60,6 +78,7 @@ async def panel(request: Request, ctx: Any, spec: ProviderSpec, conn_panel: Any)
         )
     return {
         "template": "calendar/_panel.html",
+        "show_feeds": False,
         "connections": connections,
         "technicians": technicians,
         "directions": DIRECTIONS,

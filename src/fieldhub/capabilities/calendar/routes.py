@@ -106,4 +106,45 @@ async def push_notice(request: Request, provider: str) -> Response:
     return Response(status_code=200)
 
 
+@router.get("/calendar/feeds/{token}.ics")
+async def ics_feed(request: Request, token: str) -> Response:
+    """A technician's jobs as iCalendar, for the secret link's holder (no sign-in; a revoked link is a 404)."""
+    from fastapi.responses import PlainTextResponse
+
+    from fieldhub.capabilities.calendar import feeds
+
+    async with request.app.state.sessionmaker() as session:
+        body = await feeds.render(session, token)
+        await session.commit()
+    if body is None:
+        return PlainTextResponse("This calendar link is not valid (it may have been revoked).", status_code=404)
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300", "Content-Disposition": 'inline; filename="jobs.ics"'},
+    )
+
+
+feed_pages = APIRouter(prefix="/settings/integrations/calendar/feeds", route_class=PageRoute)
+
+
+@feed_pages.post("/{user_id}")
+async def feed_link(request: Request, ctx: AdminCtx, user_id: int) -> Response:
+    """A new secret link for the technician's feed (the old one stops working), shown once; or Revoke."""
+    from fieldhub.capabilities.calendar import feeds
+    from fieldhub.web.kit import render
+
+    form = await form_data(request)
+    if form.get("action") == "revoke":
+        await feeds.revoke(ctx.db, ctx.tenant_id, user_id)
+        return redirect("/settings/integrations/calendar?feed_revoked=1#feeds")
+    try:
+        token = await feeds.new_link(ctx.db, ctx.tenant_id, user_id)
+    except LookupError:
+        return redirect("/settings/integrations/calendar#feeds")
+    url = env_for(request.app).settings.base_url + feeds.PATH.format(token=token)
+    return render(request, "calendar/feed_link.html", {"url": url, "technician": user_id})
+
+
 router.include_router(pages)
+router.include_router(feed_pages)
