@@ -1,7 +1,7 @@
 """calendar_feeds: a technician's ICS feed at a secret, revocable link (issue 17 item 9)
 
 Revision ID: 20261207c2
-Revises: 20261207m2
+Revises: 20261207cw1
 Create Date: 2026-12-07 20:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207c2"
-down_revision: str | None = "20261207m2"
+down_revision: str | None = "20261207cw1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
