@@ -40,7 +40,7 @@ async def connect(owner, session, app, key: str) -> tuple[Connection, Any]:
     conn = await session.scalar(select(Connection).where(Connection.provider == key))
     emulator = app.state.endpoints.emulators[key]
     # Webhooks go into this app in-process (there is no socket in these tests).
-    emulator.connect.transport = httpx.ASGITransport(app=app)
+    sender(emulator).transport = httpx.ASGITransport(app=app)
     return conn, emulator
 
 
@@ -70,6 +70,30 @@ async def docusign(owner, session, app, biz) -> Setup:
 
 def staff(biz) -> dict[str, str]:
     return {"admin": biz.admin.email, "dispatcher": biz.dispatcher.email, "tech": biz.tech.email}
+
+
+def sender(emulator: Any) -> Any:
+    """The emulator's webhook sender: DocuSign's Connect, Dropbox Sign's callbacks."""
+    return getattr(emulator, "connect", None) or emulator.callbacks
+
+
+@pytest.fixture
+async def dropbox_sign(owner, session, app, biz) -> Setup:
+    tenant_id, emails, tech_id = biz.tenant.id, staff(biz), biz.tech.id
+    conn, emulator = await connect(owner, session, app, "dropbox_sign")
+    return Setup(await new_estimate(session, tenant_id), conn, emulator, app, emails, tech_id)
+
+
+async def submit_form(browser: httpx.AsyncClient, page: httpx.Response, field: str, value: str) -> httpx.Response:
+    """Submit the form of `page` that holds `field`, as a browser would (its hidden inputs and action kept)."""
+    for form in re.findall(r"<form[^>]*>.*?</form>", page.text, re.S):
+        if f"name={field}" not in form and f'name="{field}"' not in form:
+            continue
+        action = re.search(r'action="([^"]+)"', form).group(1)
+        data = dict(re.findall(r'<input type=hidden name=(\w+) value="([^"]*)"', form))
+        data[field] = value
+        return await browser.post(action, data=data)
+    raise AssertionError(f"no form with {field} on the page")
 
 
 async def follow_signing(app, url: str) -> tuple[httpx.AsyncClient, httpx.Response]:

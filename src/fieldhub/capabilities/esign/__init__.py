@@ -48,6 +48,8 @@ class Request:
     signature: Anchor
     date: Anchor | None
     webhook_url: str
+    return_url: str  # where an embedded signer's browser comes back to (a service may need it at creation)
+    app_id: str  # our app's id at the service (Dropbox Sign's client_id, which embedded requests need)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,13 @@ async def back_from_signing(request: Request, ctx: WebCtx, envelope_id: Id, even
     row = await service.get_envelope(ctx.db, ctx.tenant_id, envelope_id)
     with contextlib.suppress(ProviderError):  # if not now, the webhook and the poll will tell
         await service.refresh(ctx.db, env_for(request.app), row)
-    event = event if event in MESSAGES else "cancel"
+    # What happened is read from the envelope itself; the service's own word for it only when it says no more.
+    if row.status == EnvelopeStatus.SIGNED:
+        event = "signing_complete"
+    elif row.status == EnvelopeStatus.DECLINED:
+        event = "decline"
+    else:
+        event = event if event in MESSAGES else "cancel"
     return _back(row.estimate_id, msg=f"esign_{event}")
 
 

@@ -164,6 +164,8 @@ async def _request(session: AsyncSession, env: OAuthEnv, estimate: Estimate, row
         signature=Anchor(SIGNATURE_ANCHOR, sig.page, sig.x, sig.y),
         date=Anchor(DATE_ANCHOR, day.page, day.x, day.y),
         webhook_url=f"{env.settings.base_url}/webhooks/{row.provider}",
+        return_url=f"{env.settings.base_url}/esign/envelopes/{row.id}/back",
+        app_id=env.settings.provider(row.provider).client_id,
     )
 
 

@@ -75,6 +75,23 @@ def stamp(pdf: bytes, marks: Mapping[str, str], *, header: str = "", size: float
     return out.getvalue()
 
 
+def stamp_at(pdf: bytes, marks: Sequence[tuple[int, float, float, str, float]], *, header: str = "") -> bytes:
+    """The PDF with each (page from 0, x from the left, y from the bottom, text, size) written there."""
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    for number, page in enumerate(writer.pages):
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        here = [(x, y, text, size) for n, x, y, text, size in marks if n == number]
+        overlay = PdfReader(io.BytesIO(_overlay(width, height, here, header))).pages[0]
+        page.merge_page(overlay)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def page_height(pdf: bytes, page: int = 0) -> float:
+    return float(PdfReader(io.BytesIO(pdf)).pages[page].mediabox.height)
+
+
 def certificate(title: str, sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> bytes:
     """A certificate of completion: a title, then sections of label/value rows."""
     doc = FPDF(unit="pt", format="Letter")
