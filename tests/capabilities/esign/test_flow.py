@@ -38,7 +38,7 @@ async def test_issue20_item3_send_sign_approve_and_download(owner, session, docu
     )
     assert r.status_code == 303 and "msg=esign_sent" in r.headers["location"], r.headers
     row = await _row(session)
-    assert row.status == EnvelopeStatus.SENT and row.remote_id and row.send_key == f"est-{est_id}-v1-0"
+    assert row.status == EnvelopeStatus.SENT and row.remote_id and row.send_key == f"est-{est_id}-0"
     await session.refresh(est)
     assert est.status == EstimateStatus.SENT
     envelope = emu.envelopes[row.remote_id]

@@ -40,8 +40,8 @@ RANK = {
 class SignatureEnvelope(TenantRecord, Base):
     """An estimate's request for signature at one provider.
 
-    `send_key` is unique: "est-<id>-v<version>-<n>", n counting the estimate's earlier envelopes. Two sends of
-    the same estimate at once compute the same key and the second insert fails, so one envelope goes out; the
+    `send_key` is unique: "est-<id>-<n>", n counting the estimate's closed envelopes. Two sends of the same
+    estimate at once compute the same key and the second insert fails, so one envelope goes out; the
     provider's own lookup (DocuSign's transactionId, Dropbox Sign's metadata) finds a send whose reply was lost.
     """
 

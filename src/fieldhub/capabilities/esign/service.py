@@ -184,8 +184,12 @@ async def _claim(
     )
     if open_row is not None:
         return open_row, False
-    earlier = await session.scalar(
-        select(func.count()).select_from(SignatureEnvelope).where(SignatureEnvelope.estimate_id == estimate.id)
+    # Only closed envelopes count: two sends racing both see none of each other's, so both make the same key and
+    # the second insert fails. (Not the estimate's version: the first send's own "sent" transition bumps it.)
+    closed = await session.scalar(
+        select(func.count())
+        .select_from(SignatureEnvelope)
+        .where(SignatureEnvelope.estimate_id == estimate.id, SignatureEnvelope.status.not_in(OPEN))
     )
     customer = estimate.customer
     row = SignatureEnvelope(
@@ -194,7 +198,7 @@ async def _claim(
         estimate_version=estimate.version,
         connection_id=conn.id,
         provider=conn.provider,
-        send_key=f"est-{estimate.id}-v{estimate.version}-{earlier or 0}",
+        send_key=f"est-{estimate.id}-{closed or 0}",
         status=EnvelopeStatus.SENDING,
         signer_name=customer.display_name,
         signer_email=customer.email,
