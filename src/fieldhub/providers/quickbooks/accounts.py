@@ -20,12 +20,7 @@ MINOR_VERSION = "75"
 PAGE = 1000
 
 MAPPING_FIELDS: tuple[MappingField, ...] = (
-    MappingField(
-        "service_revenue",
-        "Service Revenue",
-        "The Income account where labour revenue lands.",
-        ("Income",),
-    ),
+    MappingField("service_revenue", "Service Revenue", "The Income account where labour revenue lands.", ("Income",)),
     MappingField(
         "product_revenue",
         "Product / Parts Revenue",
@@ -45,10 +40,7 @@ MAPPING_FIELDS: tuple[MappingField, ...] = (
         ("Income", "Expense"),
     ),
     MappingField(
-        "bank_deposit",
-        "Bank Deposit Account",
-        "Your operating checking account, where card payouts land.",
-        ("Bank",),
+        "bank_deposit", "Bank Deposit Account", "Your operating checking account, where card payouts land.", ("Bank",)
     ),
     MappingField(
         "processing_fees",

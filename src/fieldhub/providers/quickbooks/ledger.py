@@ -38,18 +38,8 @@ PACIFIC_OFFSET = "-08:00"
 NAME_LISTS = ("Customer", "Vendor", "Employee")  # one name list in QBO across the three
 IMPORTED_ITEM_TYPES = ("Service", "NonInventory", "Inventory")
 # QBO has said ISO-3 country codes since late 2025; fieldhub keeps ISO-2.
-COUNTRIES = {
-    "USA": "US",
-    "UNITED STATES": "US",
-    "CAN": "CA",
-    "CANADA": "CA",
-    "GBR": "GB",
-    "AUS": "AU",
-    "NZL": "NZ",
-    "IRL": "IE",
-    "MEX": "MX",
-    "IND": "IN",
-}
+COUNTRIES = {"USA": "US", "UNITED STATES": "US", "CAN": "CA", "CANADA": "CA", "GBR": "GB", "AUS": "AU", "NZL": "NZ"}
+COUNTRIES |= {"IRL": "IE", "MEX": "MX", "IND": "IN"}
 KIND_OF = {v: k for k, v in REMOTE.items()} | {"Vendor": "vendor", "Employee": "employee"}
 
 
@@ -269,9 +259,6 @@ class QuickBooksLedger:
     def object_name(self, kind: str) -> str:
         return REMOTE[kind]
 
-    def same_name(self, a: str, b: str) -> bool:
-        return self.normalise(a) == self.normalise(b)
-
     def explain(self, code: str, sent: dict[str, Any] | None = None) -> Problem:
         if code == "income_account":
             fix = (
@@ -288,17 +275,25 @@ class QuickBooksLedger:
         self.reads += 1
         return await self.adapter.query(statement)
 
-    async def _all(self, entity: str, where: str = "") -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        start = 1
+    async def _rows(self, entity: str, where: str, page_size: int) -> AsyncIterator[tuple[list[Any], datetime]]:
+        """A query's pages in id order (a page boundary must not move when something is created or deleted
+        meanwhile), each with QuickBooks' time of the reply."""
+        start, where = 1, f" WHERE {where}" if where else ""
         while True:
-            page = (await self.query(f"SELECT * FROM {entity}{where} STARTPOSITION {start} MAXRESULTS {PAGE}")).get(
-                entity, []
-            )
-            found.extend(page)
-            if len(page) < PAGE:
-                return found
-            start += PAGE
+            statement = f"SELECT * FROM {entity}{where} ORDERBY Id STARTPOSITION {start} MAXRESULTS {page_size}"
+            self.reads += 1
+            reply = await self.adapter._call("GET", "query", query=statement)
+            rows = [r for r in (reply.get("QueryResponse") or {}).get(entity) or [] if isinstance(r, dict)]
+            yield rows, parse_time(reply.get("time")) or datetime.now(UTC)
+            if len(rows) < page_size:
+                return
+            start += len(rows)
+
+    async def _all(self, entity: str) -> list[dict[str, Any]]:
+        return [o async for rows, _ in self._rows(entity, "", PAGE) for o in rows]
+
+    async def _count(self, entity: str, where: str) -> int:
+        return int((await self.query(f"SELECT COUNT(*) FROM {entity} WHERE {where}")).get("totalCount", 0))
 
     async def parties(self, *, others: bool = False) -> list[Party]:
         found = [party(o) for o in await self._all("Customer")]
@@ -342,15 +337,7 @@ class QuickBooksLedger:
         return booked
 
     async def remove(self, kind: str, remote_id: str) -> None:
-        item = PushItem(
-            ledger_id=0,
-            entity=kind,
-            local_id=0,
-            operation=Operation.DELETE,
-            record=None,
-            local_version=0,
-            remote_id=remote_id,
-        )
+        item = PushItem(0, kind, 0, Operation.DELETE, None, 0, remote_id=remote_id)
         try:
             await self.adapter.push(item)
         except Rejected as e:
@@ -382,31 +369,15 @@ class QuickBooksLedger:
         return ChangePage([c[2] for c in changes], max([since, *(c[0] for c in changes)]), complete=False)
 
     async def everything(self, kind: str, page_size: int = PAGE) -> AsyncIterator[ChangePage]:
-        entity, start = REMOTE[kind], 1
-        while True:
-            # In id order: a page boundary must not move when something is created or deleted meanwhile.
-            statement = f"SELECT * FROM {entity} ORDERBY Id STARTPOSITION {start} MAXRESULTS {page_size}"
-            self.reads += 1
-            reply = await self.adapter._call("GET", "query", query=statement)
-            rows = [r for r in (reply.get("QueryResponse") or {}).get(entity) or [] if isinstance(r, dict)]
-            yield ChangePage([_change(o, entity) for o in rows], parse_time(reply.get("time")) or datetime.now(UTC))
-            if len(rows) < page_size:
-                return
-            start += page_size
+        async for rows, at in self._rows(REMOTE[kind], "", page_size):
+            yield ChangePage([_change(o, REMOTE[kind]) for o in rows], at)
 
     async def count(self, kind: str, start: date, end: date) -> int:
-        reply = await self.query(f"SELECT COUNT(*) FROM {REMOTE[kind]} WHERE {_between(start, end)}")
-        return int(reply.get("totalCount", 0))
+        return await self._count(REMOTE[kind], _between(start, end))
 
     async def _pages(self, entity: str, where: str, page_size: int) -> AsyncIterator[list[Txn]]:
-        start = 1
-        while True:
-            statement = f"SELECT * FROM {entity} WHERE {where} ORDERBY Id STARTPOSITION {start} MAXRESULTS {page_size}"
-            rows = list((await self.query(statement)).get(entity, []))
+        async for rows, _ in self._rows(entity, where, page_size):
             yield [txn(o, entity) for o in rows]
-            if len(rows) < page_size:
-                return
-            start += len(rows)
 
     def month(self, kind: str, start: date, end: date, page_size: int = PAGE) -> AsyncIterator[list[Txn]]:
         return self._pages(REMOTE[kind], _between(start, end), page_size)
@@ -426,12 +397,10 @@ class QuickBooksLedger:
         return self._pages("Payment", f"TxnDate > '{day.isoformat()}'", page_size)
 
     async def count_open_invoices(self, by: date) -> int:
-        reply = await self.query(f"SELECT COUNT(*) FROM Invoice WHERE TxnDate <= '{by.isoformat()}' AND Balance > '0'")
-        return int(reply.get("totalCount", 0))
+        return await self._count("Invoice", f"TxnDate <= '{by.isoformat()}' AND Balance > '0'")
 
     async def count_payments_after(self, day: date) -> int:
-        reply = await self.query(f"SELECT COUNT(*) FROM Payment WHERE TxnDate > '{day.isoformat()}'")
-        return int(reply.get("totalCount", 0))
+        return await self._count("Payment", f"TxnDate > '{day.isoformat()}'")
 
     async def find_created(
         self, kind: str, key: str, *, customer_id: str = "", day: date | None = None

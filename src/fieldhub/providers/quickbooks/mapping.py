@@ -63,26 +63,11 @@ def customer_body(customer: Any) -> dict[str, Any]:
         body["PrimaryEmailAddr"] = {"Address": customer.email}
     if customer.phone:
         body["PrimaryPhone"] = {"FreeFormNumber": customer.phone}
-    bill = _address(
-        customer.billing_line1,
-        customer.billing_line2,
-        customer.billing_city,
-        customer.billing_region,
-        customer.billing_postal_code,
-        customer.billing_country,
-    )
-    ship = _address(
-        customer.service_line1,
-        customer.service_line2,
-        customer.service_city,
-        customer.service_region,
-        customer.service_postal_code,
-        customer.service_country,
-    )
-    if bill:
-        body["BillAddr"] = bill
-    if ship:
-        body["ShipAddr"] = ship
+    for key, prefix in (("BillAddr", "billing"), ("ShipAddr", "service")):
+        parts = ("line1", "line2", "city", "region", "postal_code", "country")
+        address = _address(*(getattr(customer, f"{prefix}_{part}") for part in parts))
+        if address:
+            body[key] = address
     return body
 
 

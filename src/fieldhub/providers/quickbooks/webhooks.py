@@ -124,16 +124,12 @@ async def handle(ctx: WebhookContext) -> bool:
     from fieldhub.providers.quickbooks.ledger import KIND_OF, parse_time
 
     kinds = {entity.lower(): kind for entity, kind in KIND_OF.items()}
-    notices = [
-        n
-        | {
-            "account": n["realm"],
-            "kind": kinds.get(str(n["entity"]).lower(), ""),
-            "id": str(n["id"]),
-            "at": at.isoformat() if (at := parse_time(n.get("at"))) else "",
-        }
-        for n in ctx.event.payload["notices"]
-    ]
+    notices = []
+    for n in ctx.event.payload["notices"]:
+        at, kind = parse_time(n.get("at")), kinds.get(str(n["entity"]).lower(), "")
+        notices.append(
+            n | {"account": n["realm"], "kind": kind, "id": str(n["id"]), "at": at.isoformat() if at else ""}
+        )
     return await inbound.apply_notices(
         ctx.session, ctx.env, ctx.provider, ctx.connection, notices, received_at=ctx.received_at
     )
