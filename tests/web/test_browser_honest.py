@@ -201,6 +201,7 @@ def test_issue15_item2_a_revoked_gbp_grant_shows_needs_reconnect_everywhere_and_
         page.locator(f"[data-connection-panel={key}] .connection-status", has_text="Connected").wait_for()
         page.reload()
         assert page.locator(".health-label").inner_text() == "Excellent"
+        assert page.locator("[data-needs-reauth]").get_attribute("data-needs-reauth") == "false"  # issue 19 item 2
         account = page.locator(f"[data-connection-panel={key}] .account-name").inner_text()
 
         _revoke(base, key)
@@ -210,6 +211,9 @@ def test_issue15_item2_a_revoked_gbp_grant_shows_needs_reconnect_everywhere_and_
         assert panel.locator(".health-label").inner_text() == "Critical"
         assert "stopped accepting our access" in panel.locator(".sync-error").inner_text()
         assert panel.locator(".status-note").count() == 0  # the coming-release note is for a working connection
+        # The guide's status fields: needsReauth and syncError's plain words (issue 19 item 2).
+        assert page.locator("[data-needs-reauth]").get_attribute("data-needs-reauth") == "true"
+        assert "stopped accepting our access" in page.locator("[data-sync-error]").inner_text()
         page.screenshot(path=str(SHOTS / "honest-gbp-needs-reconnect-1280.png"), full_page=True)
 
         for width in (1280, 390):
