@@ -316,6 +316,11 @@ async def audit(
             for r in await session.scalars(select(LedgerRow).where(LedgerRow.connection_id == connection_id))
         }
         found.unsynced = sum(1 for r in ledger.values() if r.state != LedgerState.SYNCED)
+        found.details += [
+            f"unsynced {r.entity} #{r.local_id}: {r.state} {r.error_code or ''} {r.error_reason or ''}".strip()
+            for r in ledger.values()
+            if r.state != LedgerState.SYNCED
+        ][:5]
         local: dict[str, list[Any]] = {
             "customer": list(await session.scalars(select(Customer).where(Customer.tenant_id == tenant))),
             "item": list(await session.scalars(select(Item).where(Item.tenant_id == tenant))),
