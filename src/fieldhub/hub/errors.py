@@ -34,6 +34,14 @@ class RetryLater(ProviderError):
         self.retry_after = retry_after
 
 
+class NoSlot(RetryLater):
+    """The shared rate limiter had no slot in `bucket` within the wait allowed: nothing was sent."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, *, bucket: str = "") -> None:
+        super().__init__(reason, retry_after)
+        self.bucket = bucket
+
+
 class NeedsReauth(ProviderError):
     """The grant is gone (invalid_grant, revoked, 401 after a refresh): pause the connection, ask to Reconnect."""
 

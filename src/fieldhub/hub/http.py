@@ -220,8 +220,12 @@ class ProviderClient:
         idempotency_key: str | None = None,
         idempotent: bool | None = None,
         batch: bool = False,
+        max_wait: float | None = None,
     ) -> httpx.Response:
         """The provider's successful response, or one of the four error kinds.
+
+        `max_wait`: how long to wait for the shared limiter's slot (its own default when None); past it,
+        NoSlot (a RetryLater) says nothing was sent.
 
         `bucket` is what the provider meters on (a realm, a tenant id). `idempotent=True` marks a POST
         that is safe to repeat (a query sent as POST); by default only idempotent methods and requests
@@ -237,7 +241,19 @@ class ProviderClient:
             attempt += 1
             waited = await self._wait_out_hold(bucket)
             outcome = await self._attempt(
-                method, path, bucket, attempt, json, data, content, params, headers, idempotency_key, batch, waited
+                method,
+                path,
+                bucket,
+                attempt,
+                json,
+                data,
+                content,
+                params,
+                headers,
+                idempotency_key,
+                batch,
+                waited,
+                max_wait,
             )
             if outcome.held:
                 continue
@@ -295,6 +311,7 @@ class ProviderClient:
         idempotency_key: str | None,
         batch: bool = False,
         waited: float = 0.0,
+        max_wait: float | None = None,
     ) -> _Attempt:
         send_headers = dict(headers or {})
         if idempotency_key:
@@ -308,6 +325,7 @@ class ProviderClient:
                 bucket,
                 per_minute=self.config.rate_limit_per_minute,
                 concurrency=self.config.concurrency,
+                max_wait=max_wait,
                 also=(Limit(f"{bucket}:batch", batch_limit),) if batch_limit else (),
             )
             if self.limiter is not None

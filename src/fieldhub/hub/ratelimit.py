@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from fieldhub.hub import processes
-from fieldhub.hub.errors import RetryLater
+from fieldhub.hub.errors import NoSlot
 from fieldhub.hub.limits.models import RateBucket, RateLease
 from fieldhub.log import get_logger
 
@@ -246,8 +246,10 @@ class RateLimiter:
                         limit=full.blocked_by,
                         retry_after=wait,
                     )
-                    raise RetryLater(
-                        f"{provider} is at its {full.blocked_by} limit; trying again shortly", retry_after=wait
+                    raise NoSlot(
+                        f"{provider} is at its {full.blocked_by} limit; trying again shortly",
+                        retry_after=wait,
+                        bucket=full.bucket,
                     ) from None
                 waited = True
                 await self._wait(

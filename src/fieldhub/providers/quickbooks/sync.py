@@ -29,7 +29,7 @@ import httpx
 
 from fieldhub import exactjson
 from fieldhub.hub import registry
-from fieldhub.hub.errors import NeedsReauth, ProviderError, Rejected, RetryLater
+from fieldhub.hub.errors import NeedsReauth, NoSlot, ProviderError, Rejected, RetryLater
 from fieldhub.hub.http import DEFAULT_FIX, ProviderClient, parse_retry_after
 from fieldhub.hub.sync.adapter import PushItem, PushResult
 from fieldhub.hub.sync.models import Operation
@@ -50,6 +50,8 @@ EXPORTS = tuple(REMOTE)
 BATCHED = ("customer", "item", "invoice", "payment")
 # A record found by its natural key counts as ours only if QuickBooks created it after we first sent it.
 CLOCK_SKEW = timedelta(minutes=5)
+# Seconds a batch waits for one of the company's 40 batch slots a minute before its records go one by one.
+BATCH_SLOT_WAIT = 1.0
 MAPPING_FIX = "Open QuickBooks → Field mapping, choose the accounts again and save, then retry."
 # What a run reads from the company before it sends (its tax codes and rates, and its "Services" item for
 # hand-typed lines), read once per connection and kept this long across runs: a run per invoice
@@ -193,7 +195,14 @@ class QuickBooksAdapter:
 
     # --- plumbing -------------------------------------------------------------------------------
     async def _call(
-        self, method: str, path: str, body: Any = None, *, key: str | None = None, **params: str
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = None,
+        max_wait: float | None = None,
+        **params: str,
     ) -> dict[str, Any]:
         query = {"minorversion": MINOR_VERSION, **params}
         if key:
@@ -211,6 +220,7 @@ class QuickBooksAdapter:
             # A requestid makes a create safe to repeat; updates are guarded by SyncToken.
             idempotent=True if (key or method == "GET") else None,
             batch=path == "batch",  # also metered against batch_per_minute
+            max_wait=max_wait,
         )
         reply = exactjson.loads(response.content)
         found = _fault(reply)
@@ -457,7 +467,16 @@ class QuickBooksAdapter:
                 items[i].idempotency_key or f"{items[i].ledger_id}:{items[i].local_version}" for i, _, _ in ops
             )
             batch_key = "fh-b-" + hashlib.sha256(keys.encode()).hexdigest()[:31]
-            reply = await self._call("POST", "batch", request, key=batch_key)
+            try:
+                reply = await self._call("POST", "batch", request, key=batch_key, max_wait=BATCH_SLOT_WAIT)
+            except NoSlot as e:
+                if not e.bucket.endswith(":batch"):
+                    raise
+                # The company's 40 batches a minute are spent (a catch-up after a crash re-sends what the kill
+                # cut): its 500 requests a minute are not, so these go one by one, each create under its own
+                # requestid, rather than wait up to a minute for a batch slot. Nothing of the batch was sent.
+                reply = {}
+                ops = []
             answers = {a.get("bId"): a for a in reply.get("BatchItemResponse", [])}
             for n, (index, op, body) in enumerate(ops):
                 item = items[index]
