@@ -41,7 +41,7 @@ async def test_issue14_item5_single_worker_keeps_its_lease_through_slow_batches(
 
     poller = asyncio.create_task(webhook_polling_for_the_lease())
     try:
-        run = await qbo.sync(lease_seconds=2.0)
+        run = await qbo.sync(lease_seconds=2.0, client_options={"timeout": 5.0})
     finally:
         stop.set()
         await poller
