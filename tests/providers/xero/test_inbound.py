@@ -89,3 +89,17 @@ async def test_issue16_item4_webhooks_answer_as_xero_requires(client, hooked: Xe
     assert intent["status"] == "OK", intent["attempts"]  # 200 with no body, 401, 200, 401
     wrong = await client.post("/webhooks/xero", content=b'{"events":[]}', headers={"x-xero-signature": "nope"})
     assert wrong.status_code == 401
+
+
+async def test_issue16_item3_the_tenant_is_the_one_this_consent_connected(app, owner, session) -> None:
+    """A second consent for the other organisation: each connection holds the tenant its own consent chose
+    (GET /connections?authEventId= with the token's authentication_event_id), not merely the newest."""
+    from fieldhub.providers.xero.emulator import ORGANISATIONS
+    from tests.hub.oauth.conftest import consent
+
+    emulator = app.state.endpoints.emulators["xero"]
+    other = emulator.connect(next(a for a in emulator.oauth.accounts if a.id == ORGANISATIONS[1].id), "older-event")
+    other["updated"] = emulator.clock.now() + 86_400  # listed as the newest connection while this consent runs
+    await consent(owner, "xero", account=ORGANISATIONS[0].id)
+    connection = await session.scalar(select(Connection).where(Connection.provider == "xero"))
+    assert connection is not None and connection.account_id == ORGANISATIONS[0].id
