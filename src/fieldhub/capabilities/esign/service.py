@@ -206,16 +206,20 @@ async def _claim(
         embedded=form.embedded,
         sent_by_id=user.id,
     )
+    key = row.send_key  # read now: the rollback below expires what the session holds
     try:
         async with session.begin_nested():
             session.add(row)
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        winner = await session.scalar(select(SignatureEnvelope).where(SignatureEnvelope.send_key == row.send_key))
+        if row in session:
+            session.expunge(row)  # the losing insert must not be flushed again by the next query
+        with session.no_autoflush:
+            winner = await session.scalar(select(SignatureEnvelope).where(SignatureEnvelope.send_key == key))
         if winner is None:
             raise
-        log.info("esign.send.concurrent", estimate_id=estimate.id, send_key=row.send_key)
+        log.info("esign.send.concurrent", send_key=key)
         return winner, False
     return row, True
 
