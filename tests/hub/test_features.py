@@ -25,7 +25,7 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     assert set(qbo.sends) == {"customer", "item", "invoice", "payment", "deposit", "refund"}
     assert qbo.receives == ("customer",)  # two-way customers: inbound.py's IMPORTS beside poll
     assert [(f.entity, f.way) for f in qbo.coming] == [("tax_rate", "import")]  # planned in its toml
-    for key in ("outlook", "freshbooks", "wave", "google_business_profile"):
+    for key in ("freshbooks", "wave", "google_business_profile"):
         found = features.get(key)
         assert not found.syncs and not found.live and found.coming, key
         assert found.coming_note.endswith("arrives in a coming release"), key
@@ -34,7 +34,7 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     # E-signatures are not a sync: the provider's esign.py says what it does (issue 20).
     assert features.get("docusign").does and not features.get("docusign").coming
     assert features.get("docusign").now_line.startswith("Sends estimates for signature")
-    assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar", "xero"}
+    assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar", "outlook", "xero"}
     gcal = features.get("google_calendar")  # jobs go out through the calendar capability's adapter (issue 17)
     assert gcal.sends == ("job",) and gcal.receives == ("job", "time_block") and not gcal.coming
     stripe = features.get("stripe")  # events bring its payments, refunds and payouts in; nothing goes out

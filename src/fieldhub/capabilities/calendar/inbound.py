@@ -201,7 +201,13 @@ class _Run:
         seen: set[str] = set()
         for event in changes.events:
             seen.add(block_key(self.conn.id, event.key))
-            if event.job_id is not None:
+            # A job's event is known by the ledger (its remote id), whatever marker the provider keeps.
+            row = await self.session.scalar(
+                select(LedgerRow.id).where(
+                    LedgerRow.connection_id == self.conn.id, LedgerRow.entity == "job", LedgerRow.remote_id == event.key
+                )
+            )
+            if row is not None or event.job_id is not None:
                 await self._job_event(event)
             else:
                 await self._busy_event(event, users)
@@ -247,7 +253,7 @@ class _Run:
                 LedgerRow.connection_id == self.conn.id, LedgerRow.entity == "job", LedgerRow.remote_id == event.key
             )
         )
-        job = await self.session.get(Job, event.job_id)
+        job = await self.session.get(Job, row.local_id) if row is not None else None
         if row is None or job is None or job.tenant_id != self.conn.tenant_id or row.local_id != job.id:
             return  # not ours (a copy on another account), or the job is gone
         if event.updated is not None and job.updated_at is not None and event.updated <= job.updated_at:

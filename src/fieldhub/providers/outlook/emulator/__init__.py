@@ -3,6 +3,7 @@ keeps working for its own 90 days) and Microsoft Graph /v1.0/me.
 
 Paths are Microsoft's own: /common/oauth2/v2.0/authorize and /common/oauth2/v2.0/token
 (login.microsoftonline.com), /v1.0/... (graph.microsoft.com). There is no revocation endpoint.
+The calendar API: emulator/calendar.py.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class OutlookEmulator(Emulator):
             revoke_path="/common/oauth2/v2.0/logout",
         )
         self.app.add_api_route("/v1.0/me", self.me, methods=["GET"])
+        from fieldhub.providers.outlook.emulator import calendar
+
+        calendar.install(self)
 
     def error_response(self, status: int, message: str, request: Request | None = None) -> JSONResponse:
         code = {
