@@ -34,7 +34,8 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
     # E-signatures are not a sync: the provider's esign.py says what it does (issue 20).
     assert features.get("docusign").does and not features.get("docusign").coming
     assert features.get("docusign").now_line.startswith("Sends estimates for signature")
-    assert {s.key for s in registry.all() if features.get(s.key).syncs} == {"quickbooks", "google_calendar", "outlook", "xero"}
+    syncing = {s.key for s in registry.all() if features.get(s.key).syncs}
+    assert syncing == {"quickbooks", "google_calendar", "outlook", "xero"}
     gcal = features.get("google_calendar")  # jobs go out through the calendar capability's adapter (issue 17)
     assert gcal.sends == ("job",) and gcal.receives == ("job", "time_block") and not gcal.coming
     stripe = features.get("stripe")  # events bring its payments, refunds and payouts in; nothing goes out
