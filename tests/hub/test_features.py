@@ -29,11 +29,13 @@ def test_issue15_item1_what_works_is_derived_from_the_code() -> None:
         found = features.get(key)
         assert not found.syncs and not found.live and found.coming, key
         assert found.coming_note.endswith("arrives in a coming release"), key
-    for key in ("docusign", "dropbox_sign", "voice_ai"):
+    for key in ("docusign", "dropbox_sign"):
         assert not features.get(key).live, key
     # E-signatures are not a sync: the provider's esign.py says what it does (issue 20).
     assert features.get("docusign").does and not features.get("docusign").coming
     assert features.get("docusign").now_line.startswith("Sends estimates for signature")
+    voice = features.get("voice_ai")  # webhooks.py's handle brings the assistant's calls in (issue 21)
+    assert not voice.syncs and voice.receives == ("call",) and not voice.coming
     syncing = {s.key for s in registry.all() if features.get(s.key).syncs}
     assert syncing == {"quickbooks", "google_calendar", "outlook", "xero"}
     gcal = features.get("google_calendar")  # jobs go out through the calendar capability's adapter (issue 17)

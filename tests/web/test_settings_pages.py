@@ -178,5 +178,5 @@ async def test_issue15_item1_hub_cards_state_what_works_now(owner: Browser) -> N
         "Works now: connect and health checks. Coming: reviews and review replies."
     )
     assert lines["calendar"] == "Works now: syncs jobs and time blocks."  # Google Calendar sends jobs (issue 17)
-    assert lines["voice_ai"] == "Works now: connect and key checks. Coming: calls."
+    assert lines["voice_ai"] == "Works now: syncs calls."  # the assistant's calls come in (issue 21)
     assert lines["accounting"].startswith("Works now: syncs customers, items")  # Xero sends them (issue 16)

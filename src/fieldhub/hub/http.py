@@ -427,5 +427,8 @@ class ProviderClient:
     async def put(self, path: str, **kw: Any) -> httpx.Response:
         return await self.request("PUT", path, **kw)
 
+    async def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("PATCH", path, **kw)
+
     async def delete(self, path: str, **kw: Any) -> httpx.Response:
         return await self.request("DELETE", path, **kw)

@@ -11,7 +11,8 @@ KIB = 1024
 MIB = 1024 * KIB
 
 # What each family really needs, first match by path prefix:
-# - webhooks: providers send events of a few KB; anything near a megabyte is not one.
+# - webhooks and a voice provider's tool requests: providers send events of a few KB; anything near a megabyte is
+#   not one.
 # - the JSON API: its largest valid body is an invoice or estimate of 200 lines of 4,000 characters, up to
 #   4 bytes each in UTF-8 (3.2 MB), with its memo and notes.
 # - the login form: an email, a password, `next` and the CSRF token.
@@ -19,6 +20,7 @@ MIB = 1024 * KIB
 #   field with the form kept (issue 2), not answered with a bare 413.
 LIMITS: tuple[tuple[str, int], ...] = (
     ("/webhooks/", 1 * MIB),
+    ("/voice/", 1 * MIB),
     ("/api/", 4 * MIB),
     ("/login", 16 * KIB),
 )

@@ -106,3 +106,27 @@ async def list_customers(
         query = query.where(Customer.active == active)
     query = query.order_by(Customer.display_name, Customer.id)
     return await paginate(session, query, page, per_page)
+
+
+def phone_digits(phone: str) -> str:
+    """A phone number as its last ten digits ("+1 (512) 555-0147" and "512.555.0147" are one number)."""
+    digits = "".join(ch for ch in phone or "" if ch.isdigit())
+    return digits[-10:] if len(digits) >= 10 else digits
+
+
+async def find_by_phone(session: AsyncSession, tenant_id: int, phone: str) -> Customer | None:
+    """The tenant's customer with this phone number, however either was written; the oldest if several.
+
+    The last four digits narrow the rows in SQL (a LIKE on the stored text), the digits compare exactly here."""
+    wanted = phone_digits(phone)
+    if len(wanted) < 7:
+        return None
+    rows = await session.scalars(
+        select(Customer)
+        .where(Customer.tenant_id == tenant_id, Customer.phone.like(f"%{wanted[-1]}"))
+        .order_by(Customer.id)
+    )
+    for customer in rows:
+        if phone_digits(customer.phone) == wanted:
+            return customer
+    return None

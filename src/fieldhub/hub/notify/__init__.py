@@ -16,6 +16,7 @@ log = get_logger(__name__)
 KINDS: dict[str, str] = {
     "connection.needs_reauth": "A connection stopped working and needs to be reconnected",
     "sync.failed": "Records failed to sync (each one is a transaction missing from the other side)",
+    "voice.message": "A caller left a message with the phone assistant",
     "lead.new": "A new lead arrived in the Leads inbox",
 }
 MAIL_KEY = "fieldhub.notify.mail"

@@ -238,11 +238,11 @@ async def finish(
         raise ConnectError(e.message, provider=spec.key, target=target, status=409) from None
     await session.commit()
     log.info("oauth.callback.connected", tenant_id=row.tenant_id, provider=spec.key, connection_id=conn.id)
-    await _on_connected(env, session, conn)
+    await follow_up_connect(env, session, conn)
     return Finished(connection=conn, target=target, provider=spec.key)
 
 
-async def _on_connected(env: OAuthEnv, session: AsyncSession, conn: Connection) -> None:
+async def follow_up_connect(env: OAuthEnv, session: AsyncSession, conn: Connection) -> None:
     """The provider's follow-up once the connection is saved (`hooks.on_connected`: subscribing to its events with
     credentials sealed against the connection's id). A failure does not undo the connect: the hook records what
     is missing where the provider's page shows it, and its capability's periodic work tries again."""

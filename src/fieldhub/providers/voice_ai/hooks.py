@@ -1,9 +1,13 @@
-"""Voice AI connect hooks: a key is good if listing the assistant's agents succeeds."""
+"""Voice AI connect hooks: a key is good if listing the workspace's agents succeeds; once connected, the assistant's
+agent, model and phone number are made from the business (capabilities/voice)."""
 
 from __future__ import annotations
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from fieldhub.capabilities.voice import service as voice
+from fieldhub.hub.connections.models import Connection
 from fieldhub.hub.connections.service import AccountInfo
 from fieldhub.hub.oauth.env import OAuthEnv
 from fieldhub.hub.spec import ProviderSpec
@@ -19,3 +23,7 @@ async def verify_key(spec: ProviderSpec, env: OAuthEnv, http: httpx.AsyncClient,
     agents = response.json()
     first = agents[0].get("agent_name", "") if agents else ""
     return AccountInfo(id="api-key", name=f"Voice AI — {first}" if first else "Voice AI", details={})
+
+
+async def on_connected(env: OAuthEnv, session: AsyncSession, conn: Connection) -> None:
+    await voice.setup(env, session, conn)

@@ -160,11 +160,13 @@ async def save_api_key(request: Request, ctx: AdminCtx, key: str, api_key: str =
             except ValueError as e:
                 return await _key_refused(request, ctx, spec, f"{spec.name} did not accept that key: {e}")
     try:
-        await service.save_connected(
+        conn = await service.save_connected(
             ctx.db, env.vault, tenant_id=ctx.tenant_id, provider=key, account=account, tokens=TokenSet(value)
         )
     except service.AccountHeld as e:
         return await _key_refused(request, ctx, spec, e.message)
+    await ctx.db.commit()
+    await flow.follow_up_connect(env, ctx.db, conn)  # as after an OAuth connect: the provider's own set-up
     return RedirectResponse(service.settings_link(key) + "?connected=" + key, status_code=303)
 
 
