@@ -102,8 +102,8 @@ async def ensure_agent(env: OAuthEnv, conn: Connection, spec: AgentSpec) -> Agen
             await client.post(
                 "/create-phone-number",
                 json={
-                    "inbound_agent_id": agent["agent_id"],
-                    "outbound_agent_id": agent["agent_id"],
+                    "inbound_agents": [{"agent_id": agent["agent_id"], "weight": 1}],
+                    "outbound_agents": [{"agent_id": agent["agent_id"], "weight": 1}],
                     "nickname": spec.name,
                 },
             )

@@ -43,6 +43,12 @@ def sign(key: str, body: bytes, ms: int | None = None) -> str:
     return f"v={ms},d={digest}"
 
 
+def _first(number: dict[str, Any], side: str) -> str:
+    """The agent that answers (inbound) or calls (outbound) on a number: the heaviest of its weighted agents."""
+    agents = sorted(number.get(side) or [], key=lambda a: -a["weight"])
+    return str(agents[0]["agent_id"]) if agents else ""
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -66,7 +72,7 @@ class VoiceAIEmulator(Emulator):
         self._tasks: set[asyncio.Task[Any]] = set()
         add = self.app.add_api_route
         add("/list-agents", self.list_agents, methods=["GET"])
-        add("/v2/list-agents", self.list_agents, methods=["GET"])
+        add("/v2/list-agents", self.list_agents_v2, methods=["POST"])
         add("/create-agent", self.create_agent, methods=["POST"])
         add("/get-agent/{agent_id}", self.get_agent, methods=["GET"])
         add("/update-agent/{agent_id}", self.update_agent, methods=["PATCH"])
@@ -131,6 +137,25 @@ class VoiceAIEmulator(Emulator):
         if key is None:
             return self.error_response(401, "Invalid API Key")
         return JSONResponse([a for i, a in self.agents.items() if self.owner.get(i) == key])
+
+    async def list_agents_v2(self, request: Request) -> JSONResponse:
+        """The paged listing (POST, filters in the body): a summary of each agent."""
+        key = self._key(request)
+        if key is None:
+            return self.error_response(401, "Invalid API Key")
+        items = [
+            {
+                "agent_id": i,
+                "agent_name": a.get("agent_name") or "",
+                "channel": "voice",
+                "is_suspended": False,
+                "tags": {},
+                "user_modified_timestamp": a["last_modification_timestamp"],
+            }
+            for i, a in self.agents.items()
+            if self.owner.get(i) == key
+        ]
+        return JSONResponse({"has_more": False, "items": items, "pagination_key": None})
 
     def _agent(self, agent_id: str, body: dict[str, Any], version: int = 0) -> dict[str, Any]:
         return {
@@ -247,15 +272,23 @@ class VoiceAIEmulator(Emulator):
         number = f"+1{area}555{self.random.randint(1000, 9999)}"
         while number in self.phone_numbers:
             number = f"+1{area}555{self.random.randint(1000, 9999)}"
-        inbound = body.get("inbound_agent_id")
+        agents = {}
+        for side in ("inbound_agents", "outbound_agents"):
+            given = body.get(side) or []
+            if not isinstance(given, list) or any(
+                not isinstance(a, dict) or self.owner.get(str(a.get("agent_id"))) != key for a in given
+            ):
+                return self.error_response(400, f"{side} must name agents of this workspace")
+            if given and abs(sum(float(a.get("weight", 0)) for a in given) - 1) > 1e-6:
+                return self.error_response(400, f"the weights of {side} must add up to 1")
+            agents[side] = [{"agent_id": a["agent_id"], "weight": float(a["weight"])} for a in given]
         self.phone_numbers[number] = {
             "phone_number": number,
             "phone_number_type": "retell-twilio",
             "phone_number_pretty": f"+1 ({area}) 555-{number[-4:]}",
             "area_code": area,
             "nickname": body.get("nickname"),
-            "inbound_agent_id": inbound,
-            "outbound_agent_id": body.get("outbound_agent_id", inbound),
+            **agents,
             "last_modification_timestamp": self._stamp(),
         }
         self.owner[number] = key
@@ -295,7 +328,7 @@ class VoiceAIEmulator(Emulator):
         to_number = str(body.get("to_number") or "")
         if not to_number.startswith("+") or not to_number[1:].isdigit():
             return self.error_response(400, "to_number must be in E.164 format")
-        agent = self.agents.get(str(body.get("override_agent_id") or number.get("outbound_agent_id")))
+        agent = self.agents.get(str(body.get("override_agent_id") or _first(number, "outbound_agents")))
         if agent is None:
             return self.error_response(400, "no agent to place the call with")
         call = self._call(agent, "outbound", number["phone_number"], to_number)
@@ -473,10 +506,11 @@ class VoiceAIEmulator(Emulator):
         number = self.phone_numbers.get(str(params.get("to_number") or "")) or next(
             iter(self.phone_numbers.values()), None
         )
-        if number is None or not number.get("inbound_agent_id") or number["inbound_agent_id"] not in self.agents:
+        agent_id = _first(number, "inbound_agents") if number else ""
+        if number is None or agent_id not in self.agents:
             return self.error_response(400, "no phone number with an inbound agent: connect Voice AI first")
         caller = str(params.get("from_number") or "+15125550147")
-        return self._call(self.agents[number["inbound_agent_id"]], "inbound", caller, number["phone_number"])
+        return self._call(self.agents[agent_id], "inbound", caller, number["phone_number"])
 
     async def control_call(self, request: Request) -> JSONResponse:
         params = await self._json(request) or {}
