@@ -34,6 +34,7 @@ from fieldhub.hub.emulator.delivery import Outgoing, Sender
 RETRY_SCHEDULE = (5.0, 30.0, 120.0)  # emulated seconds between webhook attempts
 SCRIPTS = ("booking", "taken_slot", "balance", "message", "test")
 DEFAULT_TOOL_TIMEOUT_MS = 120_000  # Retell's default for a custom function
+SECONDS_PER_LINE = 5
 
 
 def sign(key: str, body: bytes, ms: int | None = None) -> str:
@@ -477,11 +478,13 @@ class VoiceAIEmulator(Emulator):
             )
             say("Agent", taken.get("say", ""))
         say("Agent", "Thanks for calling. Goodbye!")
-        end = _now_ms() + 1
+        # A scripted call runs in milliseconds; it reports the length the conversation would take (about five
+        # seconds a line), so the call log reads as a real one would.
+        duration = max(_now_ms() - start, SECONDS_PER_LINE * 1000 * len(lines))
         call.update(
             call_status="ended",
-            end_timestamp=end,
-            duration_ms=end - start,
+            end_timestamp=start + duration,
+            duration_ms=duration,
             transcript="\n".join(lines),
             recording_url=f"https://dxc03zgurdly9.cloudfront.net/{call['call_id']}/recording.wav",
             disconnection_reason="agent_hangup",
