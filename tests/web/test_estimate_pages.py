@@ -131,8 +131,8 @@ async def test_issue20_item1_estimate_pdf(owner, session, biz, stock, other_biz,
     )
     await session.commit()
     page = await owner.get(f"/estimates/{est.id}")
-    assert f'href="/estimates/{est.id}/pdf"' in page.text
-    r = await owner.get(f"/estimates/{est.id}/pdf")
+    assert f'href="/estimates/{est.id}.pdf"' in page.text
+    r = await owner.get(f"/estimates/{est.id}.pdf")
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
     assert 'filename="Estimate EST-1001.pdf"' in r.headers["content-disposition"]
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
@@ -156,4 +156,4 @@ async def test_issue20_item1_estimate_pdf(owner, session, biz, stock, other_biz,
     # Another business's estimate is a 404.
     async with make_client() as other:
         await other.login(other_biz.owner.email)
-        assert (await other.get(f"/estimates/{est.id}/pdf")).status_code == 404
+        assert (await other.get(f"/estimates/{est.id}.pdf")).status_code == 404

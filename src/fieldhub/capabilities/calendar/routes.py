@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from fieldhub.capabilities.calendar import service
 from fieldhub.capabilities.calendar.settings import CalendarSettings
 from fieldhub.core.jobs.service import list_technicians
+from fieldhub.core.validation import Id
 from fieldhub.hub.oauth.env import env_for
 from fieldhub.web.kit import AdminCtx, PageRoute, card_url, connection_on_card, form_data, redirect
 
@@ -29,7 +30,7 @@ async def _watch(request: Request, connection_id: int) -> None:
 
 
 @pages.post("/calendar")
-async def pick_calendar(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+async def pick_calendar(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
     spec, conn = await connection_on_card(ctx, "calendar", connection_id)
     form = await form_data(request)
     try:
@@ -44,7 +45,7 @@ async def pick_calendar(request: Request, ctx: AdminCtx, connection_id: int) -> 
 
 
 @pages.post("/settings")
-async def save_settings(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+async def save_settings(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
     spec, conn = await connection_on_card(ctx, "calendar", connection_id)
     form = {k: str(v) for k, v in (await form_data(request)).items()}
     errors = await service.save_settings(ctx.db, conn, form)
@@ -56,7 +57,7 @@ async def save_settings(request: Request, ctx: AdminCtx, connection_id: int) -> 
 
 
 @pages.post("/technicians")
-async def technician_calendars(request: Request, ctx: AdminCtx, connection_id: int) -> Response:
+async def technician_calendars(request: Request, ctx: AdminCtx, connection_id: Id) -> Response:
     spec, conn = await connection_on_card(ctx, "calendar", connection_id)
     form = await form_data(request)
     settings = CalendarSettings.of(conn)
@@ -75,7 +76,8 @@ async def technician_calendars(request: Request, ctx: AdminCtx, connection_id: i
 # ------------------------------------------------------------------------------------------- push
 
 
-@router.post("/calendar/push/{provider}")
+# A provider's machine endpoint, not part of the API programs call (like /metrics): left out of the OpenAPI document.
+@router.post("/calendar/push/{provider}", include_in_schema=False)
 async def push_notice(request: Request, provider: str) -> Response:
     """A provider's change notice (Google: an empty POST, the channel in X-Goog-* headers). Verified by the
     channel's token, then answered at once; the read it wakes runs after (push.wake)."""

@@ -30,7 +30,8 @@ def _refuse(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-@router.post("/voice/{provider}/tools/{name}")
+# The provider's machine endpoint, called mid-call with its signature; not part of the API programs call.
+@router.post("/voice/{provider}/tools/{name}", include_in_schema=False)
 async def tool(request: Request, provider: str, name: str) -> JSONResponse:
     """A tool call during a live call. The provider's signature (its key for this agent's connection, fresh, never
     seen before) comes first; then the answer, within the provider's time budget. Refusals write nothing."""
@@ -84,9 +85,9 @@ def _chart(weeks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get("/voice")
-async def call_log(request: Request, ctx: WebCtx, outcome: str = "", days: int = 30) -> Response:
+async def call_log(request: Request, ctx: WebCtx, outcome: str = "", period: str = "30") -> Response:
     _viewer(ctx)
-    days = days if days in (7, 30, 90, 365) else 30
+    days = int(period) if period in ("7", "30", "90", "365") else 30
     calls = await service.list_calls(ctx.db, ctx.tenant_id, outcome=outcome, days=days)
     weeks = await service.weekly(ctx.db, ctx.tenant)
     context = {

@@ -210,7 +210,13 @@ async def estimate_view(request: Request, ctx: WebCtx, estimate_id: Id) -> Respo
     return await _view(request, ctx, estimate_id)
 
 
-@router.get("/estimates/{estimate_id:int}/pdf")
+# `<id>.pdf`, not `<id>/pdf`: the estimate's actions are POST /estimates/<id>/<action>, and a GET beside them
+# would make that path answer two methods for two different things (its Allow header would say GET, POST).
+@router.get(
+    "/estimates/{estimate_id:int}.pdf",
+    response_class=Response,
+    responses={200: {"description": "The estimate as a PDF.", "content": {"application/pdf": {}}}},
+)
 async def estimate_pdf(ctx: WebCtx, estimate_id: Id) -> Response:
     name, pdf = await service.estimate_pdf(ctx.db, ctx.tenant_id, estimate_id)
     return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
