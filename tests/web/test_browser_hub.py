@@ -129,7 +129,19 @@ def test_staff_get_403(served, chromium, role: str) -> None:  # noqa: ANN001
     page.close()
 
 
-NAV = ["Dashboard", "Customers", "Items", "Invoices", "Estimates", "Schedule", "Notifications", "Settings"]
+NAV = [
+    "Dashboard",
+    "Customers",
+    "Items",
+    "Invoices",
+    "Estimates",
+    "Schedule",
+    "Leads",
+    "Phone calls",
+    "Web vitals",
+    "Notifications",
+    "Settings",
+]
 
 
 def test_issue15_item8_the_phone_menu_names_every_link(served, chromium) -> None:  # noqa: ANN001
