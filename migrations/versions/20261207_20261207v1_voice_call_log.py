@@ -1,7 +1,7 @@
 """voice_calls and voice_tool_calls: the phone assistant's call log (issue 21)
 
 Revision ID: 20261207v1
-Revises: 20261207m2
+Revises: 20261207c2
 Create Date: 2026-12-07 20:12:10.344663
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261207v1"
-down_revision: str | None = "20261207m2"
+down_revision: str | None = "20261207c2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
