@@ -131,7 +131,7 @@ feed_pages = APIRouter(prefix="/settings/integrations/calendar/feeds", route_cla
 
 
 @feed_pages.post("/{user_id}")
-async def feed_link(request: Request, ctx: AdminCtx, user_id: int) -> Response:
+async def feed_link(request: Request, ctx: AdminCtx, user_id: Id) -> Response:
     """A new secret link for the technician's feed (the old one stops working), shown once; or Revoke."""
     from fieldhub.capabilities.calendar import feeds
     from fieldhub.web.kit import render
