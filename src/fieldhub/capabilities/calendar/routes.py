@@ -108,7 +108,8 @@ async def push_notice(request: Request, provider: str) -> Response:
     return Response(status_code=200)
 
 
-@router.get("/calendar/feeds/{token}.ics")
+# Read by calendar apps with the secret in the URL, not by programs of the API: left out of the OpenAPI document.
+@router.get("/calendar/feeds/{token}.ics", include_in_schema=False)
 async def ics_feed(request: Request, token: str) -> Response:
     """A technician's jobs as iCalendar, for the secret link's holder (no sign-in; a revoked link is a 404)."""
     from fastapi.responses import PlainTextResponse
