@@ -179,4 +179,6 @@ async def test_issue15_item1_hub_cards_state_what_works_now(owner: Browser) -> N
     )
     assert lines["calendar"] == "Works now: syncs jobs and time blocks."  # Google Calendar sends jobs (issue 17)
     assert lines["voice_ai"] == "Works now: syncs calls."  # the assistant's calls come in (issue 21)
-    assert lines["accounting"].startswith("Works now: syncs customers, items")  # Xero sends them (issue 16)
+    # Xero sends them (issue 16); the card says it is Xero's, and that FreshBooks and Wave are to come.
+    assert lines["accounting"].startswith("Works now: Xero syncs customers, items")
+    assert lines["accounting"].endswith("Coming: FreshBooks and Wave.")

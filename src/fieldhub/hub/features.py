@@ -298,6 +298,14 @@ def card_now_line(card: registry.HubCard) -> str:
     """
     found = [get(p.key) for p in card.providers]
     live = Features.names(tuple(flow for f in found for flow in f.live))
+    syncing = [f for f in found if f.live]
+    if live and len(syncing) < len(found):
+        # Some of the card's providers sync, others not yet: name which, so no provider is credited with another's
+        # sync ("Works now: Xero syncs customers, … Coming: FreshBooks and Wave.").
+        who = _listed([f.spec.name for f in syncing])
+        rest = _listed([f.spec.name for f in found if not f.live])
+        verb = "syncs" if len(syncing) == 1 else "sync"
+        return f"Works now: {who} {verb} {_listed(live, CARD_NAMES)}. Coming: {rest}."
     if live:
         return f"Works now: syncs {_listed(live, CARD_NAMES)}."
     does = [f.does[0] for f in found if f.does]
