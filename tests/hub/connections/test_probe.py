@@ -39,7 +39,8 @@ async def _connect(owner, session, key: str) -> Connection:  # noqa: ANN001
 async def _revoke(app, conn: Connection) -> None:  # noqa: ANN001
     """What the business does at the provider: remove fieldhub's access (the emulator's control surface)."""
     emulator = app.state.endpoints.emulators[conn.provider]
-    if hasattr(emulator, "api_keys"):
+    # By how the provider signs in: an OAuth emulator may keep API keys too (Dropbox Sign checks callbacks with one).
+    if registry.get(conn.provider).auth.mode is AuthMode.API_KEY:
         emulator.api_keys.clear()  # the key was deleted in the provider's dashboard
     elif hasattr(emulator, "connected"):
         emulator.connected.discard(conn.account_id)  # a Stripe account that removed the platform
